@@ -1,0 +1,39 @@
+/**
+ * What a request needs besides itself: configuration, the store and the rate limits.
+ * One per process on Vercel (built on first use from the environment); the local server
+ * builds its own, so tests can run several differently configured servers in one process.
+ */
+import type { IncomingMessage } from "node:http";
+import { loadConfig, type Config } from "./config.js";
+import { memoryRateLimits, redisRateLimits, type RateLimits } from "./ratelimit.js";
+import { MemoryStore } from "./store/memory.js";
+import { RedisStore } from "./store/redis.js";
+import type { SignalStore } from "./store/types.js";
+
+export interface Context {
+  config: Config;
+  store: SignalStore;
+  limits: RateLimits;
+  now: () => number;
+}
+
+export function createContext(env: Record<string, string | undefined> = process.env): Context {
+  const config = loadConfig(env);
+  if (config.redis) {
+    const store = new RedisStore(config.redis, config.inboxMaxMessages);
+    return { config, store, limits: redisRateLimits(store.client, config), now: Date.now };
+  }
+  return { config, store: new MemoryStore(config.inboxMaxMessages), limits: memoryRateLimits(config), now: Date.now };
+}
+
+const bound = new WeakMap<IncomingMessage, Context>();
+let processContext: Context | undefined;
+
+/** The local server ties each request to its own context. */
+export function bindContext(req: IncomingMessage, context: Context) {
+  bound.set(req, context);
+}
+
+export function contextOf(req: IncomingMessage): Context {
+  return bound.get(req) ?? (processContext ??= createContext());
+}

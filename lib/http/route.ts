@@ -1,0 +1,174 @@
+/**
+ * The HTTP edge, shared by every function in api/: CORS, method dispatch, body limits, JSON
+ * parsing, validation, bearer tokens, rate limits, and turning errors into problem documents.
+ *
+ * Handlers use only the node:http surface of VercelRequest/VercelResponse (they read the raw
+ * body stream themselves), so the same function runs on Vercel and under lib/server.ts.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { z } from "zod";
+import { contextOf, type Context } from "../context.js";
+import { Problem, problems } from "../problem.js";
+import type { LimitResult } from "../ratelimit.js";
+import { LIMITS, SIZE_LIMITED_FIELDS } from "../schemas.js";
+import { callerFor } from "../signaling.js";
+import { StoreUnavailable, type Caller } from "../store/types.js";
+import { readBody } from "./body.js";
+import { applyCors } from "./cors.js";
+
+type Method = "GET" | "POST" | "DELETE";
+
+export interface Input<Q, B> {
+  ctx: Context;
+  query: Q;
+  body: B;
+  /** The authenticated caller, for routes with `auth: "peer"`. */
+  caller: Caller;
+  /** The raw bearer token, if any (for routes that check it themselves). */
+  bearer: string | null;
+  /** Aborts when the client goes away: long-polls stop waiting. */
+  signal: AbortSignal;
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+interface MethodSpec<Q, B> {
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  /** "peer": a token of the room named by `roomId` (query or body) is required. */
+  auth?: "peer";
+  /** Which rate limit applies: room creation per address, or calls (the default). */
+  limit?: "rooms" | "calls";
+  handle(input: Input<Q, B>): Promise<Reply>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Spec = Partial<Record<Method, MethodSpec<any, any>>>;
+
+export const ok = (body: unknown, status = 200): Reply => ({ status, body });
+export const noContent = (): Reply => ({ status: 204 });
+
+export function route(spec: Spec) {
+  const allowed = Object.keys(spec) as Method[];
+
+  return async function handler(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const ctx = contextOf(req);
+    const requestId = randomUUID();
+    res.setHeader("x-request-id", requestId);
+    applyCors(req, res, ctx.config.allowedOrigins, allowed);
+    if (req.method === "OPTIONS") return send(res, { status: 204 });
+
+    const aborted = new AbortController();
+    res.on("close", () => aborted.abort());
+    try {
+      const method = spec[req.method as Method];
+      if (!method) throw problems.methodNotAllowed(allowed);
+      const query = validate(method.query, queryOf(req), "query");
+      const body = method.body ? validate(method.body, await readBody(req, LIMITS.requestBytes), "body") : undefined;
+      const bearer = bearerOf(req);
+      const roomId = (query as { roomId?: string } | undefined)?.roomId ?? (body as { roomId?: string } | undefined)?.roomId;
+
+      let caller = undefined as unknown as Caller;
+      if (method.auth === "peer") {
+        try {
+          caller = callerFor(roomId ?? "", bearer);
+        } catch (problem) {
+          await charge(ctx, `ip:${clientIp(req, ctx)}`, "calls", res);
+          throw problem;
+        }
+      }
+      const limitKey = method.limit === "rooms" ? `ip:${clientIp(req, ctx)}` : caller ? `peer:${caller.tokenHash.slice(0, 24)}` : `ip:${clientIp(req, ctx)}`;
+      await charge(ctx, limitKey, method.limit ?? "calls", res);
+
+      try {
+        const reply = await method.handle({ ctx, query, body, caller, bearer, signal: aborted.signal });
+        return send(res, reply);
+      } catch (error) {
+        // Failed token guesses count against the guesser's address too.
+        if (error instanceof Problem && error.code === "invalid_token") await charge(ctx, `ip:${clientIp(req, ctx)}`, "calls", res);
+        throw error;
+      }
+    } catch (error) {
+      return sendProblem(res, toProblem(error, requestId));
+    }
+  };
+}
+
+function toProblem(error: unknown, requestId: string): Problem {
+  if (error instanceof Problem) return error;
+  if (error instanceof StoreUnavailable) {
+    console.error(JSON.stringify({ level: "error", requestId, error: "store_unavailable", cause: String((error.cause as Error)?.message ?? error.cause) }));
+    return problems.storeUnavailable();
+  }
+  console.error(JSON.stringify({ level: "error", requestId, error: String((error as Error)?.stack ?? error) }));
+  return problems.internal();
+}
+
+async function charge(ctx: Context, key: string, which: "rooms" | "calls", res: ServerResponse) {
+  const result = await ctx.limits[which].limit(key);
+  setRateLimitHeaders(res, result, ctx.now());
+  if (!result.success) throw problems.rateLimited(Math.max(1, Math.ceil((result.reset - ctx.now()) / 1000)));
+}
+
+function setRateLimitHeaders(res: ServerResponse, r: LimitResult, now: number) {
+  res.setHeader("ratelimit-limit", String(r.limit));
+  res.setHeader("ratelimit-remaining", String(r.remaining));
+  res.setHeader("ratelimit-reset", String(Math.max(0, Math.ceil((r.reset - now) / 1000))));
+}
+
+function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: "query" | "body"): T {
+  if (!schema) return undefined as T;
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const errors = parsed.error.issues.map((issue) => ({
+    field: issue.path.length ? issue.path.join(".") : where,
+    message: issue.message,
+  }));
+  const first = errors[0];
+  const detail = `${first.field}: ${first.message}`;
+  const tooBig = parsed.error.issues.some((i) => i.code === "too_big" && SIZE_LIMITED_FIELDS.has(String(i.path.at(-1))));
+  throw tooBig ? problems.tooLarge(detail, errors) : problems.invalidRequest(detail, errors);
+}
+
+function queryOf(req: IncomingMessage): Record<string, string> {
+  const params = new URL(req.url ?? "/", "http://localhost").searchParams;
+  const query: Record<string, string> = {};
+  for (const [key, value] of params) if (!(key in query)) query[key] = value;
+  return query;
+}
+
+function bearerOf(req: IncomingMessage): string | null {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+  return match ? match[1] : null;
+}
+
+function clientIp(req: IncomingMessage, ctx: Context): string {
+  if (ctx.config.trustProxy) {
+    const forwarded = String(req.headers["x-forwarded-for"] ?? "").split(",")[0].trim();
+    if (forwarded) return forwarded;
+  }
+  return req.socket.remoteAddress ?? "unknown";
+}
+
+function send(res: ServerResponse, reply: Reply) {
+  if (res.headersSent || res.destroyed) return;
+  for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
+  res.setHeader("cache-control", "no-store");
+  if (reply.body === undefined) {
+    res.writeHead(reply.status).end();
+    return;
+  }
+  res.writeHead(reply.status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(reply.body));
+}
+
+function sendProblem(res: ServerResponse, problem: Problem) {
+  if (res.headersSent || res.destroyed) return;
+  for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
+  res.setHeader("cache-control", "no-store");
+  res.writeHead(problem.status, { "content-type": "application/problem+json; charset=utf-8" }).end(JSON.stringify(problem));
+}

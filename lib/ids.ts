@@ -1,0 +1,32 @@
+/** Identifiers and secrets: short, typeable room and peer IDs; unguessable bearer tokens. */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { customAlphabet, nanoid } from "nanoid";
+
+/** No 0/o, 1/l/i: easy to read aloud and type from a screen. */
+export const ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz";
+export const ID_LENGTH = 10;
+export const ID_PATTERN = new RegExp(`^[${ID_ALPHABET}]{${ID_LENGTH}}$`);
+const TOKEN_PATTERN = new RegExp(`^([${ID_ALPHABET}]{${ID_LENGTH}})\\.[A-Za-z0-9_-]{32}$`);
+
+export const newRoomId = customAlphabet(ID_ALPHABET, ID_LENGTH);
+export const newPeerId = customAlphabet(ID_ALPHABET, ID_LENGTH);
+
+/** A peer's token names the peer it belongs to; only its SHA-256 is stored. */
+export function newToken(peerId: string): string {
+  return `${peerId}.${nanoid(32)}`;
+}
+
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+/** The peer a well-formed token claims to be, or null. The claim is proven only by its hash. */
+export function tokenPeerId(token: string): string | null {
+  return TOKEN_PATTERN.exec(token)?.[1] ?? null;
+}
+
+export function sameSecret(a: string, b: string): boolean {
+  const x = createHash("sha256").update(a).digest();
+  const y = createHash("sha256").update(b).digest();
+  return timingSafeEqual(x, y);
+}

@@ -1,0 +1,55 @@
+/**
+ * Errors are values of one kind: a Problem (RFC 9457) with an HTTP status and a stable
+ * machine `code`. lib/ throws them; the HTTP edge renders them once (lib/http/route.ts).
+ */
+export class Problem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly title: string,
+    readonly detail: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+
+  toJSON() {
+    return {
+      type: `urn:signalbox:problem:${this.code}`,
+      title: this.title,
+      status: this.status,
+      detail: this.detail,
+      code: this.code,
+      ...this.extra,
+    };
+  }
+}
+
+export const problems = {
+  invalidJson: (detail: string) => new Problem(400, "invalid_json", "Request body is not valid JSON", detail),
+  invalidRequest: (detail: string, errors: { field: string; message: string }[]) =>
+    new Problem(400, "invalid_request", "Request is invalid", detail, { errors }),
+  tooLarge: (detail: string, errors: { field: string; message: string }[] = []) =>
+    new Problem(413, "payload_too_large", "Request is too large", detail, errors.length ? { errors } : {}),
+  unsupportedMediaType: (detail: string) => new Problem(415, "unsupported_media_type", "Unsupported media type", detail),
+  methodNotAllowed: (allowed: string[]) =>
+    new Problem(405, "method_not_allowed", "Method not allowed", `Allowed methods: ${allowed.join(", ")}`, {}, { allow: allowed.join(", ") }),
+  routeNotFound: (path: string) => new Problem(404, "not_found", "Not found", `No route for ${path}`),
+  missingToken: () =>
+    new Problem(401, "missing_token", "Authentication required", "Send the peer token as 'Authorization: Bearer <token>'", {}, { "www-authenticate": "Bearer" }),
+  invalidToken: () =>
+    new Problem(401, "invalid_token", "Invalid token", "The token is not valid for this room (the peer may have left or been removed)", {}, { "www-authenticate": 'Bearer error="invalid_token"' }),
+  forbidden: (detail: string) => new Problem(403, "forbidden", "Forbidden", detail),
+  roomNotFound: (roomId: string) =>
+    new Problem(404, "room_not_found", "Room not found", `Room '${roomId}' does not exist, has expired or was closed`),
+  peerNotFound: (peerId: string) => new Problem(404, "peer_not_found", "Peer not found", `Peer '${peerId}' is not in this room`),
+  roomFull: (maxPeers: number) => new Problem(409, "room_full", "Room is full", `This room holds at most ${maxPeers} peers`),
+  inboxFull: (peerId: string) =>
+    new Problem(429, "inbox_full", "Recipient inbox is full", `Peer '${peerId}' has too many unread messages; retry once it has read them`, {}, { "retry-after": "1" }),
+  rateLimited: (retryAfterSeconds: number) =>
+    new Problem(429, "rate_limited", "Too many requests", `Rate limit exceeded; retry in ${retryAfterSeconds} s`, {}, { "retry-after": String(retryAfterSeconds) }),
+  storeUnavailable: (extra: Record<string, unknown> = {}) =>
+    new Problem(503, "store_unavailable", "Store unavailable", "The signaling store cannot be reached; retry shortly", extra, { "retry-after": "2" }),
+  internal: () => new Problem(500, "internal_error", "Internal error", "Something went wrong on our side"),
+};

@@ -1,0 +1,81 @@
+/**
+ * Rate limits: @upstash/ratelimit on Redis; with the memory store, the same sliding-window
+ * algorithm in process memory.
+ */
+import { Ratelimit } from "@upstash/ratelimit";
+import type { Redis } from "@upstash/redis";
+import type { Config } from "./config.js";
+
+export interface LimitResult {
+  success: boolean;
+  limit: number;
+  remaining: number;
+  /** When the window resets, ms since the epoch. */
+  reset: number;
+}
+
+export interface Limiter {
+  limit(key: string): Promise<LimitResult>;
+}
+
+export interface RateLimits {
+  /** Room creation, per client address. */
+  rooms: Limiter;
+  /** Every other API call, per peer token (per address when unauthenticated). */
+  calls: Limiter;
+}
+
+const HOUR_MS = 3_600_000;
+
+export function redisRateLimits(redis: Redis, config: Config): RateLimits {
+  const limiter = (perHour: number, prefix: string): Limiter =>
+    new Ratelimit({
+      redis,
+      limiter: Ratelimit.slidingWindow(perHour, "1 h"),
+      prefix,
+      analytics: false,
+      // Fails open after this long: a slow Redis must not stop signaling.
+      timeout: 1000,
+    });
+  return {
+    rooms: limiter(config.rateLimits.roomsPerHour, "sb:rl:rooms"),
+    calls: limiter(config.rateLimits.callsPerHour, "sb:rl:calls"),
+  };
+}
+
+/** Upstash's sliding window: the previous window's count, weighted by how much of it still overlaps. */
+export class MemoryLimiter implements Limiter {
+  private readonly windows = new Map<string, { start: number; current: number; previous: number }>();
+
+  constructor(
+    private readonly max: number,
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async limit(key: string): Promise<LimitResult> {
+    const now = this.now();
+    const start = now - (now % this.windowMs);
+    let w = this.windows.get(key);
+    if (!w || w.start < start - this.windowMs) w = { start, current: 0, previous: 0 };
+    else if (w.start < start) w = { start, current: 0, previous: w.current };
+    const overlap = 1 - (now - start) / this.windowMs;
+    const used = Math.floor(w.previous * overlap) + w.current;
+    const success = used < this.max;
+    if (success) w.current += 1;
+    this.windows.set(key, w);
+    if (this.windows.size > 10_000) this.forgetBefore(start - this.windowMs);
+    return { success, limit: this.max, remaining: Math.max(0, this.max - used - (success ? 1 : 0)), reset: start + this.windowMs };
+  }
+
+  private forgetBefore(start: number) {
+    for (const [key, w] of this.windows) if (w.start < start) this.windows.delete(key);
+  }
+}
+
+export function memoryRateLimits(config: Config): RateLimits {
+  return {
+    rooms: new MemoryLimiter(config.rateLimits.roomsPerHour, HOUR_MS),
+    calls: new MemoryLimiter(config.rateLimits.callsPerHour, HOUR_MS),
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Every route of the API: its schema, its auth rule and the one lib/ call it makes.
+ * Each file in api/ exports one entry, so Vercel serves each as its own function.
+ */
+import type { Context } from "./context.js";
+import { noContent, ok, route, type Reply } from "./http/route.js";
+import { sameSecret } from "./ids.js";
+import { problems } from "./problem.js";
+import {
+  CandidateBody,
+  CreateRoomBody,
+  DescriptionBody,
+  JoinBody,
+  OptionalRoomQuery,
+  PeerQuery,
+  PollQuery,
+  RoomQuery,
+  TakeQuery,
+} from "./schemas.js";
+import * as signaling from "./signaling.js";
+import { StoreUnavailable } from "./store/types.js";
+import { VERSION } from "./version.js";
+
+const mail = (result: { messages: unknown[] }): Reply => (result.messages.length ? ok(result) : noContent());
+
+/** With AUTH_SECRET set, only holders of it may create rooms. */
+function requireDeploymentSecret(ctx: Context, bearer: string | null) {
+  const secret = ctx.config.authSecret;
+  if (!secret) return;
+  if (!bearer) throw problems.missingToken();
+  if (!sameSecret(bearer, secret)) throw problems.forbidden("Creating rooms needs this deployment's AUTH_SECRET as bearer token");
+}
+
+function descriptionRoute(type: "offer" | "answer") {
+  return route({
+    POST: {
+      body: DescriptionBody(type),
+      auth: "peer",
+      handle: async ({ ctx, caller, body }) => ok(await signaling.sendDescription(ctx, caller, body.to, body.description), 201),
+    },
+    GET: {
+      query: TakeQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, type, query.wait * 1000, signal)),
+    },
+  });
+}
+
+async function health(ctx: Context): Promise<Reply> {
+  const store = { kind: ctx.store.kind, reachable: true, latencyMs: 0 };
+  try {
+    store.latencyMs = Math.round((await ctx.store.ping()) * 100) / 100;
+  } catch (error) {
+    if (!(error instanceof StoreUnavailable)) throw error;
+    throw problems.storeUnavailable({ store: { kind: ctx.store.kind, reachable: false }, version: VERSION });
+  }
+  return ok({
+    status: "ok",
+    version: VERSION,
+    store,
+    modes: { store: ctx.store.kind, multiInstance: ctx.store.kind === "redis", allowedOrigins: ctx.config.allowedOrigins },
+    time: ctx.now(),
+  });
+}
+
+export const handlers = {
+  rooms: route({
+    POST: {
+      body: CreateRoomBody,
+      limit: "rooms",
+      handle: async ({ ctx, body, bearer }) => {
+        requireDeploymentSecret(ctx, bearer);
+        return ok(await signaling.createRoom(ctx, body), 201);
+      },
+    },
+    DELETE: {
+      query: RoomQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller }) => (await signaling.closeRoom(ctx, caller), noContent()),
+    },
+  }),
+
+  peers: route({
+    POST: { body: JoinBody, handle: async ({ ctx, body }) => ok(await signaling.joinRoom(ctx, body), 201) },
+    GET: { query: RoomQuery, auth: "peer", handle: async ({ ctx, caller }) => ok(await signaling.listPeers(ctx, caller)) },
+    DELETE: {
+      query: PeerQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller, query }) => (await signaling.leaveRoom(ctx, caller, query.peerId), noContent()),
+    },
+  }),
+
+  offer: descriptionRoute("offer"),
+  answer: descriptionRoute("answer"),
+
+  candidate: route({
+    POST: { body: CandidateBody, auth: "peer", handle: async ({ ctx, caller, body }) => ok(await signaling.sendCandidates(ctx, caller, body), 201) },
+    GET: {
+      query: TakeQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, "candidate", query.wait * 1000, signal)),
+    },
+  }),
+
+  poll: route({
+    GET: {
+      query: PollQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.poll(ctx, caller, query.after ?? null, query.wait * 1000, signal)),
+    },
+  }),
+
+  iceServers: route({
+    GET: { query: RoomQuery, auth: "peer", handle: async ({ ctx, caller }) => ok(await signaling.iceServers(ctx, caller)) },
+  }),
+
+  diagnostics: route({
+    GET: {
+      query: OptionalRoomQuery,
+      handle: async ({ ctx, query }) => (query.roomId ? ok(await signaling.describeRoom(ctx, query.roomId)) : health(ctx)),
+    },
+  }),
+};

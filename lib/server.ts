@@ -1,0 +1,121 @@
+/**
+ * The self-hosted server: every function in api/, unchanged, plus the static pages in web/,
+ * on one port. `npm start` runs it; so can a VM, a container or Fly.io.
+ */
+import { createReadStream } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { extname, join, normalize, resolve, sep } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { bindContext, createContext, type Context } from "./context.js";
+import { problems } from "./problem.js";
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+
+export interface ServerOptions {
+  /** Settings as environment variables (defaults to process.env). */
+  env?: Record<string, string | undefined>;
+  port?: number;
+  host?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  context: Context;
+  close(): Promise<void>;
+}
+
+const root = resolve(fileURLToPath(new URL(".", import.meta.url)), "..");
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".txt": "text/plain; charset=utf-8",
+};
+
+/** Loads every api/*.ts (or .js) as Vercel would: the file name is the route. */
+async function loadFunctions(): Promise<Map<string, Handler>> {
+  const dir = join(root, "api");
+  const functions = new Map<string, Handler>();
+  for (const file of await readdir(dir)) {
+    const ext = extname(file);
+    if ((ext !== ".ts" && ext !== ".js") || file.endsWith(".d.ts")) continue;
+    const module = (await import(pathToFileURL(join(dir, file)).href)) as { default: Handler };
+    functions.set(file.slice(0, -ext.length), module.default);
+  }
+  return functions;
+}
+
+async function serveStatic(webRoot: string, pathname: string, res: ServerResponse): Promise<boolean> {
+  const relative = normalize(decodeURIComponent(pathname)).replace(/^([/\\])+/, "");
+  let file = resolve(webRoot, relative);
+  if (file !== webRoot && !file.startsWith(webRoot + sep)) return false;
+  let info = await stat(file).catch(() => null);
+  if (info?.isDirectory()) {
+    file = join(file, "index.html");
+    info = await stat(file).catch(() => null);
+  }
+  if (!info?.isFile()) return false;
+  res.writeHead(200, { "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream", "content-length": info.size });
+  createReadStream(file).pipe(res);
+  return true;
+}
+
+function notFound(res: ServerResponse, pathname: string) {
+  const problem = problems.routeNotFound(pathname);
+  res.writeHead(404, { "content-type": "application/problem+json; charset=utf-8" }).end(JSON.stringify(problem));
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const context = createContext(options.env ?? process.env);
+  const functions = await loadFunctions();
+  const webRoot = join(root, "web");
+
+  const server = createServer(async (req, res) => {
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+    } catch {
+      return notFound(res, String(req.url));
+    }
+    const name = /^\/api\/([a-z-]+)\/?$/.exec(pathname)?.[1];
+    const fn = name ? functions.get(name) : undefined;
+    if (fn) {
+      bindContext(req, context);
+      return fn(req, res);
+    }
+    if (!pathname.startsWith("/api/") && (req.method === "GET" || req.method === "HEAD")) {
+      try {
+        if (await serveStatic(webRoot, pathname, res)) return;
+      } catch {
+        // a malformed path: fall through to 404
+      }
+    }
+    notFound(res, pathname);
+  });
+  // Long-polls hold a request for up to 25 s; keep idle sockets a little longer than that.
+  server.keepAliveTimeout = 30_000;
+  server.headersTimeout = 35_000;
+
+  await new Promise<void>((ready, fail) => {
+    server.once("error", fail);
+    server.listen(options.port ?? 3000, options.host ?? "127.0.0.1", ready);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+
+  return {
+    url: `http://${host}:${address.port}`,
+    context,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+      await context.store.close();
+    },
+  };
+}

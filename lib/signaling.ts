@@ -1,0 +1,199 @@
+/**
+ * The signaling protocol: rooms, peers, messages and how they are read. Handlers in api/
+ * call one function here each; the store (lib/store) makes each step atomic.
+ */
+import type { Context } from "./context.js";
+import { hashToken, newPeerId, newRoomId, newToken, tokenPeerId } from "./ids.js";
+import { problems } from "./problem.js";
+import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
+import type { Caller, Denied, Outgoing, PeerInfo, RoomView, StoredMessage } from "./store/types.js";
+
+export type MessageType = "offer" | "answer" | "candidate" | "peer-joined" | "peer-left" | "room-closed";
+
+/** A message as a peer reads it. */
+export interface Message {
+  id: string;
+  type: MessageType;
+  from: string;
+  at: number;
+  [field: string]: unknown;
+}
+
+function outgoing(type: MessageType, from: string, at: number, fields: Record<string, unknown> = {}): Outgoing {
+  return { type, body: JSON.stringify({ type, from, at, ...fields }) };
+}
+
+const toMessage = (m: StoredMessage): Message => ({ id: m.id, ...JSON.parse(m.body) });
+
+/** Throws the problem for a store's refusal. */
+function deny(status: Denied | "forbidden" | "peer-missing" | "inbox-full", caller: Caller, detail: { forbidden?: string; to?: string } = {}): never {
+  switch (status) {
+    case "room-missing":
+      throw problems.roomNotFound(caller.roomId);
+    case "unauthorized":
+      throw problems.invalidToken();
+    case "forbidden":
+      throw problems.forbidden(detail.forbidden ?? "Not allowed");
+    case "peer-missing":
+      throw problems.peerNotFound(detail.to ?? "");
+    case "inbox-full":
+      throw problems.inboxFull(detail.to ?? "");
+  }
+}
+
+/** The caller a bearer token claims to be, in the named room. */
+export function callerFor(roomId: string, token: string | null): Caller {
+  if (!token) throw problems.missingToken();
+  const peerId = tokenPeerId(token);
+  if (!peerId) throw problems.invalidToken();
+  return { roomId, peerId, tokenHash: hashToken(token) };
+}
+
+function publicRoom(view: RoomView) {
+  return { room: view.room, peers: view.peers };
+}
+
+export async function createRoom(ctx: Context, input: CreateRoomInput) {
+  const now = ctx.now();
+  const ttlMs = Math.min((input.ttlSeconds ?? ctx.config.roomTtlMs / 1000) * 1000, ctx.config.roomMaxLifetimeMs);
+  const maxPeers = Math.min(input.maxPeers ?? LIMITS.maxPeers[input.topology], LIMITS.maxPeersCeiling[input.topology]);
+  // A clash of two random 10-character IDs is vanishingly rare; draw again if it happens.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const roomId = newRoomId();
+    const host: PeerInfo = { peerId: newPeerId(), role: "host", joinedAt: now, ...(input.name ? { name: input.name } : {}) };
+    const token = newToken(host.peerId);
+    const room = { roomId, topology: input.topology, maxPeers, hostId: host.peerId, createdAt: now };
+    const created = await ctx.store.createRoom(
+      { room, ttlMs, capAt: now + ctx.config.roomMaxLifetimeMs, host, hostTokenHash: hashToken(token) },
+      now,
+    );
+    if (created === "ok") {
+      const expiresAt = Math.min(now + ttlMs, now + ctx.config.roomMaxLifetimeMs);
+      return { roomId, peerId: host.peerId, token, expiresAt, room: { ...room, expiresAt }, iceServers: ctx.config.iceServers };
+    }
+  }
+  throw problems.internal();
+}
+
+export async function joinRoom(ctx: Context, input: JoinInput) {
+  const now = ctx.now();
+  const peer: PeerInfo = { peerId: newPeerId(), role: "viewer", joinedAt: now, ...(input.name ? { name: input.name } : {}) };
+  const token = newToken(peer.peerId);
+  const joined = await ctx.store.joinRoom(input.roomId, peer, hashToken(token), outgoing("peer-joined", peer.peerId, now, { peer }), now);
+  if (joined === "room-missing") throw problems.roomNotFound(input.roomId);
+  if (joined === "room-full") {
+    const room = await ctx.store.describeRoom(input.roomId, now);
+    throw problems.roomFull(room?.room.maxPeers ?? 0);
+  }
+  return {
+    peerId: peer.peerId,
+    token,
+    expiresAt: joined.room.expiresAt,
+    ...publicRoom(joined),
+    iceServers: ctx.config.iceServers,
+  };
+}
+
+export async function listPeers(ctx: Context, caller: Caller) {
+  const view = await ctx.store.listPeers(caller, ctx.now());
+  if (typeof view === "string") deny(view, caller);
+  return publicRoom(view);
+}
+
+/** Leave (peerId is the caller) or remove (the caller is the host). The host leaving closes the room. */
+export async function leaveRoom(ctx: Context, caller: Caller, peerId: string) {
+  const now = ctx.now();
+  const reason = peerId === caller.peerId ? "left" : "removed";
+  const left = await ctx.store.leaveRoom(
+    caller,
+    peerId,
+    outgoing("peer-left", peerId, now, { peerId, reason }),
+    outgoing("room-closed", caller.peerId, now),
+    now,
+  );
+  if (left !== "ok" && left !== "closed") {
+    deny(left, caller, { forbidden: "Only the host may remove another peer", to: peerId });
+  }
+}
+
+export async function closeRoom(ctx: Context, caller: Caller) {
+  const now = ctx.now();
+  const closed = await ctx.store.closeRoom(caller, outgoing("room-closed", caller.peerId, now), now);
+  if (closed !== "ok") deny(closed, caller, { forbidden: "Only the host may close the room" });
+}
+
+async function send(ctx: Context, caller: Caller, to: string, type: MessageType, fields: Record<string, unknown>) {
+  const now = ctx.now();
+  const sent = await ctx.store.send(caller, to, outgoing(type, caller.peerId, now, fields), now);
+  if (typeof sent === "string") {
+    deny(sent, caller, { forbidden: "In a star room a viewer may address only the host", to });
+  }
+  return { id: sent.id };
+}
+
+export const sendDescription = (ctx: Context, caller: Caller, to: string, description: Description) =>
+  send(ctx, caller, to, description.type, { description });
+
+export const sendCandidates = (ctx: Context, caller: Caller, input: CandidateInput) =>
+  send(ctx, caller, input.to, "candidate", { candidates: input.candidates });
+
+/**
+ * Reads with an optional wait. A waiting read subscribes to the peer's notifications first,
+ * then reads (so nothing sent in between is missed), then waits for a wake-up or the deadline
+ * and reads again. It costs O(1) store commands however long it waits; it never sleeps and retries.
+ */
+async function receive(ctx: Context, caller: Caller, read: () => Promise<StoredMessage[] | Denied>, waitMs: number, signal?: AbortSignal) {
+  const readOrDeny = async () => {
+    const found = await read();
+    if (typeof found === "string") deny(found, caller);
+    return found.map(toMessage);
+  };
+  if (waitMs <= 0) return readOrDeny();
+
+  const deadline = ctx.now() + waitMs;
+  const listener = await ctx.store.listen(caller.roomId, caller.peerId);
+  try {
+    for (;;) {
+      const found = await readOrDeny();
+      if (found.length > 0) return found;
+      const wake = await listener.next(deadline - ctx.now(), signal);
+      if (wake.kind === "timeout") return [];
+      if (wake.kind === "closed") return [{ id: "0-0", ...JSON.parse(wake.body) } as Message];
+    }
+  } finally {
+    listener.close();
+  }
+}
+
+/** Everything addressed to the caller after `after`, which it thereby acknowledges. */
+export async function poll(ctx: Context, caller: Caller, after: string | null, waitMs: number, signal?: AbortSignal) {
+  const messages = await receive(ctx, caller, () => ctx.store.read(caller, after, ctx.now()), waitMs, signal);
+  return { messages, cursor: messages.at(-1)?.id ?? after };
+}
+
+/** Single-use read of one type: each message goes to exactly one request. */
+export async function take(ctx: Context, caller: Caller, type: MessageType, waitMs: number, signal?: AbortSignal) {
+  const messages = await receive(ctx, caller, () => ctx.store.take(caller, type, ctx.now()), waitMs, signal);
+  return { messages };
+}
+
+export async function describeRoom(ctx: Context, roomId: string) {
+  const view = await ctx.store.describeRoom(roomId, ctx.now());
+  if (!view) throw problems.roomNotFound(roomId);
+  const { room } = view;
+  return {
+    room: {
+      roomId: room.roomId,
+      topology: room.topology,
+      peers: view.peers.length,
+      maxPeers: room.maxPeers,
+      hostPresent: view.peers.some((p) => p.role === "host"),
+      expiresAt: room.expiresAt,
+    },
+  };
+}
+
+export async function iceServers(ctx: Context, caller: Caller) {
+  await listPeers(ctx, caller);
+  return { iceServers: ctx.config.iceServers };
+}

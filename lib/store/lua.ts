@@ -1,0 +1,188 @@
+/**
+ * Every Lua script the Redis store runs, in one place. Each runs atomically in one round trip.
+ *
+ * Keys (all share the `{roomId}` hash tag, so a room lives in one cluster slot):
+ *   sb:{R}          hash: info (room JSON), exp/ttl/cap (ms), max, host, topo, n (peer count),
+ *                   p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the peer's token)
+ *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
+ *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m", "gone" or "closed:<JSON>"
+ *
+ * Fan-out (join, leave, close, TTL refresh) reaches inboxes named from the room hash rather than
+ * declared in KEYS: they share the room's slot, which Redis Cluster and Upstash (whose scripts
+ * take its global lock unless flagged allow-key-locking) both accept.
+ */
+
+const PRELUDE = `
+local room = KEYS[1]
+local function inbox(id) return room .. ':in:' .. id end
+local function channel(id) return room .. ':ch:' .. id end
+
+-- The room's settings and, for each id given, that peer's token hash (false if absent).
+local function load(a, b)
+  local f = redis.call('HMGET', room, 'host', 'topo', 'exp', 'ttl', 'cap', 'max', 'n', 't:' .. (a or ''), 't:' .. (b or ''))
+  if not f[1] then return nil end
+  return { host = f[1], topo = f[2], exp = tonumber(f[3]), ttl = tonumber(f[4]), cap = tonumber(f[5]),
+           max = tonumber(f[6]), n = tonumber(f[7]), a = f[8], b = f[9] }
+end
+
+local function peerIds()
+  local ids = {}
+  for _, field in ipairs(redis.call('HKEYS', room)) do
+    if string.sub(field, 1, 2) == 'p:' then ids[#ids + 1] = string.sub(field, 3) end
+  end
+  return ids
+end
+
+-- Activity extends the room once less than half its TTL is left, never past its cap.
+local function refresh(r, now)
+  if r.exp - now >= r.ttl / 2 then return end
+  local extended = math.min(now + r.ttl, r.cap)
+  if extended <= r.exp then return end
+  r.exp = extended
+  redis.call('HSET', room, 'exp', extended)
+  redis.call('PEXPIREAT', room, extended)
+  for _, id in ipairs(peerIds()) do redis.call('PEXPIREAT', inbox(id), extended) end
+end
+
+-- Appends to a peer's inbox and wakes its waiting read; false if the inbox is at 'max'.
+local function deliver(r, to, kind, body, max)
+  local key = inbox(to)
+  if max > 0 and redis.call('XLEN', key) >= max then return false end
+  local id = redis.call('XADD', key, '*', 't', kind, 'b', body)
+  redis.call('PEXPIREAT', key, r.exp)
+  redis.call('PUBLISH', channel(to), 'm')
+  return id
+end
+
+-- Who hears of a peer joining or leaving: in a star room only the host, in a mesh everyone else.
+local function announce(r, about, kind, body)
+  if r.topo == 'star' then
+    if r.host ~= about then deliver(r, r.host, kind, body, 0) end
+    return
+  end
+  for _, id in ipairs(peerIds()) do
+    if id ~= about then deliver(r, id, kind, body, 0) end
+  end
+end
+
+local function close(body)
+  local keys = { room }
+  for _, id in ipairs(peerIds()) do
+    keys[#keys + 1] = inbox(id)
+    redis.call('PUBLISH', channel(id), 'closed:' .. body)
+  end
+  redis.call('DEL', unpack(keys))
+end
+`;
+
+const script = (body: string) => PRELUDE + body;
+
+/** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash */
+export const CREATE_ROOM = script(`
+if redis.call('EXISTS', room) == 1 then return 'exists' end
+redis.call('HSET', room, 'info', ARGV[1], 'exp', ARGV[2], 'ttl', ARGV[3], 'cap', ARGV[4], 'max', ARGV[5],
+  'host', ARGV[6], 'topo', ARGV[7], 'n', 1, 'p:' .. ARGV[6], ARGV[8], 't:' .. ARGV[6], ARGV[9])
+redis.call('PEXPIREAT', room, ARGV[2])
+return 'ok'
+`);
+
+/** ARGV: peerId, tokenHash → {'ok', hgetall} | {status} */
+export const LIST_PEERS = script(`
+local r = load(ARGV[1])
+if not r then return {'room-missing'} end
+if r.a ~= ARGV[2] then return {'unauthorized'} end
+return {'ok', redis.call('HGETALL', room)}
+`);
+
+/** ARGV: now, peerId, peerJson, tokenHash, announceType, announceBody → {'ok', hgetall} | {status} */
+export const JOIN_ROOM = script(`
+local now = tonumber(ARGV[1])
+local r = load(ARGV[2])
+if not r then return {'room-missing'} end
+if r.n >= r.max then return {'room-full'} end
+refresh(r, now)
+redis.call('HSET', room, 'p:' .. ARGV[2], ARGV[3], 't:' .. ARGV[2], ARGV[4])
+redis.call('HINCRBY', room, 'n', 1)
+announce(r, ARGV[2], ARGV[5], ARGV[6])
+return {'ok', redis.call('HGETALL', room)}
+`);
+
+/** ARGV: now, callerId, tokenHash, targetId, announceType, announceBody, closedBody */
+export const LEAVE_ROOM = script(`
+local now, caller, target = tonumber(ARGV[1]), ARGV[2], ARGV[4]
+local r = load(caller, target)
+if not r then return 'room-missing' end
+if r.a ~= ARGV[3] then return 'unauthorized' end
+if target ~= caller and caller ~= r.host then return 'forbidden' end
+if not r.b then return 'peer-missing' end
+if target == r.host then
+  close(ARGV[7])
+  return 'closed'
+end
+redis.call('HDEL', room, 'p:' .. target, 't:' .. target)
+redis.call('HINCRBY', room, 'n', -1)
+redis.call('DEL', inbox(target))
+redis.call('PUBLISH', channel(target), 'gone')
+refresh(r, now)
+announce(r, target, ARGV[5], ARGV[6])
+return 'ok'
+`);
+
+/** ARGV: callerId, tokenHash, closedBody */
+export const CLOSE_ROOM = script(`
+local r = load(ARGV[1])
+if not r then return 'room-missing' end
+if r.a ~= ARGV[2] then return 'unauthorized' end
+if ARGV[1] ~= r.host then return 'forbidden' end
+close(ARGV[3])
+return 'ok'
+`);
+
+/** KEYS[2]: the recipient's inbox. ARGV: now, callerId, tokenHash, to, type, body, inboxMax → {'ok', id} | {status} */
+export const SEND = script(`
+local now, caller, to = tonumber(ARGV[1]), ARGV[2], ARGV[4]
+local r = load(caller, to)
+if not r then return {'room-missing'} end
+if r.a ~= ARGV[3] then return {'unauthorized'} end
+if to == caller or not r.b then return {'peer-missing'} end
+if r.topo == 'star' and caller ~= r.host and to ~= r.host then return {'forbidden'} end
+refresh(r, now)
+local id = deliver(r, to, ARGV[5], ARGV[6], tonumber(ARGV[7]))
+if not id then return {'inbox-full'} end
+return {'ok', id}
+`);
+
+/**
+ * KEYS[2]: the caller's inbox. ARGV: now, callerId, tokenHash, after ('' for none),
+ * trimBelow (the id just past 'after'; entries below it are acknowledged), batch.
+ */
+export const READ = script(`
+local r = load(ARGV[2])
+if not r then return {'room-missing'} end
+if r.a ~= ARGV[3] then return {'unauthorized'} end
+if ARGV[5] ~= '' then redis.call('XTRIM', KEYS[2], 'MINID', ARGV[5]) end
+refresh(r, tonumber(ARGV[1]))
+local start = '-'
+if ARGV[4] ~= '' then start = '(' .. ARGV[4] end
+return {'ok', redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[6])}
+`);
+
+/** KEYS[2]: the caller's inbox. ARGV: now, callerId, tokenHash, type, batch */
+export const TAKE = script(`
+local r = load(ARGV[2])
+if not r then return {'room-missing'} end
+if r.a ~= ARGV[3] then return {'unauthorized'} end
+refresh(r, tonumber(ARGV[1]))
+local taken, ids, batch = {}, {}, tonumber(ARGV[5])
+for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
+  if entry[2][2] == ARGV[4] then
+    taken[#taken + 1] = entry
+    ids[#ids + 1] = entry[1]
+    if #taken >= batch then break end
+  end
+end
+if #ids > 0 then redis.call('XDEL', KEYS[2], unpack(ids)) end
+return {'ok', taken}
+`);
+
+export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE };

@@ -1,0 +1,241 @@
+/**
+ * The embedded store: the default when no Redis is configured, so `npm start` needs nothing.
+ * Same semantics as the Redis store (tokens, topology rule, TTLs, single-use takes, waiting
+ * reads) within one process. Each method runs synchronously to completion, which is what
+ * makes it atomic here.
+ */
+import { EventEmitter } from "node:events";
+import { timingSafeEqual } from "node:crypto";
+import { parseWake, WakeQueue } from "./wake-queue.js";
+import {
+  READ_BATCH,
+  type Caller,
+  type Denied,
+  type Listener,
+  type NewRoom,
+  type Outgoing,
+  type PeerInfo,
+  type RoomInfo,
+  type RoomView,
+  type SendResult,
+  type SignalStore,
+  type StoredMessage,
+} from "./types.js";
+
+interface Entry {
+  ms: number;
+  seq: number;
+  type: string;
+  body: string;
+}
+
+interface Inbox {
+  entries: Entry[];
+  lastMs: number;
+  lastSeq: number;
+}
+
+interface Room {
+  info: Omit<RoomInfo, "expiresAt">;
+  exp: number;
+  ttlMs: number;
+  capAt: number;
+  peers: Map<string, { info: PeerInfo; tokenHash: string }>;
+  inboxes: Map<string, Inbox>;
+}
+
+const entryId = (e: Entry) => `${e.ms}-${e.seq}`;
+
+function parseId(id: string): [number, number] {
+  const [ms, seq] = id.split("-").map(Number);
+  return [ms, seq];
+}
+
+const atOrBefore = (e: Entry, [ms, seq]: [number, number]) => e.ms < ms || (e.ms === ms && e.seq <= seq);
+
+function hashesEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export class MemoryStore implements SignalStore {
+  readonly kind = "memory" as const;
+  private readonly rooms = new Map<string, Room>();
+  private readonly events = new EventEmitter().setMaxListeners(0);
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly inboxMax: number) {
+    this.sweeper = setInterval(() => this.sweep(Date.now()), 60_000).unref();
+  }
+
+  async createRoom(r: NewRoom, now: number): Promise<"ok" | "exists"> {
+    if (this.live(r.room.roomId, now)) return "exists";
+    this.rooms.set(r.room.roomId, {
+      info: r.room,
+      exp: Math.min(now + r.ttlMs, r.capAt),
+      ttlMs: r.ttlMs,
+      capAt: r.capAt,
+      peers: new Map([[r.host.peerId, { info: r.host, tokenHash: r.hostTokenHash }]]),
+      inboxes: new Map(),
+    });
+    return "ok";
+  }
+
+  async describeRoom(roomId: string, now: number): Promise<RoomView | null> {
+    const room = this.live(roomId, now);
+    return room ? this.view(room) : null;
+  }
+
+  async listPeers(caller: Caller, now: number): Promise<RoomView | Denied> {
+    const room = this.authorize(caller, now);
+    return typeof room === "string" ? room : this.view(room);
+  }
+
+  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number) {
+    const room = this.live(roomId, now);
+    if (!room) return "room-missing" as const;
+    if (room.peers.size >= room.info.maxPeers) return "room-full" as const;
+    this.refresh(room, now);
+    room.peers.set(peer.peerId, { info: peer, tokenHash });
+    for (const to of this.audience(room, peer.peerId)) this.deliver(room, to, announce, now, false);
+    return this.view(room);
+  }
+
+  async leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    if (peerId !== caller.peerId && caller.peerId !== room.info.hostId) return "forbidden" as const;
+    if (!room.peers.has(peerId)) return "peer-missing" as const;
+    if (peerId === room.info.hostId) {
+      this.discard(room, closed);
+      return "closed" as const;
+    }
+    room.peers.delete(peerId);
+    room.inboxes.delete(peerId);
+    this.notify(room.info.roomId, peerId, "gone");
+    this.refresh(room, now);
+    for (const to of this.audience(room, peerId)) this.deliver(room, to, announce, now, false);
+    return "ok" as const;
+  }
+
+  async closeRoom(caller: Caller, closed: Outgoing, now: number) {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    if (caller.peerId !== room.info.hostId) return "forbidden" as const;
+    this.discard(room, closed);
+    return "ok" as const;
+  }
+
+  async send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    if (!room.peers.has(to) || to === caller.peerId) return "peer-missing";
+    if (room.info.topology === "star" && caller.peerId !== room.info.hostId && to !== room.info.hostId) return "forbidden";
+    this.refresh(room, now);
+    const id = this.deliver(room, to, message, now, true);
+    return id ? { id } : "inbox-full";
+  }
+
+  async read(caller: Caller, after: string | null, now: number): Promise<StoredMessage[] | Denied> {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    this.refresh(room, now);
+    const inbox = room.inboxes.get(caller.peerId);
+    if (!inbox) return [];
+    if (after) {
+      const upTo = parseId(after);
+      inbox.entries = inbox.entries.filter((e) => !atOrBefore(e, upTo));
+    }
+    return inbox.entries.slice(0, READ_BATCH).map((e) => ({ id: entryId(e), body: e.body }));
+  }
+
+  async take(caller: Caller, type: string, now: number): Promise<StoredMessage[] | Denied> {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    this.refresh(room, now);
+    const inbox = room.inboxes.get(caller.peerId);
+    if (!inbox) return [];
+    const taken = inbox.entries.filter((e) => e.type === type).slice(0, READ_BATCH);
+    inbox.entries = inbox.entries.filter((e) => !taken.includes(e));
+    return taken.map((e) => ({ id: entryId(e), body: e.body }));
+  }
+
+  async listen(roomId: string, peerId: string): Promise<Listener> {
+    const channel = `${roomId}/${peerId}`;
+    const onNotify = (payload: string) => queue.push(parseWake(payload));
+    const queue = new WakeQueue(() => this.events.off(channel, onNotify));
+    this.events.on(channel, onNotify);
+    return queue;
+  }
+
+  async ping(): Promise<number> {
+    return 0;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.rooms.clear();
+  }
+
+  private live(roomId: string, now: number): Room | null {
+    const room = this.rooms.get(roomId);
+    if (room && room.exp <= now) this.rooms.delete(roomId);
+    return room && room.exp > now ? room : null;
+  }
+
+  private authorize(caller: Caller, now: number): Room | Denied {
+    const room = this.live(caller.roomId, now);
+    if (!room) return "room-missing";
+    const peer = room.peers.get(caller.peerId);
+    return peer && hashesEqual(peer.tokenHash, caller.tokenHash) ? room : "unauthorized";
+  }
+
+  /** Who hears of a peer joining or leaving: in a star room only the host, in a mesh everyone. */
+  private audience(room: Room, about: string): string[] {
+    const others = [...room.peers.keys()].filter((id) => id !== about);
+    return room.info.topology === "star" ? others.filter((id) => id === room.info.hostId) : others;
+  }
+
+  private refresh(room: Room, now: number) {
+    if (room.exp - now >= room.ttlMs / 2) return;
+    room.exp = Math.max(room.exp, Math.min(now + room.ttlMs, room.capAt));
+  }
+
+  private deliver(room: Room, to: string, message: Outgoing, now: number, capped: boolean): string | null {
+    let inbox = room.inboxes.get(to);
+    if (!inbox) {
+      inbox = { entries: [], lastMs: 0, lastSeq: -1 };
+      room.inboxes.set(to, inbox);
+    }
+    if (capped && inbox.entries.length >= this.inboxMax) return null;
+    const ms = Math.max(now, inbox.lastMs);
+    const seq = ms === inbox.lastMs ? inbox.lastSeq + 1 : 0;
+    inbox.lastMs = ms;
+    inbox.lastSeq = seq;
+    const entry = { ms, seq, type: message.type, body: message.body };
+    inbox.entries.push(entry);
+    this.notify(room.info.roomId, to, "m");
+    return entryId(entry);
+  }
+
+  private discard(room: Room, closed: Outgoing) {
+    this.rooms.delete(room.info.roomId);
+    for (const peerId of room.peers.keys()) this.notify(room.info.roomId, peerId, `closed:${closed.body}`);
+  }
+
+  private notify(roomId: string, peerId: string, payload: string) {
+    this.events.emit(`${roomId}/${peerId}`, payload);
+  }
+
+  private view(room: Room): RoomView {
+    return {
+      room: { ...room.info, expiresAt: room.exp },
+      peers: [...room.peers.values()].map((p) => p.info),
+    };
+  }
+
+  private sweep(now: number) {
+    for (const roomId of this.rooms.keys()) this.live(roomId, now);
+  }
+}

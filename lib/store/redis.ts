@@ -1,0 +1,187 @@
+/**
+ * The production store: Redis through Upstash's REST API (@upstash/redis). Every operation is
+ * one Lua script (lib/store/lua.ts), so one round trip; a waiting read subscribes to the peer's
+ * channel (Upstash serves SUBSCRIBE as server-sent events; it serves no blocking commands).
+ */
+import { Redis } from "@upstash/redis";
+import { SCRIPTS } from "./lua.js";
+import { parseWake, WakeQueue } from "./wake-queue.js";
+import {
+  READ_BATCH,
+  StoreUnavailable,
+  type Caller,
+  type Denied,
+  type Listener,
+  type NewRoom,
+  type Outgoing,
+  type PeerInfo,
+  type RoomInfo,
+  type RoomView,
+  type SendResult,
+  type SignalStore,
+  type StoredMessage,
+} from "./types.js";
+
+export const roomKey = (roomId: string) => `sb:{${roomId}}`;
+export const inboxKey = (roomId: string, peerId: string) => `${roomKey(roomId)}:in:${peerId}`;
+export const channelName = (roomId: string, peerId: string) => `${roomKey(roomId)}:ch:${peerId}`;
+
+type Script = ReturnType<Redis["createScript"]>;
+type Reply = string | number | null | Reply[];
+
+/** How long a waiting read may take to get its subscription confirmed. */
+const SUBSCRIBE_TIMEOUT_MS = 5000;
+
+/** The message id just past `id`: trimming below it acknowledges `id` and everything before. */
+export function idAfter(id: string): string {
+  const [ms, seq] = id.split("-");
+  return `${ms}-${BigInt(seq) + 1n}`;
+}
+
+/** A room as HGETALL returns its hash (field, value, field, value, …). */
+function viewFrom(fields: Reply): RoomView {
+  const flat = fields as string[];
+  let info: Omit<RoomInfo, "expiresAt"> | null = null;
+  let expiresAt = 0;
+  const peers: PeerInfo[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i] === "info") info = JSON.parse(flat[i + 1]);
+    else if (flat[i] === "exp") expiresAt = Number(flat[i + 1]);
+    else if (flat[i].startsWith("p:")) peers.push(JSON.parse(flat[i + 1]));
+  }
+  if (!info) throw new Error("room hash without info");
+  peers.sort((a, b) => a.joinedAt - b.joinedAt);
+  return { room: { ...info, expiresAt }, peers };
+}
+
+function messagesFrom(entries: Reply): StoredMessage[] {
+  return (entries as [string, string[]][]).map(([id, fields]) => ({ id, body: fields[3] }));
+}
+
+export class RedisStore implements SignalStore {
+  readonly kind = "redis" as const;
+  private readonly redis: Redis;
+  private readonly scripts: Record<keyof typeof SCRIPTS, Script>;
+
+  constructor(
+    connection: { url: string; token: string },
+    private readonly inboxMax: number,
+  ) {
+    this.redis = new Redis({
+      url: connection.url,
+      token: connection.token,
+      // Exact strings back (the default JSON-parses them), and fail fast so routes answer 503
+      // within a second of an outage instead of retrying for ~4 s.
+      automaticDeserialization: false,
+      retry: { retries: 2, backoff: (n) => 50 * 2 ** n },
+      enableTelemetry: false,
+    });
+    this.scripts = Object.fromEntries(
+      Object.entries(SCRIPTS).map(([name, source]) => [name, this.redis.createScript(source)]),
+    ) as Record<keyof typeof SCRIPTS, Script>;
+  }
+
+  /** The underlying client, shared with the rate limiter. */
+  get client(): Redis {
+    return this.redis;
+  }
+
+  async createRoom(r: NewRoom, now: number): Promise<"ok" | "exists"> {
+    const exp = Math.min(now + r.ttlMs, r.capAt);
+    return (await this.run("CREATE_ROOM", [roomKey(r.room.roomId)], [
+      JSON.stringify(r.room), exp, r.ttlMs, r.capAt, r.room.maxPeers, r.room.hostId, r.room.topology,
+      JSON.stringify(r.host), r.hostTokenHash,
+    ])) as "ok" | "exists";
+  }
+
+  async describeRoom(roomId: string): Promise<RoomView | null> {
+    const fields = (await this.guard(() => this.redis.exec(["HGETALL", roomKey(roomId)]))) as Reply;
+    return Array.isArray(fields) && fields.length > 0 ? viewFrom(fields) : null;
+  }
+
+  async listPeers(c: Caller): Promise<RoomView | Denied> {
+    const [status, fields] = (await this.run("LIST_PEERS", [roomKey(c.roomId)], [c.peerId, c.tokenHash])) as Reply[];
+    return status === "ok" ? viewFrom(fields) : (status as Denied);
+  }
+
+  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number) {
+    const [status, fields] = (await this.run("JOIN_ROOM", [roomKey(roomId)], [
+      now, peer.peerId, JSON.stringify(peer), tokenHash, announce.type, announce.body,
+    ])) as Reply[];
+    return status === "ok" ? viewFrom(fields) : (status as "room-missing" | "room-full");
+  }
+
+  async leaveRoom(c: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
+    return (await this.run("LEAVE_ROOM", [roomKey(c.roomId)], [
+      now, c.peerId, c.tokenHash, peerId, announce.type, announce.body, closed.body,
+    ])) as "ok" | "closed" | Denied | "forbidden" | "peer-missing";
+  }
+
+  async closeRoom(c: Caller, closed: Outgoing) {
+    return (await this.run("CLOSE_ROOM", [roomKey(c.roomId)], [c.peerId, c.tokenHash, closed.body])) as "ok" | Denied | "forbidden";
+  }
+
+  async send(c: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {
+    const [status, id] = (await this.run("SEND", [roomKey(c.roomId), inboxKey(c.roomId, to)], [
+      now, c.peerId, c.tokenHash, to, message.type, message.body, this.inboxMax,
+    ])) as string[];
+    return status === "ok" ? { id } : (status as SendResult);
+  }
+
+  async read(c: Caller, after: string | null, now: number): Promise<StoredMessage[] | Denied> {
+    const [status, entries] = (await this.run("READ", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
+      now, c.peerId, c.tokenHash, after ?? "", after ? idAfter(after) : "", READ_BATCH,
+    ])) as Reply[];
+    return status === "ok" ? messagesFrom(entries) : (status as Denied);
+  }
+
+  async take(c: Caller, type: string, now: number): Promise<StoredMessage[] | Denied> {
+    const [status, entries] = (await this.run("TAKE", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
+      now, c.peerId, c.tokenHash, type, READ_BATCH,
+    ])) as Reply[];
+    return status === "ok" ? messagesFrom(entries) : (status as Denied);
+  }
+
+  async listen(roomId: string, peerId: string): Promise<Listener> {
+    const subscriber = this.redis.subscribe(channelName(roomId, peerId));
+    const queue = new WakeQueue(() => void subscriber.unsubscribe().catch(() => {}));
+    subscriber.on("message", ({ message }) => queue.push(parseWake(String(message))));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("subscription not confirmed in time")), SUBSCRIBE_TIMEOUT_MS);
+        subscriber.on("subscribe", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        subscriber.on("error", (error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
+      });
+    } catch (error) {
+      queue.close();
+      throw new StoreUnavailable(error);
+    }
+    return queue;
+  }
+
+  async ping(): Promise<number> {
+    const started = performance.now();
+    await this.guard(() => this.redis.ping());
+    return performance.now() - started;
+  }
+
+  async close(): Promise<void> {}
+
+  private run(name: keyof typeof SCRIPTS, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return this.guard(() => this.scripts[name].exec(keys, args.map(String)));
+  }
+
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      throw new StoreUnavailable(error);
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The signaling store: the one interface behind which all state lives. Two implementations
+ * (Redis through Upstash REST, and memory) hold to the same contract, tested by one suite
+ * (tests/store.contract.test.ts).
+ *
+ * Each operation is atomic and checks, in the same step, what makes it allowed, so no
+ * interleaving of requests can lose a message, deliver one twice, or act on a stale peer list:
+ *  - the caller's token: the SHA-256 of the bearer token must equal the one stored for the peer;
+ *  - the room's topology: in a `star` room a viewer may address only the host;
+ *  - the room's life: every key has the room's expiry, extended by activity (never past its cap).
+ */
+
+export type Topology = "star" | "mesh";
+export type Role = "host" | "viewer";
+
+export interface RoomInfo {
+  roomId: string;
+  topology: Topology;
+  maxPeers: number;
+  hostId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface PeerInfo {
+  peerId: string;
+  role: Role;
+  name?: string;
+  joinedAt: number;
+}
+
+export interface NewRoom {
+  room: Omit<RoomInfo, "expiresAt">;
+  ttlMs: number;
+  /** No activity extends the room past this instant. */
+  capAt: number;
+  host: PeerInfo;
+  hostTokenHash: string;
+}
+
+/** Who is asking: the peer a token claims to be, proven by the token's hash. */
+export interface Caller {
+  roomId: string;
+  peerId: string;
+  tokenHash: string;
+}
+
+/** A message as it sits in an inbox: `body` is the JSON the recipient will read, minus `id`. */
+export interface StoredMessage {
+  id: string;
+  body: string;
+}
+
+/** A message to deliver: its type (for typed takes) and its serialized body. */
+export interface Outgoing {
+  type: string;
+  body: string;
+}
+
+export interface RoomView {
+  room: RoomInfo;
+  peers: PeerInfo[];
+}
+
+export type Denied = "room-missing" | "unauthorized";
+
+export type SendResult = { id: string } | Denied | "forbidden" | "peer-missing" | "inbox-full";
+
+/** Why a waiting read woke up. */
+export type Wake =
+  | { kind: "message" }
+  | { kind: "gone" } // this peer left or was removed
+  | { kind: "closed"; body: string } // the room was closed; body is the room-closed message
+  | { kind: "timeout" };
+
+export interface Listener {
+  /** Resolves at the next notification for this peer, at the timeout, or when `signal` aborts. */
+  next(timeoutMs: number, signal?: AbortSignal): Promise<Wake>;
+  close(): void;
+}
+
+export interface SignalStore {
+  readonly kind: "memory" | "redis";
+
+  /** "exists" if the ID is taken (the caller draws a new one). */
+  createRoom(room: NewRoom, now: number): Promise<"ok" | "exists">;
+
+  /** Public facts about a room, for diagnostics; no secrets. */
+  describeRoom(roomId: string, now: number): Promise<RoomView | null>;
+
+  listPeers(caller: Caller, now: number): Promise<RoomView | Denied>;
+
+  /** Adds the peer unless the room is full; `announce` goes to the host (star) or everyone (mesh). */
+  joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number): Promise<RoomView | "room-missing" | "room-full">;
+
+  /**
+   * Removes `peerId` (the caller itself, or anyone when the caller is the host); the others are
+   * told with `announce` as on join. The host leaving closes the room.
+   */
+  leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number): Promise<"ok" | "closed" | Denied | "forbidden" | "peer-missing">;
+
+  /** Host only: wakes every waiting peer with `closed`, then deletes every key of the room. */
+  closeRoom(caller: Caller, closed: Outgoing, now: number): Promise<"ok" | Denied | "forbidden">;
+
+  send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult>;
+
+  /** Acknowledges (deletes) the caller's messages up to and including `after`, returns the rest in order. */
+  read(caller: Caller, after: string | null, now: number): Promise<StoredMessage[] | Denied>;
+
+  /** Removes and returns the caller's messages of one type; each is taken by exactly one request. */
+  take(caller: Caller, type: string, now: number): Promise<StoredMessage[] | Denied>;
+
+  /** Subscribes to the peer's notifications; resolves once the subscription is live. */
+  listen(roomId: string, peerId: string): Promise<Listener>;
+
+  /** Round-trip time to the store in ms; throws StoreUnavailable. */
+  ping(): Promise<number>;
+
+  close(): Promise<void>;
+}
+
+/** The store cannot be reached: the HTTP edge answers 503 store_unavailable. */
+export class StoreUnavailable extends Error {
+  constructor(cause: unknown) {
+    super("store unavailable", { cause });
+  }
+}
+
+/** Reads return at most this many messages; the rest follow on the next read. */
+export const READ_BATCH = 100;

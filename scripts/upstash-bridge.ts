@@ -1,0 +1,261 @@
+/**
+ * A local server speaking the Upstash Redis REST protocol in front of a real TCP Redis.
+ *
+ * A dev/test tool, not a production dependency: it lets the production Redis store
+ * (which talks REST through @upstash/redis) run against the redis-server on this machine.
+ * It refuses what Upstash refuses (blocking commands, MULTI/WATCH/SELECT/SUBSCRIBE sent as
+ * plain commands), so no test can pass on something production lacks.
+ *
+ *   npm run redis:bridge            # REDIS_URL, BRIDGE_PORT, BRIDGE_TOKEN from env
+ */
+import { createHash } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pathToFileURL } from "node:url";
+import { createClient, RESP_TYPES } from "redis";
+
+export interface BridgeOptions {
+  redisUrl?: string;
+  token?: string;
+  port?: number;
+  host?: string;
+}
+
+export interface Bridge {
+  url: string;
+  token: string;
+  /** Added before every command reaches Redis: simulates a slow or distant store. */
+  setLatency(ms: number): void;
+  close(): Promise<void>;
+}
+
+type Reply = null | number | string | Buffer | Reply[] | Error;
+type RedisConnection = ReturnType<typeof connectRedis>;
+
+// Upstash's REST API serves none of these; on a shared connection most would also corrupt it.
+const REFUSED = new Set([
+  "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
+  "multi", "exec", "discard", "watch", "unwatch", "select", "subscribe", "psubscribe",
+  "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "quit", "reset",
+  "wait", "waitaof", "sync", "psync", "shutdown",
+]);
+
+const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
+
+function connectRedis(url: string) {
+  return createClient({
+    url,
+    RESP: 2,
+    // Fail a command rather than queue it forever while Redis is down.
+    disableOfflineQueue: true,
+    socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000) },
+  }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+}
+
+/**
+ * @upstash/ratelimit sends scripts with `#!lua flags=allow-key-locking`, an Upstash-only flag
+ * redis-server rejects. Strip it, and remember which SHA1 the client knows each script by.
+ */
+class ScriptShim {
+  private readonly rewritten = new Map<string, string>();
+
+  rewrite(args: string[]): string[] {
+    const name = args[0].toLowerCase();
+    const scriptAt = name === "eval" || name === "eval_ro" ? 1 : name === "script" && args[1]?.toLowerCase() === "load" ? 2 : -1;
+    if (scriptAt >= 0 && args[scriptAt] !== undefined) {
+      const original = args[scriptAt];
+      const cleaned = stripUpstashFlags(original);
+      if (cleaned !== original) {
+        this.rewritten.set(sha1(original), sha1(cleaned));
+        return args.map((a, i) => (i === scriptAt ? cleaned : a));
+      }
+    }
+    if (name === "evalsha" || name === "evalsha_ro") {
+      return args.map((a, i) => (i === 1 ? this.rewritten.get(a.toLowerCase()) ?? a : a));
+    }
+    if (name === "script" && args[1]?.toLowerCase() === "exists") {
+      return args.map((a, i) => (i >= 2 ? this.rewritten.get(a.toLowerCase()) ?? a : a));
+    }
+    return args;
+  }
+
+  /** SCRIPT LOAD answers the SHA1 of what Redis ran; the client expects the one it sent. */
+  loadedSha(args: string[], reply: Reply): Reply {
+    if (args[0].toLowerCase() === "script" && args[1]?.toLowerCase() === "load" && args[2] !== undefined) {
+      return sha1(args[2]);
+    }
+    return reply;
+  }
+}
+
+function stripUpstashFlags(script: string): string {
+  const match = /^#!lua([^\n]*)/.exec(script);
+  if (!match) return script;
+  const flags = /flags=(\S*)/.exec(match[1]);
+  if (!flags) return script;
+  const kept = flags[1].split(",").filter((f) => f && f !== "allow-key-locking");
+  const shebang = kept.length ? `#!lua flags=${kept.join(",")}` : "#!lua";
+  return shebang + script.slice(match[0].length);
+}
+
+/** Upstash's base64 encoding: every string in a result, nested ones too, except status OK. */
+function encodeReply(reply: Reply, base64: boolean): unknown {
+  if (reply === null || typeof reply === "number") return reply;
+  if (reply instanceof Error) return { error: reply.message };
+  if (Array.isArray(reply)) return reply.map((r) => encodeReply(r, base64));
+  if (typeof reply === "string" && reply === "OK") return "OK";
+  const buffer = Buffer.isBuffer(reply) ? reply : Buffer.from(reply);
+  return base64 ? buffer.toString("base64") : buffer.toString("utf8");
+}
+
+function isCommand(value: unknown): value is unknown[] {
+  return Array.isArray(value) && value.length > 0 && typeof value[0] === "string";
+}
+
+function toArgs(command: unknown[]): string[] {
+  return command.map((part) => (typeof part === "string" ? part : JSON.stringify(part)));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8");
+  return text ? JSON.parse(text) : undefined;
+}
+
+function send(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+export async function startUpstashBridge(options: BridgeOptions = {}): Promise<Bridge> {
+  const redisUrl = options.redisUrl ?? "redis://127.0.0.1:6379";
+  const token = options.token ?? "signalbox-local-bridge";
+  const redis: RedisConnection = connectRedis(redisUrl);
+  redis.on("error", () => {}); // reconnects by itself; each failed command answers its caller
+  await redis.connect();
+  const scripts = new ScriptShim();
+  let latencyMs = 0;
+  const subscribers = new Set<RedisConnection>();
+
+  async function run(command: unknown[]): Promise<Reply> {
+    if (!isCommand(command)) return new Error("ERR command must be a non-empty array starting with its name");
+    const args = toArgs(command);
+    const name = args[0].toLowerCase();
+    if (REFUSED.has(name) || ((name === "xread" || name === "xreadgroup") && args.some((a) => a.toLowerCase() === "block"))) {
+      return new Error(`ERR Command is not available: '${name}'. See https://upstash.com/docs/redis/overall/rediscompatibility for details`);
+    }
+    if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
+    try {
+      const reply = (await redis.sendCommand(scripts.rewrite(args))) as Reply;
+      return scripts.loadedSha(args, reply);
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  async function transaction(commands: unknown[][]): Promise<Reply[] | Error> {
+    for (const command of commands) {
+      if (!isCommand(command)) return new Error("ERR command must be a non-empty array starting with its name");
+      if (REFUSED.has(String(command[0]).toLowerCase())) return new Error(`ERR Command is not available: '${command[0]}'`);
+    }
+    if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
+    const multi = redis.multi();
+    for (const command of commands) multi.addCommand(scripts.rewrite(toArgs(command)));
+    try {
+      const replies = (await multi.exec()) as unknown as Reply[];
+      return replies.map((reply, i) => scripts.loadedSha(toArgs(commands[i]), reply));
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  async function subscribe(req: IncomingMessage, res: ServerResponse, channel: string) {
+    const subscriber = redis.duplicate();
+    subscriber.on("error", () => {});
+    subscribers.add(subscriber);
+    const close = () => {
+      subscribers.delete(subscriber);
+      subscriber.destroy();
+    };
+    res.on("close", close);
+    try {
+      await subscriber.connect();
+      await subscriber.subscribe(channel, (message: string) => {
+        res.write(`data: message,${channel},${message}\n\n`);
+      });
+    } catch (error) {
+      close();
+      if (!res.headersSent) send(res, 500, { error: String(error) });
+      return;
+    }
+    if (res.destroyed) return close();
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    res.write(`data: subscribe,${channel},1\n\n`);
+    // Redis going away ends the subscription; tell the caller by ending the stream.
+    subscriber.on("end", () => res.end());
+  }
+
+  const server: Server = createServer(async (req, res) => {
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      return send(res, 401, { error: "Unauthorized" });
+    }
+    const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
+    const path = new URL(req.url ?? "/", "http://bridge").pathname;
+    try {
+      if (path.startsWith("/subscribe/")) {
+        return await subscribe(req, res, decodeURIComponent(path.slice("/subscribe/".length)));
+      }
+      const body = await readJson(req);
+      if (path === "/pipeline" || path === "/multi-exec") {
+        if (!Array.isArray(body) || body.length === 0) return send(res, 400, { error: "ERR body must be a non-empty array of commands" });
+        if (path === "/multi-exec") {
+          const replies = await transaction(body as unknown[][]);
+          if (replies instanceof Error) return send(res, 400, { error: replies.message });
+          return send(res, 200, replies.map((r) => (r instanceof Error ? { error: r.message } : { result: encodeReply(r, base64) })));
+        }
+        const replies = await Promise.all((body as unknown[][]).map(run));
+        return send(res, 200, replies.map((r) => (r instanceof Error ? { error: r.message } : { result: encodeReply(r, base64) })));
+      }
+      if (path === "/" || path === "") {
+        const reply = await run(body as unknown[]);
+        if (reply instanceof Error) return send(res, 400, { error: reply.message });
+        return send(res, 200, { result: encodeReply(reply, base64) });
+      }
+      return send(res, 404, { error: `ERR unknown path ${path}` });
+    } catch (error) {
+      return send(res, 400, { error: error instanceof SyntaxError ? "ERR failed to parse JSON body" : String(error) });
+    }
+  });
+
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve));
+  const address = server.address() as AddressInfo;
+
+  return {
+    url: `http://${address.address}:${address.port}`,
+    token,
+    setLatency(ms) {
+      latencyMs = ms;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const subscriber of subscribers) subscriber.destroy();
+      await redis.quit().catch(() => redis.destroy());
+    },
+  };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const bridge = await startUpstashBridge({
+    redisUrl: process.env.REDIS_URL,
+    token: process.env.BRIDGE_TOKEN,
+    port: Number(process.env.BRIDGE_PORT ?? 8079),
+    host: process.env.BRIDGE_HOST,
+  });
+  console.log(`Upstash REST bridge on ${bridge.url} -> ${process.env.REDIS_URL ?? "redis://127.0.0.1:6379"}`);
+  console.log(`  UPSTASH_REDIS_REST_URL=${bridge.url} UPSTASH_REDIS_REST_TOKEN=<BRIDGE_TOKEN> npm start`);
+  const stop = () => bridge.close().then(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
