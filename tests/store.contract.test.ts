@@ -1,0 +1,279 @@
+/**
+ * The store contract: what both stores promise (lib/store/types.ts), run against each —
+ * the memory store, and the Redis store through the Upstash REST bridge to redis-server.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashToken, newPeerId, newRoomId } from "../lib/ids.js";
+import { MemoryStore } from "../lib/store/memory.js";
+import { idAfter, RedisStore } from "../lib/store/redis.js";
+import type { Caller, Outgoing, PeerInfo, SignalStore, Topology } from "../lib/store/types.js";
+import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
+import { hasRedis, redisUrl, STORES } from "./support/harness.js";
+
+const INBOX_MAX = 20;
+const HOUR = 3_600_000;
+
+const msg = (type: string, n = 0): Outgoing => ({ type, body: JSON.stringify({ type, n }) });
+const bodyN = (m: { body: string }) => JSON.parse(m.body).n as number;
+
+describe.each(STORES)("store contract [%s]", (kind) => {
+  let store: SignalStore;
+  let bridge: Bridge | undefined;
+
+  beforeAll(async () => {
+    if (kind === "redis") {
+      bridge = await startUpstashBridge({ redisUrl: redisUrl() });
+      store = new RedisStore({ url: bridge.url, token: bridge.token }, INBOX_MAX);
+    } else {
+      store = new MemoryStore(INBOX_MAX);
+    }
+  });
+  afterAll(async () => {
+    await store?.close();
+    await bridge?.close();
+  });
+
+  interface Made {
+    roomId: string;
+    host: Caller;
+    viewers: Caller[];
+  }
+
+  /** A room with a host and `viewers` joined peers; tokens are stand-ins, as the store sees only hashes. */
+  async function makeRoom(opts: { topology?: Topology; viewers?: number; maxPeers?: number; ttlMs?: number; capMs?: number } = {}): Promise<Made> {
+    const now = Date.now();
+    const roomId = newRoomId();
+    const hostId = newPeerId();
+    const host: PeerInfo = { peerId: hostId, role: "host", joinedAt: now };
+    const ttlMs = opts.ttlMs ?? HOUR;
+    const created = await store.createRoom(
+      {
+        room: { roomId, topology: opts.topology ?? "star", maxPeers: opts.maxPeers ?? 10, hostId, createdAt: now },
+        ttlMs,
+        capAt: now + (opts.capMs ?? 24 * HOUR),
+        host,
+        hostTokenHash: hashToken(`token-${hostId}`),
+      },
+      now,
+    );
+    expect(created).toBe("ok");
+    const viewers: Caller[] = [];
+    for (let i = 0; i < (opts.viewers ?? 0); i++) viewers.push(await join(roomId));
+    return { roomId, host: { roomId, peerId: hostId, tokenHash: hashToken(`token-${hostId}`) }, viewers };
+  }
+
+  async function join(roomId: string, name?: string): Promise<Caller> {
+    const peerId = newPeerId();
+    const peer: PeerInfo = { peerId, role: "viewer", joinedAt: Date.now(), ...(name ? { name } : {}) };
+    const joined = await store.joinRoom(roomId, peer, hashToken(`token-${peerId}`), msg("peer-joined"), Date.now());
+    if (typeof joined === "string") throw new Error(joined);
+    return { roomId, peerId, tokenHash: hashToken(`token-${peerId}`) };
+  }
+
+  const send = (from: Caller, to: Caller, m: Outgoing) => store.send(from, to.peerId, m, Date.now());
+  const read = (c: Caller, after: string | null = null) => store.read(c, after, Date.now());
+  const take = (c: Caller, type: string) => store.take(c, type, Date.now());
+
+  it.skipIf(kind === "redis" && !hasRedis())("creates a room once per ID and describes it without secrets", async () => {
+    const { roomId, host } = await makeRoom();
+    const view = await store.describeRoom(roomId, Date.now());
+    expect(view?.room).toMatchObject({ roomId, topology: "star", maxPeers: 10, hostId: host.peerId });
+    expect(view?.room.expiresAt).toBeGreaterThan(Date.now() + HOUR - 60_000);
+    expect(view?.peers).toEqual([expect.objectContaining({ peerId: host.peerId, role: "host" })]);
+    expect(JSON.stringify(view)).not.toContain(host.tokenHash);
+    const again = await store.createRoom(
+      { room: { roomId, topology: "mesh", maxPeers: 2, hostId: "x", createdAt: 0 }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: "x", role: "host", joinedAt: 0 }, hostTokenHash: "h" },
+      Date.now(),
+    );
+    expect(again).toBe("exists");
+    expect((await store.describeRoom(roomId, Date.now()))?.room.topology).toBe("star");
+    expect(await store.describeRoom(newRoomId(), Date.now())).toBeNull();
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("joins up to maxPeers and lists peers in join order", async () => {
+    const { roomId, host } = await makeRoom({ maxPeers: 3 });
+    const a = await join(roomId, "Ada");
+    const b = await join(roomId);
+    const peer = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() };
+    expect(await store.joinRoom(roomId, peer, "h", msg("peer-joined"), Date.now())).toBe("room-full");
+    expect(await store.joinRoom(newRoomId(), peer, "h", msg("peer-joined"), Date.now())).toBe("room-missing");
+    const view = await store.listPeers(a, Date.now());
+    if (typeof view === "string") throw new Error(view);
+    expect(view.peers.map((p) => p.peerId)).toEqual([host.peerId, a.peerId, b.peerId]);
+    expect(view.peers[1]).toMatchObject({ name: "Ada", role: "viewer" });
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("refuses a wrong token hash on every authenticated operation", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [viewer] = viewers;
+    const forged = { ...viewer, tokenHash: hashToken("guess") };
+    const missing = { ...viewer, roomId: newRoomId() };
+    const now = Date.now();
+    expect(await store.listPeers(forged, now)).toBe("unauthorized");
+    expect(await store.send(forged, host.peerId, msg("offer"), now)).toBe("unauthorized");
+    expect(await store.read(forged, null, now)).toBe("unauthorized");
+    expect(await store.take(forged, "offer", now)).toBe("unauthorized");
+    expect(await store.leaveRoom(forged, viewer.peerId, msg("peer-left"), msg("room-closed"), now)).toBe("unauthorized");
+    expect(await store.closeRoom({ ...host, tokenHash: hashToken("guess") }, msg("room-closed"), now)).toBe("unauthorized");
+    expect(await store.listPeers(missing, now)).toBe("room-missing");
+    expect(await store.send(missing, host.peerId, msg("offer"), now)).toBe("room-missing");
+    expect(await store.read(missing, null, now)).toBe("room-missing");
+    // Nothing was delivered by the refused sends.
+    expect(await read(host)).toEqual([expect.objectContaining({ body: expect.stringContaining("peer-joined") })]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("in a star room a viewer may address only the host; the host anyone", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 2 });
+    const [a, b] = viewers;
+    expect(await send(a, b, msg("offer"))).toBe("forbidden");
+    expect(await send(a, host, msg("answer"))).toEqual({ id: expect.any(String) });
+    expect(await send(host, b, msg("offer"))).toEqual({ id: expect.any(String) });
+    expect(await send(a, a, msg("offer"))).toBe("peer-missing");
+    expect(await store.send(a, newPeerId(), msg("offer"), Date.now())).toBe("peer-missing");
+    expect(await read(b)).toHaveLength(1);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("in a mesh room anyone may address anyone, and everyone hears of joins", async () => {
+    const { host, viewers } = await makeRoom({ topology: "mesh", viewers: 2 });
+    const [a, b] = viewers;
+    expect(await send(a, b, msg("offer"))).toEqual({ id: expect.any(String) });
+    const types = async (c: Caller) => ((await read(c)) as { body: string }[]).map((m) => JSON.parse(m.body).type);
+    expect(await types(host)).toEqual(["peer-joined", "peer-joined"]);
+    expect(await types(a)).toEqual(["peer-joined"]); // b joined after a
+    expect(await types(b)).toEqual(["offer"]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("in a star room only the host hears of joins", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 2 });
+    expect(await read(host)).toHaveLength(2);
+    expect(await read(viewers[0])).toEqual([]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("reads in order and keeps messages until acknowledged by id", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    const ids: string[] = [];
+    for (let n = 0; n < 5; n++) {
+      const sent = await send(host, v, msg("candidate", n));
+      if (typeof sent === "string") throw new Error(sent);
+      ids.push(sent.id);
+    }
+    const first = (await read(v)) as { id: string; body: string }[];
+    expect(first.map((m) => m.id)).toEqual(ids);
+    expect(first.map(bodyN)).toEqual([0, 1, 2, 3, 4]);
+    // Ids increase, so a cursor orders them.
+    for (let i = 1; i < ids.length; i++) expect(idAfter(ids[i - 1]) <= ids[i] || ids[i].length > ids[i - 1].length).toBe(true);
+    // Reading again without acknowledging returns the same messages, same ids.
+    expect(await read(v)).toEqual(first);
+    // Acknowledging up to the third returns the last two; repeating the same cursor changes nothing.
+    const rest = await read(v, ids[2]);
+    expect(rest).toEqual(first.slice(3));
+    expect(await read(v, ids[2])).toEqual(first.slice(3));
+    expect(await read(v, ids[4])).toEqual([]);
+    expect(await read(v)).toEqual([]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("takes one type atomically; the rest stays for reads", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    await send(host, v, msg("offer", 1));
+    await send(host, v, msg("candidate", 2));
+    await send(host, v, msg("candidate", 3));
+    const [offers, again] = await Promise.all([take(v, "offer"), take(v, "offer")]);
+    expect([offers, again].map((r) => (r as unknown[]).length).sort()).toEqual([0, 1]);
+    const left = (await read(v)) as { body: string }[];
+    expect(left.map(bodyN)).toEqual([2, 3]);
+    expect(((await take(v, "candidate")) as { body: string }[]).map(bodyN)).toEqual([2, 3]);
+    expect(await read(v)).toEqual([]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("refuses to overfill an inbox instead of dropping messages", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    for (let n = 0; n < INBOX_MAX; n++) expect(await send(host, v, msg("candidate", n))).toEqual({ id: expect.any(String) });
+    expect(await send(host, v, msg("candidate", INBOX_MAX))).toBe("inbox-full");
+    const all = (await read(v)) as { id: string; body: string }[];
+    expect(all.map(bodyN)).toEqual([...Array(INBOX_MAX).keys()]);
+    await read(v, all.at(-1)!.id);
+    expect(await send(host, v, msg("candidate", 99))).toEqual({ id: expect.any(String) });
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("a leaving viewer is announced, loses its token and its mail", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 2 });
+    const [a, b] = viewers;
+    await read(host, null);
+    expect(await store.leaveRoom(a, b.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("forbidden");
+    await send(host, a, msg("offer"));
+    expect(await store.leaveRoom(a, a.peerId, msg("peer-left", 7), msg("room-closed"), Date.now())).toBe("ok");
+    expect(await read(a)).toBe("unauthorized");
+    const hostMail = (await read(host)) as { body: string }[];
+    expect(JSON.parse(hostMail.at(-1)!.body)).toEqual({ type: "peer-left", n: 7 });
+    expect(await store.leaveRoom(host, a.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("peer-missing");
+    // The host removes b.
+    expect(await store.leaveRoom(host, b.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("ok");
+    const view = await store.listPeers(host, Date.now());
+    expect(typeof view !== "string" && view.peers.map((p) => p.peerId)).toEqual([host.peerId]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("closing wakes every listener with the closing message and removes the room", async () => {
+    const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
+    const listeners = await Promise.all(viewers.map((v) => store.listen(roomId, v.peerId)));
+    expect(await store.closeRoom(viewers[0], msg("room-closed"), Date.now())).toBe("forbidden");
+    expect(await store.closeRoom(host, msg("room-closed", 5), Date.now())).toBe("ok");
+    for (const l of listeners) {
+      const wake = await l.next(5000);
+      expect(wake).toEqual({ kind: "closed", body: msg("room-closed", 5).body });
+      l.close();
+    }
+    expect(await store.describeRoom(roomId, Date.now())).toBeNull();
+    expect(await read(viewers[0])).toBe("room-missing");
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("the host leaving closes the room", async () => {
+    const { roomId, host } = await makeRoom({ viewers: 1 });
+    expect(await store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("closed");
+    expect(await store.describeRoom(roomId, Date.now())).toBeNull();
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("listeners wake on mail and on removal, and time out otherwise", async () => {
+    const { roomId, host, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    const listener = await store.listen(roomId, v.peerId);
+    const started = Date.now();
+    expect(await listener.next(150)).toEqual({ kind: "timeout" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    const woke = listener.next(5000);
+    await send(host, v, msg("offer"));
+    expect(await woke).toEqual({ kind: "message" });
+    await store.leaveRoom(host, v.peerId, msg("peer-left"), msg("room-closed"), Date.now());
+    expect(await listener.next(5000)).toEqual({ kind: "gone" });
+    const aborted = new AbortController();
+    const pending = listener.next(10_000, aborted.signal);
+    aborted.abort();
+    expect(await pending).toEqual({ kind: "timeout" });
+    listener.close();
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("rooms expire, and activity extends them only up to their cap", async () => {
+    const short = await makeRoom({ ttlMs: 1000, viewers: 1 });
+    await send(short.host, short.viewers[0], msg("offer"));
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(await store.describeRoom(short.roomId, Date.now())).toBeNull();
+    expect(await read(short.viewers[0])).toBe("room-missing");
+
+    const lively = await makeRoom({ ttlMs: 2000, capMs: 3000, viewers: 1 });
+    const before = (await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt;
+    await new Promise((r) => setTimeout(r, 1100)); // less than half the TTL left
+    await send(lively.host, lively.viewers[0], msg("offer"));
+    const after = (await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt;
+    expect(after).toBeGreaterThan(before + 500);
+    expect(after).toBeLessThanOrEqual(before + 1000 + 50); // cap: created + 3000
+    // The recipient's mail lives as long as the room.
+    expect(await read(lively.viewers[0])).toHaveLength(1);
+  });
+});
+
+it("computes the id just past a cursor", () => {
+  expect(idAfter("1700000000000-0")).toBe("1700000000000-1");
+  expect(idAfter("1700000000000-9007199254740993")).toBe("1700000000000-9007199254740994");
+});
