@@ -179,11 +179,12 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
       subscriber.destroy();
     };
     res.on("close", close);
+    // A publish can arrive before the confirmation line is written: hold it until then.
+    let early: string[] | null = [];
+    const forward = (message: string) => res.write(`data: message,${channel},${message}\n\n`);
     try {
       await subscriber.connect();
-      await subscriber.subscribe(channel, (message: string) => {
-        res.write(`data: message,${channel},${message}\n\n`);
-      });
+      await subscriber.subscribe(channel, (message: string) => (early ? early.push(message) : forward(message)));
     } catch (error) {
       close();
       if (!res.headersSent) send(res, 500, { error: String(error) });
@@ -192,6 +193,8 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     if (res.destroyed) return close();
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
     res.write(`data: subscribe,${channel},1\n\n`);
+    early.forEach(forward);
+    early = null;
     // Redis going away ends the subscription; tell the caller by ending the stream.
     subscriber.on("end", () => res.end());
   }
