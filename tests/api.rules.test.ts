@@ -1,0 +1,244 @@
+/**
+ * Who may do what, and what bad input gets: every route × missing / malformed / foreign /
+ * forged tokens, forbidden actions, malformed requests (always a 4xx problem document,
+ * never a 500, nothing changed), CORS and rate limits — on both stores.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiClient, createRoom, drain, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, type Api, type ApiResponse, type Harness } from "./support/harness.js";
+
+const offer = { type: "offer", sdp: "v=0\r\n" };
+const answer = { type: "answer", sdp: "v=0\r\n" };
+
+function expectProblem(res: ApiResponse, status: number, code: string) {
+  expect(res.status, JSON.stringify(res.body)).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+  expect(res.body).toMatchObject({ type: `urn:signalbox:problem:${code}`, status, code, title: expect.any(String), detail: expect.any(String) });
+}
+
+describe.each(STORES)("rules over HTTP [%s]", (kind) => {
+  let h: Harness;
+  let api: Api;
+  beforeAll(async () => {
+    if (kind === "redis" && !hasRedis()) return;
+    h = await startHarness(kind);
+    api = apiClient(h.url);
+  });
+  afterAll(async () => h?.close());
+  const test = it.skipIf(kind === "redis" && !hasRedis());
+
+  test("every authenticated route refuses missing, malformed, foreign and forged tokens", async () => {
+    const host = await createRoom(api);
+    const viewer = await joinRoom(api, host.roomId);
+    const elsewhere = await createRoom(api);
+    const forged = `${viewer.peerId}.${"A".repeat(32)}`;
+    const r = host.roomId;
+    const routes: [string, string, unknown?][] = [
+      ["DELETE", `/api/rooms?roomId=${r}`],
+      ["GET", `/api/peers?roomId=${r}`],
+      ["DELETE", `/api/peers?roomId=${r}&peerId=${viewer.peerId}`],
+      ["POST", "/api/offer", { roomId: r, to: viewer.peerId, description: offer }],
+      ["POST", "/api/answer", { roomId: r, to: host.peerId, description: answer }],
+      ["POST", "/api/candidate", { roomId: r, to: host.peerId, candidates: [null] }],
+      ["GET", `/api/offer?roomId=${r}`],
+      ["GET", `/api/answer?roomId=${r}`],
+      ["GET", `/api/candidate?roomId=${r}`],
+      ["GET", `/api/poll?roomId=${r}`],
+      ["GET", `/api/ice-servers?roomId=${r}`],
+    ];
+    for (const [method, path, body] of routes) {
+      expectProblem(await api.call(method, path, { body }), 401, "missing_token");
+      expectProblem(await api.call(method, path, { body, token: "not-a-token" }), 401, "invalid_token");
+      expectProblem(await api.call(method, path, { body, token: elsewhere.token }), 401, "invalid_token");
+      expectProblem(await api.call(method, path, { body, token: forged }), 401, "invalid_token");
+    }
+    // None of that changed anything.
+    const peers = await api.get(`/api/peers?roomId=${r}`, host.token);
+    expect(peers.body.peers).toHaveLength(2);
+    const hostMail = await drain(api, host);
+    expect(hostMail.messages.map((m) => m.type)).toEqual(["peer-joined"]);
+    expect((await api.get(`/api/poll?roomId=${r}`, viewer.token)).status).toBe(204);
+  });
+
+  test("valid tokens may not act beyond their role", async () => {
+    const host = await createRoom(api);
+    const a = await joinRoom(api, host.roomId);
+    const b = await joinRoom(api, host.roomId);
+    expectProblem(await api.del(`/api/rooms?roomId=${host.roomId}`, a.token), 403, "forbidden");
+    expectProblem(await api.del(`/api/peers?roomId=${host.roomId}&peerId=${b.peerId}`, a.token), 403, "forbidden");
+    expectProblem(await api.post("/api/offer", { roomId: host.roomId, to: b.peerId, description: offer }, a.token), 403, "forbidden");
+    expectProblem(await api.post("/api/offer", { roomId: host.roomId, to: "zzzzzzzzzz", description: offer }, host.token), 404, "peer_not_found");
+    // A peer reads only its own mail.
+    await api.post("/api/offer", { roomId: host.roomId, to: a.peerId, description: offer }, host.token);
+    expect((await api.get(`/api/poll?roomId=${host.roomId}`, b.token)).status).toBe(204);
+    expect((await api.get(`/api/offer?roomId=${host.roomId}`, b.token)).status).toBe(204);
+    expect((await api.get(`/api/offer?roomId=${host.roomId}`, a.token)).status).toBe(200);
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers).toHaveLength(3);
+  });
+
+  test("leaving, removal and closing take effect at once", async () => {
+    const host = await createRoom(api);
+    const a = await joinRoom(api, host.roomId);
+    const b = await joinRoom(api, host.roomId);
+    await drain(api, host);
+    expect((await api.del(`/api/peers?roomId=${host.roomId}&peerId=${a.peerId}`, a.token)).status).toBe(204);
+    expectProblem(await api.get(`/api/poll?roomId=${host.roomId}`, a.token), 401, "invalid_token");
+    // A waiting read of a removed peer ends at once rather than at its deadline.
+    const waiting = api.get(`/api/poll?roomId=${host.roomId}&wait=20`, b.token);
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    expect((await api.del(`/api/peers?roomId=${host.roomId}&peerId=${b.peerId}`, host.token)).status).toBe(204);
+    expectProblem(await waiting, 401, "invalid_token");
+    expect(performance.now() - started).toBeLessThan(2000);
+    const left = await drain(api, host);
+    expect(left.messages.map((m) => [m.type, m.peerId, m.reason])).toEqual([
+      ["peer-left", a.peerId, "left"],
+      ["peer-left", b.peerId, "removed"],
+    ]);
+
+    const c = await joinRoom(api, host.roomId);
+    const closing = api.get(`/api/poll?roomId=${host.roomId}&wait=20`, c.token);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await api.del(`/api/rooms?roomId=${host.roomId}`, host.token)).status).toBe(204);
+    const closed = await closing;
+    expect(closed.status).toBe(200);
+    expect(closed.body.messages).toEqual([expect.objectContaining({ type: "room-closed", from: host.peerId })]);
+    expectProblem(await api.get(`/api/poll?roomId=${host.roomId}`, c.token), 404, "room_not_found");
+    expectProblem(await api.get(`/api/diagnostics?roomId=${host.roomId}`), 404, "room_not_found");
+    expectProblem(await api.post("/api/peers", { roomId: host.roomId }), 404, "room_not_found");
+  });
+
+  test("a full room refuses the next peer with 409", async () => {
+    const host = await createRoom(api, { topology: "mesh", maxPeers: 2 });
+    await joinRoom(api, host.roomId);
+    expectProblem(await api.post("/api/peers", { roomId: host.roomId }), 409, "room_full");
+  });
+
+  test("bad input on every route gets a 4xx problem naming the problem, and changes nothing", async () => {
+    const host = await createRoom(api);
+    const viewer = await joinRoom(api, host.roomId);
+    await drain(api, host);
+    const roomKeysBefore = h.redis ? (await signalboxKeys(h.redis, "sb:{*")).length : 0;
+    const r = host.roomId;
+    const bigSdp = { type: "offer", sdp: "a".repeat(64 * 1024 + 1) };
+    const cases: { method: string; path: string; token?: string; raw?: string; body?: unknown; headers?: Record<string, string>; status: number; code: string; names?: string }[] = [
+      { method: "POST", path: "/api/rooms", raw: "{nope", headers: { "content-type": "application/json" }, status: 400, code: "invalid_json" },
+      { method: "POST", path: "/api/rooms", raw: "topology=mesh", headers: { "content-type": "application/x-www-form-urlencoded" }, status: 415, code: "unsupported_media_type" },
+      { method: "POST", path: "/api/rooms", body: { topology: "ring" }, status: 400, code: "invalid_request", names: "topology" },
+      { method: "POST", path: "/api/rooms", body: { maxPeers: "ten" }, status: 400, code: "invalid_request", names: "maxPeers" },
+      { method: "POST", path: "/api/rooms", body: { topolgy: "mesh" }, status: 400, code: "invalid_request", names: "topolgy" },
+      { method: "POST", path: "/api/rooms", body: [1, 2], status: 400, code: "invalid_request" },
+      { method: "POST", path: "/api/rooms", raw: Buffer.from([0x7b, 0xff, 0x7d]).toString("latin1"), headers: { "content-type": "application/json" }, status: 400, code: "invalid_json" },
+      { method: "POST", path: "/api/peers", body: { roomId: "../../etc" }, status: 400, code: "invalid_request", names: "roomId" },
+      { method: "POST", path: "/api/peers", body: {}, status: 400, code: "invalid_request", names: "roomId" },
+      { method: "POST", path: "/api/peers", body: { roomId: r, name: "x".repeat(65) }, status: 400, code: "invalid_request", names: "name" },
+      { method: "POST", path: "/api/offer", token: host.token, body: { roomId: r, to: viewer.peerId, description: bigSdp }, status: 413, code: "payload_too_large", names: "description.sdp" },
+      { method: "POST", path: "/api/offer", token: host.token, body: { roomId: r, to: viewer.peerId, description: answer }, status: 400, code: "invalid_request", names: "description.type" },
+      { method: "POST", path: "/api/offer", token: host.token, body: { roomId: r, to: viewer.peerId }, status: 400, code: "invalid_request", names: "description" },
+      { method: "POST", path: "/api/answer", token: viewer.token, body: { roomId: r, to: "HOST!", description: answer }, status: 400, code: "invalid_request", names: "to" },
+      { method: "POST", path: "/api/candidate", token: host.token, body: { roomId: r, to: viewer.peerId, candidates: Array(65).fill(null) }, status: 413, code: "payload_too_large", names: "candidates" },
+      { method: "POST", path: "/api/candidate", token: host.token, body: { roomId: r, to: viewer.peerId, candidates: [] }, status: 400, code: "invalid_request", names: "candidates" },
+      { method: "POST", path: "/api/candidate", token: host.token, body: { roomId: r, to: viewer.peerId, candidates: [{ sdpMid: "0" }] }, status: 400, code: "invalid_request", names: "candidates.0.candidate" },
+      { method: "POST", path: "/api/candidate", token: host.token, body: { roomId: r, to: viewer.peerId, candidate: [null] }, status: 400, code: "invalid_request" },
+      { method: "POST", path: "/api/candidate", token: host.token, raw: JSON.stringify({ roomId: r, to: viewer.peerId, candidates: [{ candidate: "x".repeat(300 * 1024) }] }), headers: { "content-type": "application/json" }, status: 413, code: "payload_too_large" },
+      { method: "GET", path: "/api/poll?roomId=short", token: host.token, status: 400, code: "invalid_request", names: "roomId" },
+      { method: "GET", path: `/api/poll?roomId=${r}&wait=abc`, token: host.token, status: 400, code: "invalid_request", names: "wait" },
+      { method: "GET", path: `/api/poll?roomId=${r}&wait=26`, token: host.token, status: 400, code: "invalid_request", names: "wait" },
+      { method: "GET", path: `/api/poll?roomId=${r}&after=yesterday`, token: host.token, status: 400, code: "invalid_request", names: "after" },
+      { method: "GET", path: `/api/offer?roomId=${r}&wait=-1`, token: viewer.token, status: 400, code: "invalid_request", names: "wait" },
+      { method: "DELETE", path: `/api/peers?roomId=${r}`, token: host.token, status: 400, code: "invalid_request", names: "peerId" },
+      { method: "DELETE", path: "/api/rooms", token: host.token, status: 400, code: "invalid_request", names: "roomId" },
+      { method: "GET", path: "/api/diagnostics?roomId=%2F..%2F", status: 400, code: "invalid_request", names: "roomId" },
+      { method: "PUT", path: "/api/rooms", status: 405, code: "method_not_allowed" },
+      { method: "GET", path: "/api/nope", status: 404, code: "not_found" },
+    ];
+    for (const c of cases) {
+      const res = await api.call(c.method, c.path, { token: c.token, body: c.body, raw: c.raw, headers: c.headers });
+      expectProblem(res, c.status, c.code);
+      if (c.names) expect(res.body.detail, `${c.method} ${c.path}`).toContain(c.names);
+    }
+    expect((await api.call("PUT", "/api/rooms")).headers.get("allow")).toBe("POST, DELETE");
+    // Nothing changed: no message anywhere, the same peers, no new room.
+    expect((await api.get(`/api/poll?roomId=${r}`, host.token)).status).toBe(204);
+    expect((await api.get(`/api/poll?roomId=${r}`, viewer.token)).status).toBe(204);
+    expect((await api.get(`/api/peers?roomId=${r}`, host.token)).body.peers).toHaveLength(2);
+    if (h.redis) expect((await signalboxKeys(h.redis, "sb:{*")).length).toBe(roomKeysBefore);
+  });
+
+  test("answers CORS preflights and marks every response", async () => {
+    const preflight = await fetch(`${h.url}/api/offer`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-methods")).toContain("POST");
+    expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
+    const res = await api.post("/api/rooms", {});
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test("diagnostics reports health and a room's public facts", async () => {
+    const health = await api.get("/api/diagnostics");
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ status: "ok", version: expect.any(String), store: { kind, reachable: true, latencyMs: expect.any(Number) } });
+    const host = await createRoom(api, { topology: "mesh" });
+    const room = await api.get(`/api/diagnostics?roomId=${host.roomId.toUpperCase()}`);
+    expect(room.body).toEqual({ room: { roomId: host.roomId, topology: "mesh", peers: 1, maxPeers: 8, hostPresent: true, expiresAt: host.body.expiresAt } });
+    expect(JSON.stringify(room.body)).not.toContain(host.peerId);
+  });
+});
+
+describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
+  const test = it.skipIf(kind === "redis" && !hasRedis());
+
+  test("answers 429 with Retry-After and RateLimit headers past the limits", async () => {
+    const h = await startHarness(kind, { RATE_LIMIT_ROOMS_PER_HOUR: "2", RATE_LIMIT_CALLS_PER_HOUR: "4", TRUST_PROXY: "true" });
+    try {
+      // A fresh client address per run: counters in Redis outlive a test run.
+      const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${Date.now()}`;
+      const headers = { "x-forwarded-for": `${ip}, 10.0.0.1` };
+      const api = apiClient(h.url);
+      const create = () => api.call("POST", "/api/rooms", { body: {}, headers });
+      const host = (await create()).body;
+      const second = await create();
+      expect(second.status).toBe(201);
+      expect(second.headers.get("ratelimit-limit")).toBe("2");
+      expect(second.headers.get("ratelimit-remaining")).toBe("0");
+      const third = await create();
+      expectProblem(third, 429, "rate_limited");
+      expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(Number(third.headers.get("ratelimit-reset"))).toBeGreaterThan(0);
+      // Another address is not affected.
+      expect((await api.call("POST", "/api/rooms", { body: {}, headers: { "x-forwarded-for": `${ip}-other` } })).status).toBe(201);
+      // Calls are counted per peer token: the host's fifth call is refused...
+      const poll = () => api.call("GET", `/api/poll?roomId=${host.roomId}`, { token: host.token, headers });
+      for (let i = 0; i < 4; i++) expect((await poll()).status).toBe(204);
+      expectProblem(await poll(), 429, "rate_limited");
+      // ...and failed token guesses, each with a different forged token, per address.
+      const guess = (i: number) => api.call("GET", `/api/poll?roomId=${host.roomId}`, { token: `${host.peerId}.${String(i).padStart(32, "B")}`, headers });
+      const guesses = [];
+      for (let i = 0; i < 6; i++) guesses.push((await guess(i)).status);
+      expect(guesses).toEqual([401, 401, 401, 401, 429, 429]);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("with AUTH_SECRET set, only its holders create rooms", async () => {
+    const secret = "s3cret-for-deployment-tests";
+    const h = await startHarness(kind, { AUTH_SECRET: secret });
+    try {
+      const api = apiClient(h.url);
+      expectProblem(await api.post("/api/rooms", {}), 401, "missing_token");
+      expectProblem(await api.post("/api/rooms", {}, "wrong-secret"), 403, "forbidden");
+      const created = await api.post("/api/rooms", {}, secret);
+      expect(created.status).toBe(201);
+      expect(JSON.stringify(created.body)).not.toContain(secret);
+      // Joining stays open to anyone with the room ID.
+      expect((await api.post("/api/peers", { roomId: created.body.roomId })).status).toBe(201);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -1,0 +1,51 @@
+/** What the Redis store leaves in redis-server: every key with a TTL, nothing after a close. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiClient, createRoom, drain, hasRedis, joinRoom, signalboxKeys, startHarness, type Api, type Harness } from "./support/harness.js";
+
+describe.skipIf(!hasRedis())("Redis keys [redis]", () => {
+  let h: Harness;
+  let api: Api;
+  beforeAll(async () => {
+    h = await startHarness("redis");
+    api = apiClient(h.url);
+  });
+  afterAll(async () => h?.close());
+
+  it("every key written during a full exchange has a TTL and the room's hash tag", async () => {
+    const host = await createRoom(api);
+    const a = await joinRoom(api, host.roomId);
+    const b = await joinRoom(api, host.roomId);
+    for (const v of [a, b]) {
+      await api.post("/api/offer", { roomId: host.roomId, to: v.peerId, description: { type: "offer", sdp: "v=0\r\n" } }, host.token);
+      await api.post("/api/candidate", { roomId: host.roomId, to: v.peerId, candidates: [null] }, host.token);
+      await api.get(`/api/offer?roomId=${host.roomId}`, v.token);
+      await api.post("/api/answer", { roomId: host.roomId, to: host.peerId, description: { type: "answer", sdp: "v=0\r\n" } }, v.token);
+      await drain(api, v);
+    }
+    await api.get(`/api/poll?roomId=${host.roomId}&wait=1`, b.token);
+    await drain(api, host);
+    await api.post("/api/candidate", { roomId: host.roomId, to: host.peerId, candidates: [null] }, a.token);
+    await api.del(`/api/peers?roomId=${host.roomId}&peerId=${a.peerId}`, a.token);
+
+    const roomKeys = await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`);
+    expect(roomKeys.length).toBeGreaterThanOrEqual(3); // the room, and inboxes
+    const all = await signalboxKeys(h.redis!);
+    for (const key of all) {
+      const ttl = await h.redis!.pTTL(key);
+      // -2: expired between SCAN and PTTL; -1 would be a key without a TTL.
+      expect(ttl === -2 || ttl > 0, `${key} has no TTL`).toBe(true);
+    }
+    for (const key of roomKeys) expect(key.startsWith(`sb:{${host.roomId}}`)).toBe(true);
+    expect(all.some((k) => k.startsWith("sb:rl:"))).toBe(true);
+  });
+
+  it("closing a room removes every one of its keys", async () => {
+    const host = await createRoom(api);
+    const viewers = [await joinRoom(api, host.roomId), await joinRoom(api, host.roomId)];
+    for (const v of viewers) await api.post("/api/offer", { roomId: host.roomId, to: v.peerId, description: { type: "offer", sdp: "v=0\r\n" } }, host.token);
+    expect((await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).length).toBe(4);
+    expect((await api.del(`/api/rooms?roomId=${host.roomId}`, host.token)).status).toBe(204);
+    expect(await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).toEqual([]);
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).status).toBe(404);
+  });
+});
