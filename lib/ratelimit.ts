@@ -28,18 +28,19 @@ export interface RateLimits {
 const HOUR_MS = 3_600_000;
 
 export function redisRateLimits(redis: Redis, config: Config): RateLimits {
-  const limiter = (perHour: number, prefix: string): Limiter =>
+  const limiter = (perHour: number, name: string): Limiter =>
     new Ratelimit({
       redis,
       limiter: Ratelimit.slidingWindow(perHour, "1 h"),
-      prefix,
+      // Counters are per policy: a changed limit starts afresh rather than inheriting counts.
+      prefix: `sb:rl:${name}:${perHour}h`,
       analytics: false,
       // Fails open after this long: a slow Redis must not stop signaling.
       timeout: 1000,
     });
   return {
-    rooms: limiter(config.rateLimits.roomsPerHour, "sb:rl:rooms"),
-    calls: limiter(config.rateLimits.callsPerHour, "sb:rl:calls"),
+    rooms: limiter(config.rateLimits.roomsPerHour, "rooms"),
+    calls: limiter(config.rateLimits.callsPerHour, "calls"),
   };
 }
 
