@@ -16,6 +16,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | vo
 export interface ServerOptions {
   /** Settings as environment variables (defaults to process.env). */
   env?: Record<string, string | undefined>;
+  /** A ready context instead of one built from `env`. */
+  context?: Context;
   port?: number;
   host?: string;
 }
@@ -72,7 +74,7 @@ function notFound(res: ServerResponse, pathname: string) {
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
-  const context = createContext(options.env ?? process.env);
+  const context = options.context ?? createContext(options.env ?? process.env);
   const functions = await loadFunctions();
   const webRoot = join(root, "web");
 

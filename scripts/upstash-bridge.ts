@@ -26,6 +26,9 @@ export interface Bridge {
   token: string;
   /** Added before every command reaches Redis: simulates a slow or distant store. */
   setLatency(ms: number): void;
+  /** Commands received (what Upstash would bill), by lowercase name, since start or the last reset. */
+  counts(): Record<string, number>;
+  resetCounts(): void;
   close(): Promise<void>;
 }
 
@@ -137,11 +140,14 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
   const scripts = new ScriptShim();
   let latencyMs = 0;
   const subscribers = new Set<RedisConnection>();
+  let counts: Record<string, number> = {};
+  const count = (name: string) => (counts[name] = (counts[name] ?? 0) + 1);
 
   async function run(command: unknown[]): Promise<Reply> {
     if (!isCommand(command)) return new Error("ERR command must be a non-empty array starting with its name");
     const args = toArgs(command);
     const name = args[0].toLowerCase();
+    count(name);
     if (REFUSED.has(name) || ((name === "xread" || name === "xreadgroup") && args.some((a) => a.toLowerCase() === "block"))) {
       return new Error(`ERR Command is not available: '${name}'. See https://upstash.com/docs/redis/overall/rediscompatibility for details`);
     }
@@ -161,6 +167,7 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     }
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     const multi = redis.multi();
+    for (const command of commands) count(String(command[0]).toLowerCase());
     for (const command of commands) multi.addCommand(scripts.rewrite(toArgs(command)));
     try {
       const replies = (await multi.exec()) as unknown as Reply[];
@@ -171,6 +178,7 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
   }
 
   async function subscribe(req: IncomingMessage, res: ServerResponse, channel: string) {
+    count("subscribe");
     const subscriber = redis.duplicate();
     subscriber.on("error", () => {});
     subscribers.add(subscriber);
@@ -239,6 +247,10 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     token,
     setLatency(ms) {
       latencyMs = ms;
+    },
+    counts: () => ({ ...counts }),
+    resetCounts() {
+      counts = {};
     },
     async close() {
       server.closeAllConnections();
