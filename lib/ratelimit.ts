@@ -12,6 +12,8 @@ export interface LimitResult {
   remaining: number;
   /** When the window resets, ms since the epoch. */
   reset: number;
+  /** The limiter could not be asked (its store is down): the request was let through. */
+  unchecked?: boolean;
 }
 
 export interface Limiter {
@@ -28,8 +30,8 @@ export interface RateLimits {
 const HOUR_MS = 3_600_000;
 
 export function redisRateLimits(redis: Redis, config: Config): RateLimits {
-  const limiter = (perHour: number, name: string): Limiter =>
-    new Ratelimit({
+  const limiter = (perHour: number, name: string): Limiter => {
+    const ratelimit = new Ratelimit({
       redis,
       limiter: Ratelimit.slidingWindow(perHour, "1 h"),
       // Counters are per policy: a changed limit starts afresh rather than inheriting counts.
@@ -38,6 +40,13 @@ export function redisRateLimits(redis: Redis, config: Config): RateLimits {
       // Fails open after this long: a slow Redis must not stop signaling.
       timeout: 1000,
     });
+    return {
+      // It throws when Redis cannot be reached at all; fail open there too, and let the
+      // store's own call answer 503 (or diagnostics say what is down).
+      limit: (key) =>
+        ratelimit.limit(key).catch(() => ({ success: true, limit: perHour, remaining: perHour, reset: Date.now(), unchecked: true })),
+    };
+  };
   return {
     rooms: limiter(config.rateLimits.roomsPerHour, "rooms"),
     calls: limiter(config.rateLimits.callsPerHour, "calls"),

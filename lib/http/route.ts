@@ -102,7 +102,9 @@ export function route(spec: Spec) {
 function toProblem(error: unknown, requestId: string): Problem {
   if (error instanceof Problem) return error;
   if (error instanceof StoreUnavailable) {
-    console.error(JSON.stringify({ level: "error", requestId, error: "store_unavailable", cause: String((error.cause as Error)?.message ?? error.cause) }));
+    // Upstash errors quote the whole command (token hashes, SDP): log only what went wrong.
+    const cause = String((error.cause as Error)?.message ?? error.cause).split(", command was:")[0];
+    console.error(JSON.stringify({ level: "error", requestId, error: "store_unavailable", cause }));
     return problems.storeUnavailable();
   }
   console.error(JSON.stringify({ level: "error", requestId, error: String((error as Error)?.stack ?? error) }));
@@ -111,6 +113,7 @@ function toProblem(error: unknown, requestId: string): Problem {
 
 async function charge(ctx: Context, key: string, which: "rooms" | "calls", res: ServerResponse) {
   const result = await ctx.limits[which].limit(key);
+  if (result.unchecked) return;
   setRateLimitHeaders(res, result, ctx.now());
   if (!result.success) throw problems.rateLimited(Math.max(1, Math.ceil((result.reset - ctx.now()) / 1000)));
 }

@@ -1,0 +1,54 @@
+/** With Redis unreachable, routes answer 503 store_unavailable promptly: never a 500, never a hang. */
+import { createServer } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer, type RunningServer } from "../lib/server.js";
+import { apiClient, TEST_ENV, type Api } from "./support/harness.js";
+
+/** A port nothing listens on. */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+describe("store unavailable", () => {
+  let server: RunningServer;
+  let api: Api;
+  beforeAll(async () => {
+    const port = await closedPort();
+    server = await startServer({
+      env: { ...TEST_ENV, UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${port}`, UPSTASH_REDIS_REST_TOKEN: "t" },
+      port: 0,
+    });
+    api = apiClient(server.url);
+  });
+  afterAll(async () => server?.close());
+
+  it("diagnostics says the store is unreachable with 503", async () => {
+    const res = await api.get("/api/diagnostics");
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({ code: "store_unavailable", store: { kind: "redis", reachable: false } });
+    expect(res.headers.get("retry-after")).toBe("2");
+  });
+
+  it("every kind of route answers 503 within seconds, long-polls included", async () => {
+    const token = `${"a".repeat(10)}.${"b".repeat(32)}`;
+    const started = performance.now();
+    const results = await Promise.all([
+      api.post("/api/rooms", {}),
+      api.post("/api/peers", { roomId: "abcdefghjk" }),
+      api.post("/api/offer", { roomId: "abcdefghjk", to: "abcdefghjm", description: { type: "offer", sdp: "v=0" } }, token),
+      api.get("/api/poll?roomId=abcdefghjk&wait=20", token),
+      api.get("/api/candidate?roomId=abcdefghjk&wait=20", token),
+    ]);
+    for (const res of results) {
+      expect(res.status, JSON.stringify(res.body)).toBe(503);
+      expect(res.body.code).toBe("store_unavailable");
+      expect(JSON.stringify(res.body)).not.toContain("127.0.0.1");
+    }
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+});
