@@ -76,7 +76,7 @@ function notFound(res: ServerResponse, pathname: string) {
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const context = options.context ?? createContext(options.env ?? process.env);
   const functions = await loadFunctions();
-  const webRoot = join(root, "web");
+  const webRoot = join(root, "web", "dist");
 
   const server = createServer(async (req, res) => {
     let pathname: string;

@@ -86,6 +86,7 @@ export async function joinRoom(ctx: Context, input: JoinInput) {
     throw problems.roomFull(room?.room.maxPeers ?? 0);
   }
   return {
+    roomId: input.roomId,
     peerId: peer.peerId,
     token,
     expiresAt: joined.room.expiresAt,

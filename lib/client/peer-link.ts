@@ -1,0 +1,192 @@
+/**
+ * One RTCPeerConnection to one remote peer, wired to the signaling client: the "perfect
+ * negotiation" pattern (either side may (re)negotiate; the polite side yields on glare),
+ * trickle ICE batched per request, candidates that arrive before the remote description
+ * buffered, timeouts on the offer/answer phases, and an ICE restart through the same
+ * endpoints when the connection drops.
+ */
+import type { CandidateInit, IceServer, Message, SignalingClient } from "./signaling-client.js";
+
+export type LinkState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
+
+export interface PeerLinkOptions {
+  client: SignalingClient;
+  remoteId: string;
+  /** The polite side rolls back its own offer when offers cross. */
+  polite: boolean;
+  iceServers: IceServer[];
+  /** Tracks to send; the link offers as soon as they are added. */
+  stream?: MediaStream;
+  /** Which side speaks first, for the phase timeout's wording ("No offer received from host"). */
+  expectOfferFrom?: string;
+  /** The remote side's role, for error wording. */
+  remoteLabel?: string;
+  phaseTimeoutMs?: number;
+  /** How long `disconnected` may last before an ICE restart. */
+  reconnectGraceMs?: number;
+  rtcConfig?: Partial<RTCConfiguration>;
+  onTrack?: (event: RTCTrackEvent) => void;
+  onState?: (state: LinkState) => void;
+  onError?: (error: Error) => void;
+}
+
+const CANDIDATE_BATCH_MS = 25;
+
+export class PeerLink {
+  readonly pc: RTCPeerConnection;
+  state: LinkState = "connecting";
+  private makingOffer = false;
+  private ignoreOffer = false;
+  private pendingRemote: CandidateInit[] = [];
+  private outgoing: CandidateInit[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private phaseTimer: ReturnType<typeof setTimeout> | null = null;
+  private graceTimer: ReturnType<typeof setTimeout> | null = null;
+  private everConnected = false;
+
+  constructor(private readonly o: PeerLinkOptions) {
+    this.pc = new RTCPeerConnection({ ...o.rtcConfig, iceServers: o.iceServers as RTCIceServer[] });
+    this.pc.onicecandidate = ({ candidate }) => this.queueCandidate(candidate ? ({ ...candidate.toJSON(), candidate: candidate.candidate }) : null);
+    this.pc.onnegotiationneeded = () => void this.negotiate();
+    this.pc.ontrack = (event) => o.onTrack?.(event);
+    this.pc.onconnectionstatechange = () => this.onConnectionState();
+    if (o.expectOfferFrom) this.armPhase(`No offer received from ${o.remoteLabel ?? "the other peer"}`);
+    o.stream?.getTracks().forEach((track) => this.pc.addTrack(track, o.stream!));
+  }
+
+  /** Feeds a message from the poll loop; ignores those from other peers. */
+  async handle(message: Message) {
+    if (message.from !== this.o.remoteId || this.state === "closed") return;
+    try {
+      if (message.type === "offer" || message.type === "answer") await this.onDescription(message.description);
+      else if (message.type === "candidate") await this.onCandidates(message.candidates);
+    } catch (error) {
+      this.o.onError?.(error as Error);
+    }
+  }
+
+  /** Renegotiates with fresh ICE credentials (also what a dropped connection triggers). */
+  restartIce() {
+    if (this.state === "closed") return;
+    this.pc.restartIce();
+  }
+
+  close() {
+    if (this.state === "closed") return;
+    this.clearTimers();
+    this.pc.close();
+    this.setState("closed");
+  }
+
+  private setState(state: LinkState) {
+    if (this.state === state) return;
+    this.state = state;
+    this.o.onState?.(state);
+  }
+
+  private armPhase(message: string) {
+    if (this.phaseTimer) clearTimeout(this.phaseTimer);
+    this.phaseTimer = setTimeout(() => {
+      this.setState("failed");
+      this.o.onError?.(new Error(message));
+    }, this.o.phaseTimeoutMs ?? 60_000);
+  }
+
+  private settlePhase() {
+    if (this.phaseTimer) clearTimeout(this.phaseTimer);
+    this.phaseTimer = null;
+  }
+
+  private clearTimers() {
+    this.settlePhase();
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+  }
+
+  private async negotiate() {
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      const local = this.pc.localDescription!;
+      await this.o.client.sendDescription(this.o.remoteId, { type: local.type as "offer", sdp: local.sdp });
+      this.armPhase(`No answer received from ${this.o.remoteLabel ?? "the other peer"}`);
+    } catch (error) {
+      this.o.onError?.(error as Error);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  private async onDescription(description: { type: "offer" | "answer"; sdp: string }) {
+    const collision = description.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
+    this.ignoreOffer = !this.o.polite && collision;
+    if (this.ignoreOffer) return;
+    this.settlePhase();
+    await this.pc.setRemoteDescription(description); // rolls back our own offer if we are polite
+    const buffered = this.pendingRemote;
+    this.pendingRemote = [];
+    await this.onCandidates(buffered);
+    if (description.type === "offer") {
+      await this.pc.setLocalDescription();
+      const local = this.pc.localDescription!;
+      await this.o.client.sendDescription(this.o.remoteId, { type: "answer", sdp: local.sdp });
+    }
+  }
+
+  private async onCandidates(candidates: CandidateInit[]) {
+    if (!this.pc.remoteDescription) {
+      this.pendingRemote.push(...candidates);
+      return;
+    }
+    for (const candidate of candidates) {
+      try {
+        // null or an empty candidate ends the remote side's gathering.
+        await this.pc.addIceCandidate(candidate && candidate.candidate ? candidate : undefined);
+      } catch (error) {
+        if (!this.ignoreOffer && candidate?.candidate) throw error;
+      }
+    }
+  }
+
+  private queueCandidate(candidate: CandidateInit) {
+    this.outgoing.push(candidate);
+    // Send what gathered within a few ms as one request; the end marker goes at once.
+    if (candidate === null) return void this.flush();
+    this.flushTimer ??= setTimeout(() => void this.flush(), CANDIDATE_BATCH_MS);
+  }
+
+  private async flush() {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const batch = this.outgoing;
+    this.outgoing = [];
+    if (batch.length === 0 || this.state === "closed") return;
+    try {
+      await this.o.client.sendCandidates(this.o.remoteId, batch);
+    } catch (error) {
+      this.o.onError?.(error as Error);
+    }
+  }
+
+  private onConnectionState() {
+    const s = this.pc.connectionState;
+    if (this.graceTimer && s !== "disconnected") {
+      clearTimeout(this.graceTimer);
+      this.graceTimer = null;
+    }
+    if (s === "connected") {
+      this.everConnected = true;
+      this.settlePhase();
+      this.setState("connected");
+    } else if (s === "disconnected") {
+      this.setState("reconnecting");
+      this.graceTimer = setTimeout(() => this.restartIce(), this.o.reconnectGraceMs ?? 3000);
+    } else if (s === "failed") {
+      // The impolite side restarts; the polite one waits for its offer (no glare).
+      this.setState(this.everConnected ? "reconnecting" : "failed");
+      if (!this.o.polite) this.restartIce();
+    } else if (s === "closed") {
+      this.setState("closed");
+    }
+  }
+}

@@ -1,0 +1,338 @@
+/**
+ * The typed signaling client, for browsers and Node (fetch only). Creates or joins a room,
+ * sends descriptions and candidates, and runs one poll loop per session: long-poll with the
+ * acknowledging cursor (a response lost on the wire loses nothing), falling back to interval
+ * polling where long-poll does not work, backing off on errors.
+ */
+
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface PeerInfo {
+  peerId: string;
+  role: "host" | "viewer";
+  name?: string;
+  joinedAt: number;
+}
+
+export interface RoomInfo {
+  roomId: string;
+  topology: "star" | "mesh";
+  maxPeers: number;
+  hostId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface Session {
+  roomId: string;
+  peerId: string;
+  token: string;
+  role: "host" | "viewer";
+  room: RoomInfo;
+  peers: PeerInfo[];
+  iceServers: IceServer[];
+  expiresAt: number;
+}
+
+export type CandidateInit = { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null; usernameFragment?: string | null } | null;
+
+export type Message =
+  | { id: string; type: "offer" | "answer"; from: string; at: number; description: { type: "offer" | "answer"; sdp: string } }
+  | { id: string; type: "candidate"; from: string; at: number; candidates: CandidateInit[] }
+  | { id: string; type: "peer-joined"; from: string; at: number; peer: PeerInfo }
+  | { id: string; type: "peer-left"; from: string; at: number; peerId: string; reason: "left" | "removed" }
+  | { id: string; type: "room-closed"; from: string; at: number };
+
+/** An answer the API gave as a problem document. */
+export class SignalingError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = "SignalingError";
+  }
+
+  /** Worth retrying: the service is overloaded or briefly unavailable. */
+  get transient() {
+    return this.status === 429 || this.status >= 500;
+  }
+}
+
+/** The room is gone (closed, expired, or never existed), or this peer was removed from it. */
+export class SessionEndedError extends SignalingError {
+  constructor(status: number, code: string, message: string) {
+    super(status, code, message);
+    this.name = "SessionEndedError";
+  }
+}
+
+export interface ClientOptions {
+  /** Where the API lives; the page's own origin by default. */
+  baseUrl?: string;
+  /** "long-poll" (default) holds each read open until mail arrives; "interval" polls on a schedule. */
+  mode?: "long-poll" | "interval";
+  /** Seconds a long-poll waits (default 25, the most the API allows). */
+  waitSeconds?: number;
+  fetch?: typeof fetch;
+}
+
+export type PollMode = "long-poll" | "interval";
+
+/** The seed's interval schedule: every second for ten tries, then every five; with jitter. */
+export function intervalDelay(emptyPolls: number, random = Math.random): number {
+  const base = emptyPolls < 10 ? 1000 : 5000;
+  return base * (0.8 + 0.4 * random());
+}
+
+/** Exponential backoff with jitter, or the server's Retry-After when it gave one. */
+export function backoffDelay(failures: number, retryAfterMs?: number, random = Math.random): number {
+  if (retryAfterMs !== undefined) return retryAfterMs;
+  return Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + random());
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+async function errorFrom(res: Response): Promise<SignalingError> {
+  let body: { code?: string; detail?: string; title?: string } = {};
+  try {
+    body = await res.json();
+  } catch {
+    // not a problem document (a proxy's error page): keep the status
+  }
+  const retryAfter = Number(res.headers.get("retry-after"));
+  const message = body.detail ?? body.title ?? `HTTP ${res.status}`;
+  const code = body.code ?? `http_${res.status}`;
+  if (res.status === 404 && code === "room_not_found") return new SessionEndedError(404, code, message);
+  if (res.status === 401 && code === "invalid_token") return new SessionEndedError(401, code, message);
+  return new SignalingError(res.status, code, message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined);
+}
+
+interface CallOptions {
+  token?: string;
+  body?: unknown;
+  signal?: AbortSignal;
+  /** Lets the request outlive the page (leaving on unload). */
+  keepalive?: boolean;
+}
+
+class Api {
+  constructor(
+    readonly baseUrl: string,
+    private readonly fetcher: typeof fetch,
+  ) {}
+
+  async call<T>(method: string, path: string, options: CallOptions = {}): Promise<{ status: number; body: T | null }> {
+    const headers: Record<string, string> = {};
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    const res = await this.fetcher(this.baseUrl + path, {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: options.signal,
+      keepalive: options.keepalive,
+    });
+    if (!res.ok) throw await errorFrom(res);
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as T) : null };
+  }
+
+  /** Retries transient failures (network, 429, 5xx) a few times, honouring Retry-After. */
+  async callWithRetry<T>(method: string, path: string, options: CallOptions = {}, attempts = 4) {
+    for (let failures = 0; ; failures++) {
+      try {
+        return await this.call<T>(method, path, options);
+      } catch (error) {
+        const transient = !(error instanceof SignalingError) || error.transient;
+        if (!transient || failures + 1 >= attempts || options.signal?.aborted) throw error;
+        await sleep(backoffDelay(failures, error instanceof SignalingError ? error.retryAfterMs : undefined), options.signal);
+      }
+    }
+  }
+}
+
+type Listener<T> = (value: T) => void;
+
+export class SignalingClient {
+  private readonly api: Api;
+  private cursor: string | null = null;
+  private running: AbortController | null = null;
+  private readonly messageListeners = new Set<Listener<Message>>();
+  private readonly endListeners = new Set<Listener<SessionEndedError>>();
+  private readonly errorListeners = new Set<Listener<Error>>();
+  /** How the loop polls now: starts as asked, falls back to interval when long-poll fails. */
+  pollMode: PollMode;
+
+  private constructor(
+    readonly session: Session,
+    private readonly options: ClientOptions,
+  ) {
+    this.api = new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+    this.pollMode = options.mode ?? "long-poll";
+  }
+
+  /** Public facts about a room, to fail fast on a wrong or expired ID; throws SessionEndedError if gone. */
+  static async checkRoom(roomId: string, options: ClientOptions = {}) {
+    const api = new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+    const res = await api.callWithRetry<{ room: { roomId: string; topology: string; peers: number; maxPeers: number; hostPresent: boolean; expiresAt: number } }>(
+      "GET",
+      `/api/diagnostics?roomId=${encodeURIComponent(roomId)}`,
+    );
+    return res.body!.room;
+  }
+
+  static async createRoom(input: { topology?: "star" | "mesh"; maxPeers?: number; name?: string; authSecret?: string } = {}, options: ClientOptions = {}) {
+    const api = new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+    const { authSecret, ...body } = input;
+    const res = await api.callWithRetry<Omit<Session, "role" | "peers">>("POST", "/api/rooms", { body, token: authSecret });
+    const created = res.body!;
+    const host: PeerInfo = { peerId: created.peerId, role: "host", joinedAt: created.room.createdAt, ...(input.name ? { name: input.name } : {}) };
+    return new SignalingClient({ ...created, role: "host", peers: [host] }, options);
+  }
+
+  static async joinRoom(roomId: string, input: { name?: string } = {}, options: ClientOptions = {}) {
+    const api = new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+    const res = await api.callWithRetry<Omit<Session, "role">>("POST", "/api/peers", { body: { roomId, ...input } });
+    return new SignalingClient({ ...res.body!, role: "viewer" }, options);
+  }
+
+  get peerId() {
+    return this.session.peerId;
+  }
+
+  get roomId() {
+    return this.session.roomId;
+  }
+
+  private authed<T>(method: string, path: string, body?: unknown, keepalive = false) {
+    return this.api.callWithRetry<T>(method, path, { token: this.session.token, body, keepalive });
+  }
+
+  async sendDescription(to: string, description: { type: "offer" | "answer"; sdp: string }) {
+    await this.authed("POST", `/api/${description.type}`, { roomId: this.roomId, to, description: { type: description.type, sdp: description.sdp } });
+  }
+
+  async sendCandidates(to: string, candidates: CandidateInit[]) {
+    for (let i = 0; i < candidates.length; i += 64) {
+      await this.authed("POST", "/api/candidate", { roomId: this.roomId, to, candidates: candidates.slice(i, i + 64) });
+    }
+  }
+
+  async listPeers(): Promise<{ room: RoomInfo; peers: PeerInfo[] }> {
+    return (await this.authed<{ room: RoomInfo; peers: PeerInfo[] }>("GET", `/api/peers?roomId=${this.roomId}`)).body!;
+  }
+
+  async removePeer(peerId: string) {
+    await this.authed("DELETE", `/api/peers?roomId=${this.roomId}&peerId=${peerId}`);
+  }
+
+  /** A viewer leaves; the host leaving closes the room. */
+  async leave() {
+    this.stop();
+    await this.authed("DELETE", `/api/peers?roomId=${this.roomId}&peerId=${this.peerId}`, undefined, true).catch(() => {});
+  }
+
+  async closeRoom() {
+    this.stop();
+    await this.authed("DELETE", `/api/rooms?roomId=${this.roomId}`, undefined, true).catch((error) => {
+      if (!(error instanceof SessionEndedError)) throw error;
+    });
+  }
+
+  onMessage(listener: Listener<Message>) {
+    this.messageListeners.add(listener);
+    return () => this.messageListeners.delete(listener);
+  }
+
+  /** The session is over: the room closed or expired, or this peer was removed. */
+  onEnd(listener: Listener<SessionEndedError>) {
+    this.endListeners.add(listener);
+    return () => this.endListeners.delete(listener);
+  }
+
+  /** A transient failure the loop is riding out (it keeps retrying). */
+  onError(listener: Listener<Error>) {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
+  }
+
+  /** Starts the poll loop (idempotent). One loop per session carries every message type. */
+  start() {
+    if (this.running) return;
+    this.running = new AbortController();
+    void this.loop(this.running.signal);
+  }
+
+  stop() {
+    this.running?.abort();
+    this.running = null;
+  }
+
+  private deliver(message: Message) {
+    for (const listener of this.messageListeners) {
+      try {
+        listener(message);
+      } catch (error) {
+        this.errorListeners.forEach((l) => l(error as Error));
+      }
+    }
+  }
+
+  private end(error: SessionEndedError) {
+    this.stop();
+    this.endListeners.forEach((l) => l(error));
+  }
+
+  private async loop(signal: AbortSignal) {
+    const waitSeconds = Math.min(25, Math.max(1, this.options.waitSeconds ?? 25));
+    let failures = 0;
+    let emptyPolls = 0;
+    let earlyEmpty = 0;
+    while (!signal.aborted) {
+      const wait = this.pollMode === "long-poll" ? waitSeconds : 0;
+      const started = Date.now();
+      try {
+        const query = `roomId=${this.roomId}&wait=${wait}${this.cursor ? `&after=${this.cursor}` : ""}`;
+        const timeout = AbortSignal.timeout((wait + 15) * 1000);
+        const res = await this.api.call<{ messages: Message[]; cursor: string }>("GET", `/api/poll?${query}`, {
+          token: this.session.token,
+          signal: AbortSignal.any([signal, timeout]),
+        });
+        failures = 0;
+        if (res.status === 200 && res.body) {
+          emptyPolls = 0;
+          earlyEmpty = 0;
+          for (const message of res.body.messages) {
+            if (signal.aborted) return;
+            this.deliver(message);
+            if (message.type === "room-closed") return this.end(new SessionEndedError(404, "room_closed", "The host ended the session"));
+          }
+          this.cursor = res.body.cursor;
+          continue;
+        }
+        // Nothing pending. A long-poll that keeps coming back empty long before its wait
+        // (a proxy cutting it short) is not working: poll on the interval schedule instead.
+        if (this.pollMode === "long-poll" && Date.now() - started < (wait * 1000) / 2 && ++earlyEmpty >= 3) this.pollMode = "interval";
+        if (this.pollMode === "interval") await sleep(intervalDelay(emptyPolls++), signal);
+      } catch (error) {
+        if (signal.aborted) return;
+        if (error instanceof SessionEndedError) return this.end(error);
+        this.errorListeners.forEach((l) => l(error as Error));
+        const retryAfter = error instanceof SignalingError ? error.retryAfterMs : undefined;
+        await sleep(backoffDelay(failures++, retryAfter), signal);
+      }
+    }
+  }
+}

@@ -1,0 +1,97 @@
+/** The viewer page: join a room by ID and watch the host's screen. */
+import { PeerLink } from "../../lib/client/peer-link.js";
+import { SessionEndedError, SignalingClient } from "../../lib/client/signaling-client.js";
+import { $, clientOptions, showState } from "./common.js";
+import { watchStats } from "./stats.js";
+
+const state = $("state");
+const message = $("message");
+const error = $("error");
+const video = $("video") as HTMLVideoElement;
+let client: SignalingClient | null = null;
+let link: PeerLink | null = null;
+let stopStats = () => {};
+
+function end(text: string) {
+  showState(state, "ended");
+  message.textContent = "";
+  error.textContent = text;
+  link?.close();
+  stopStats();
+  client?.stop();
+}
+
+async function watch(roomId: string) {
+  $("pick").hidden = true;
+  error.textContent = "";
+  showState(state, "connecting", "checking");
+  message.textContent = "Looking for the room…";
+  try {
+    // Fail fast on a wrong or expired ID, rather than after a 60 s wait.
+    const room = await SignalingClient.checkRoom(roomId);
+    if (!room.hostPresent) return end("This room has no host any more.");
+    client = await SignalingClient.joinRoom(roomId, {}, clientOptions());
+  } catch (e) {
+    $("pick").hidden = false;
+    if (e instanceof SessionEndedError) return end("Room not found. Check the ID, or ask for a new link: the session may have ended.");
+    return end(`Could not join: ${(e as Error).message}`);
+  }
+  const hostId = client.session.room.hostId;
+  showState(state, "waiting", "waiting for host");
+  message.textContent = "Joined. Waiting for the host's screen…";
+  link = new PeerLink({
+    client,
+    remoteId: hostId,
+    polite: true,
+    iceServers: client.session.iceServers,
+    expectOfferFrom: hostId,
+    remoteLabel: "host",
+    onTrack: ({ streams }) => {
+      video.srcObject = streams[0];
+      $("watch").hidden = false;
+    },
+    onState: (s) => {
+      if (s === "closed") return;
+      showState(state, s);
+      message.textContent = s === "connected" ? "" : s === "reconnecting" ? "Connection interrupted; reconnecting…" : message.textContent;
+      if (s === "failed") error.textContent ||= "Could not connect to the host.";
+    },
+    onError: (e) => {
+      if (link?.state === "failed") error.textContent = e.message;
+      else console.warn(e.message);
+    },
+  });
+  stopStats = watchStats(link.pc, (name, value) => {
+    const cell = document.querySelector<HTMLElement>(`[data-stat="${name}"]`);
+    if (cell) cell.textContent = value;
+  });
+  client.onMessage((m) => void link?.handle(m));
+  client.onEnd((e) => end(e.code === "room_closed" ? "The host ended the session." : e.status === 401 ? "You were removed from the room." : "The room has ended."));
+  client.start();
+}
+
+$("form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const roomId = ($("room") as HTMLInputElement).value.trim().toLowerCase();
+  history.replaceState(null, "", `?${new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(location.search)), room: roomId })}`);
+  void watch(roomId);
+});
+$("unmute").addEventListener("click", () => {
+  video.muted = !video.muted;
+  $("unmute").textContent = video.muted ? "Unmute" : "Mute";
+});
+$("fullscreen").addEventListener("click", () => void video.requestFullscreen?.());
+$("leave").addEventListener("click", () => {
+  void client?.leave();
+  end("You left the session.");
+});
+addEventListener("pagehide", () => void client?.leave());
+
+const requested = new URLSearchParams(location.search).get("room");
+if (requested) {
+  ($("room") as HTMLInputElement).value = requested;
+  void watch(requested.trim().toLowerCase());
+}
+
+// A handle for debugging in the console (and for the end-to-end tests).
+Object.assign(window, { signalbox: { get link() { return link; }, get client() { return client; } } });
