@@ -1,0 +1,80 @@
+/**
+ * Headless Chromium (Debian's package, never a downloaded build) driven by playwright-core,
+ * set up so WebRTC stays on loopback: fake capture devices with their permission granted
+ * (which lets Chromium offer 127.0.0.1 candidates), no background networking, no DNS.
+ */
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { chromium, type Browser, type Page } from "playwright-core";
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+export const hasChromium = existsSync(CHROMIUM);
+
+if (!hasChromium) {
+  if (process.env.CI === "true") throw new Error(`Chromium not found at ${CHROMIUM}: the browser suites must run in CI`);
+  console.warn(`\n*** Chromium not found at ${CHROMIUM}: browser suites SKIPPED (apt-get install chromium) ***\n`);
+}
+
+export const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url).pathname;
+
+export async function launchBrowser(): Promise<Browser> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream",
+      "--allow-loopback-in-peer-connection",
+      "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ],
+  });
+}
+
+/** Collects console errors and failed page loads, to assert a page ran cleanly. */
+export function watchConsole(page: Page) {
+  const errors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  return errors;
+}
+
+/** Frames the page's peer connection(s) decoded so far, from getStats(). */
+export function framesDecoded(page: Page, pcExpression = "window.signalbox.link.pc"): Promise<number> {
+  return page.evaluate(async (expr) => {
+    const pc = (0, eval)(expr) as RTCPeerConnection;
+    const stats = await pc.getStats();
+    let frames = 0;
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded ?? 0;
+    });
+    return frames;
+  }, pcExpression);
+}
+
+/** Resolves once the page has decoded a first frame; returns when (ms since the epoch). */
+export async function firstFrameAt(page: Page, timeoutMs = 60_000): Promise<number> {
+  await page.waitForFunction(
+    async () => {
+      const link = (window as unknown as { signalbox: { link: { pc: RTCPeerConnection } | null } }).signalbox.link;
+      if (!link) return false;
+      const stats = await link.pc.getStats();
+      let frames = 0;
+      stats.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded ?? 0;
+      });
+      return frames > 0;
+    },
+    null,
+    { timeout: timeoutMs, polling: 20 },
+  );
+  return Date.now();
+}

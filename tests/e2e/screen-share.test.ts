@@ -1,0 +1,141 @@
+/**
+ * Screen sharing end to end in real headless Chromium: the host and viewer pages, the client
+ * library and the API on both stores. Media flows peer to peer over loopback.
+ */
+import { writeFile } from "node:fs/promises";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hasRedis, startHarness, STORES, type Harness } from "../support/harness.js";
+import { ARTIFACTS, firstFrameAt, framesDecoded, hasChromium, launchBrowser, watchConsole } from "./browser.js";
+
+/** Opens the host page and starts sharing; returns the page and its room ID. */
+async function startSharing(context: BrowserContext, base: string) {
+  const host = await context.newPage();
+  const errors = watchConsole(host);
+  await host.goto(`${base}/host.html`);
+  await host.click("#share");
+  // getDisplayMedia hangs rather than fails under a wrong flag set: always bound the wait.
+  await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+  const roomId = (await host.textContent("#roomId"))!;
+  return { host, roomId, errors };
+}
+
+async function openViewer(context: BrowserContext, base: string, roomId: string, query = "") {
+  const page = await context.newPage();
+  const errors = watchConsole(page);
+  const loadedAt = Date.now();
+  await page.goto(`${base}/view.html?room=${roomId}${query}`);
+  return { page, loadedAt, errors };
+}
+
+const linkState = (page: Page) => page.evaluate(() => (window as any).signalbox.link?.state);
+
+describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
+  const skip = !hasChromium || (kind === "redis" && !hasRedis());
+  let h: Harness;
+  let browser: Browser;
+  beforeAll(async () => {
+    if (skip) return;
+    h = await startHarness(kind);
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+  const test = it.skipIf(skip);
+
+  test("one host, three viewers: each connects, plays the screen and keeps decoding", async () => {
+    const context = await browser.newContext();
+    const { host, roomId, errors: hostErrors } = await startSharing(context, h.url);
+    expect(await host.inputValue("#link")).toBe(`${h.url}/view.html?room=${roomId}`);
+    const viewers = await Promise.all([0, 1, 2].map(() => openViewer(context, h.url, roomId)));
+    const firstFrames = await Promise.all(viewers.map(async (v) => (await firstFrameAt(v.page)) - v.loadedAt));
+    for (const v of viewers) {
+      await v.page.waitForFunction(() => (window as any).signalbox.link.state === "connected");
+      expect(await v.page.textContent("#state")).toBe("connected");
+      expect(await v.page.evaluate(() => (document.getElementById("video") as HTMLVideoElement).videoWidth)).toBeGreaterThan(0);
+      const before = await framesDecoded(v.page);
+      await v.page.waitForTimeout(700);
+      expect(await framesDecoded(v.page)).toBeGreaterThan(before);
+    }
+    await host.waitForFunction(() => document.querySelectorAll('#viewers li .state[data-state="connected"]').length === 3);
+    expect(await host.textContent("#count")).toBe("3");
+    // The stats panel reports the path and the picture.
+    await viewers[0].page.waitForFunction(() => document.querySelector('[data-stat="resolution"]')!.textContent!.includes("×"));
+    expect(await viewers[0].page.textContent('[data-stat="path"]')).toBe("host");
+
+    await host.screenshot({ path: `${ARTIFACTS}host-${kind}.png` });
+    await viewers[0].page.screenshot({ path: `${ARTIFACTS}viewer-${kind}.png` });
+    await writeFile(`${ARTIFACTS}first-frame-${kind}.json`, JSON.stringify({ kind, viewers: 3, firstFrameMs: firstFrames }, null, 2));
+    console.log(`[${kind}] viewer page load → first decoded frame, 3 viewers: ${firstFrames.join(", ")} ms`);
+    expect(hostErrors).toEqual([]);
+    for (const v of viewers) expect(v.errors).toEqual([]);
+    await context.close();
+  });
+
+  test("a late viewer connects, a leaving one is dropped, and the host closing ends everyone", async () => {
+    const context = await browser.newContext();
+    const { host, roomId } = await startSharing(context, h.url);
+    const early = await openViewer(context, h.url, roomId);
+    await firstFrameAt(early.page);
+    await host.waitForTimeout(1000);
+    const late = await openViewer(context, h.url, roomId);
+    await firstFrameAt(late.page);
+    await host.waitForFunction(() => document.querySelectorAll('#viewers li .state[data-state="connected"]').length === 2);
+
+    const earlyId = await early.page.evaluate(() => (window as any).signalbox.client.peerId);
+    await early.page.click("#leave");
+    expect(await early.page.textContent("#error")).toBe("You left the session.");
+    await host.waitForFunction((id) => !document.querySelector(`li[data-peer="${id}"]`), earlyId);
+    expect(await host.textContent("#count")).toBe("1");
+    expect(await host.evaluate((id) => (window as any).signalbox.links.has(id), earlyId)).toBe(false);
+    expect(await linkState(late.page)).toBe("connected");
+
+    await host.click("#stop");
+    await late.page.waitForFunction(() => document.getElementById("state")!.dataset.state === "ended", null, { timeout: 10_000 });
+    expect(await late.page.textContent("#error")).toBe("The host ended the session.");
+    expect(await host.textContent("#state")).toBe("ended");
+    await context.close();
+  });
+
+  test("a wrong or expired room ID shows an error within 2 s", async () => {
+    const context = await browser.newContext();
+    const { page, loadedAt } = await openViewer(context, h.url, "zzzzzzzzzz");
+    await page.waitForFunction(() => document.getElementById("error")!.textContent!.startsWith("Room not found"), null, { timeout: 2000 });
+    expect(Date.now() - loadedAt).toBeLessThan(2000);
+    expect(await page.textContent("#state")).toBe("ended");
+    await context.close();
+  });
+
+  test("an ICE restart renegotiates through the API and the viewer keeps playing without a reload", async () => {
+    const context = await browser.newContext();
+    const { host, roomId } = await startSharing(context, h.url);
+    const viewer = await openViewer(context, h.url, roomId);
+    await firstFrameAt(viewer.page);
+    await viewer.page.waitForFunction(() => (window as any).signalbox.link.state === "connected");
+    const ufrag = () => viewer.page.evaluate(() => /a=ice-ufrag:(\S+)/.exec((window as any).signalbox.link.pc.remoteDescription.sdp)![1]);
+    const before = await ufrag();
+
+    // The host restarts ICE (what a dropped connection triggers on its side).
+    await host.evaluate(() => [...(window as any).signalbox.links.values()][0].restartIce());
+    await viewer.page.waitForFunction((old) => /a=ice-ufrag:(\S+)/.exec((window as any).signalbox.link.pc.remoteDescription.sdp)![1] !== old, before, { timeout: 20_000 });
+    // And the viewer restarts (it offers; the roles of the original exchange do not matter).
+    const middle = await ufrag();
+    await viewer.page.evaluate(() => (window as any).signalbox.link.restartIce());
+    await viewer.page.waitForFunction(
+      (old) => {
+        const pc = (window as any).signalbox.link.pc as RTCPeerConnection;
+        return pc.signalingState === "stable" && /a=ice-ufrag:(\S+)/.exec(pc.remoteDescription!.sdp)![1] !== old;
+      },
+      middle,
+      { timeout: 20_000 },
+    );
+    await viewer.page.waitForFunction(() => (window as any).signalbox.link.pc.connectionState === "connected", null, { timeout: 20_000 });
+    const frames = await framesDecoded(viewer.page);
+    await viewer.page.waitForTimeout(700);
+    expect(await framesDecoded(viewer.page)).toBeGreaterThan(frames);
+    expect(viewer.page.url()).toContain(roomId); // same page, never reloaded
+    await context.close();
+  });
+});
