@@ -60,21 +60,16 @@ export function framesDecoded(page: Page, pcExpression = "window.signalbox.link.
   }, pcExpression);
 }
 
-/** Resolves once the page has decoded a first frame; returns when (ms since the epoch). */
+/**
+ * Resolves once the page has decoded a first frame; returns when (ms since the epoch).
+ * (waitForFunction would not do: it takes an async predicate's Promise itself as truthy.)
+ */
 export async function firstFrameAt(page: Page, timeoutMs = 60_000): Promise<number> {
-  await page.waitForFunction(
-    async () => {
-      const link = (window as unknown as { signalbox: { link: { pc: RTCPeerConnection } | null } }).signalbox.link;
-      if (!link) return false;
-      const stats = await link.pc.getStats();
-      let frames = 0;
-      stats.forEach((s) => {
-        if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded ?? 0;
-      });
-      return frames > 0;
-    },
-    null,
-    { timeout: timeoutMs, polling: 20 },
-  );
-  return Date.now();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const hasLink = await page.evaluate(() => Boolean((window as unknown as { signalbox?: { link?: unknown } }).signalbox?.link));
+    if (hasLink && (await framesDecoded(page)) > 0) return Date.now();
+    await new Promise((r) => setTimeout(r, 15));
+  }
+  throw new Error(`no decoded frame within ${timeoutMs} ms`);
 }

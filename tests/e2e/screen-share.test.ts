@@ -108,6 +108,17 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     await context.close();
   });
 
+  test("a viewer whose host has not offered yet waits, saying so", async () => {
+    const room = await (await fetch(`${h.url}/api/rooms`, { method: "POST" })).json();
+    const context = await browser.newContext();
+    const { page, errors } = await openViewer(context, h.url, room.roomId);
+    await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "waiting", null, { timeout: 5000 });
+    expect(await page.textContent("#state")).toBe("waiting for host");
+    expect(await page.textContent("#message")).toBe("Joined. Waiting for the host's screen…");
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   test("an ICE restart renegotiates through the API and the viewer keeps playing without a reload", async () => {
     const context = await browser.newContext();
     const { host, roomId } = await startSharing(context, h.url);

@@ -27,9 +27,8 @@ async function watch(roomId: string) {
   showState(state, "connecting", "checking");
   message.textContent = "Looking for the room…";
   try {
-    // Fail fast on a wrong or expired ID, rather than after a 60 s wait.
-    const room = await SignalingClient.checkRoom(roomId);
-    if (!room.hostPresent) return end("This room has no host any more.");
+    // Joining fails fast on a wrong or expired ID (404), rather than after a 60 s wait; a star
+    // room always has its host (the host leaving closes it).
     client = await SignalingClient.joinRoom(roomId, {}, clientOptions());
   } catch (e) {
     $("pick").hidden = false;
