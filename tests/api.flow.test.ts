@@ -2,8 +2,8 @@
  * The signaling flows over HTTP, through the real local server, on both stores:
  * star and mesh exchanges, long-polls, lossless polling and single-use takes under races.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiClient, createRoom, drain, hasRedis, joinRoom, startHarness, STORES, type Api, type Harness, type Peer } from "./support/harness.js";
+import { describe, expect } from "vitest";
+import { apiClient, useHarness, createRoom, drain, joinRoom, STORES, type Api, type Harness, type Peer } from "./support/harness.js";
 
 const offer = (n: number | string) => ({ type: "offer", sdp: `v=0\r\no=- ${n} 2 IN IP4 127.0.0.1\r\n` });
 const answer = (n: number | string) => ({ type: "answer", sdp: `v=0\r\no=- ${n} 2 IN IP4 127.0.0.1\r\n` });
@@ -25,13 +25,10 @@ async function collect(api: Api, peer: Peer, count: number, state: { cursor?: st
 describe.each(STORES)("signaling over HTTP [%s]", (kind) => {
   let h: Harness;
   let api: Api;
-  beforeAll(async () => {
-    if (kind === "redis" && !hasRedis()) return;
-    h = await startHarness(kind);
+  const test = useHarness(kind, (started) => {
+    h = started;
     api = apiClient(h.url);
   });
-  afterAll(async () => h?.close());
-  const test = it.skipIf(kind === "redis" && !hasRedis());
 
   test("star: one host and five viewers exchange offers, answers and candidates", async () => {
     const host = await createRoom(api, { name: "Host" });

@@ -3,8 +3,8 @@
  * forged tokens, forbidden actions, malformed requests (always a 4xx problem document,
  * never a 500, nothing changed), CORS and rate limits — on both stores.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiClient, createRoom, drain, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, type Api, type ApiResponse, type Harness } from "./support/harness.js";
+import { describe, expect, it } from "vitest";
+import { apiClient, useHarness, createRoom, drain, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, type Api, type ApiResponse, type Harness } from "./support/harness.js";
 
 const offer = { type: "offer", sdp: "v=0\r\n" };
 const answer = { type: "answer", sdp: "v=0\r\n" };
@@ -18,13 +18,10 @@ function expectProblem(res: ApiResponse, status: number, code: string) {
 describe.each(STORES)("rules over HTTP [%s]", (kind) => {
   let h: Harness;
   let api: Api;
-  beforeAll(async () => {
-    if (kind === "redis" && !hasRedis()) return;
-    h = await startHarness(kind);
+  const test = useHarness(kind, (started) => {
+    h = started;
     api = apiClient(h.url);
   });
-  afterAll(async () => h?.close());
-  const test = it.skipIf(kind === "redis" && !hasRedis());
 
   test("every authenticated route refuses missing, malformed, foreign and forged tokens", async () => {
     const host = await createRoom(api);

@@ -2,8 +2,8 @@
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hasRedis, startHarness, STORES, type Harness } from "./support/harness.js";
+import { describe, expect } from "vitest";
+import { STORES, useHarness, type Harness } from "./support/harness.js";
 
 const run = promisify(execFile);
 
@@ -16,13 +16,9 @@ async function walkthrough(): Promise<string> {
 
 describe.each(STORES)("README walkthrough [%s]", (kind) => {
   let h: Harness;
-  beforeAll(async () => {
-    if (kind === "redis" && !hasRedis()) return;
-    h = await startHarness(kind);
-  });
-  afterAll(async () => h?.close());
+  const test = useHarness(kind, (started) => (h = started));
 
-  it.skipIf(kind === "redis" && !hasRedis())("runs verbatim and completes a host/viewer exchange", async () => {
+  test("runs verbatim and completes a host/viewer exchange", async () => {
     const { stdout } = await run("bash", ["-euo", "pipefail", "-c", await walkthrough()], { env: { ...process.env, BASE: h.url }, timeout: 60_000 });
     const lines = stdout.trim().split("\n");
     expect(lines[0]).toMatch(/^room [a-z2-9]{10}, host [a-z2-9]{10}$/);

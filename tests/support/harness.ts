@@ -2,7 +2,7 @@
  * Test harness: the real local server on a free port, on the memory store or on Redis through
  * the Upstash REST bridge to the real redis-server; plus a raw HTTP client for the API.
  */
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject, it } from "vitest";
 import { createClient } from "redis";
 import { startServer, type RunningServer } from "../../lib/server.js";
 import { startUpstashBridge, type Bridge } from "../../scripts/upstash-bridge.js";
@@ -19,6 +19,22 @@ export const TEST_ENV = {
   RATE_LIMIT_ROOMS_PER_HOUR: "100000",
   RATE_LIMIT_CALLS_PER_HOUR: "1000000",
 };
+
+/**
+ * Starts a harness for the enclosing describe block (handing it to `onStart`) and closes it
+ * after; returns the `it` to write its tests with, which skips them where the store is missing.
+ */
+export function useHarness(kind: StoreKind, onStart: (h: Harness) => void, env: Record<string, string> = {}) {
+  const available = kind === "memory" || hasRedis();
+  let started: Harness | undefined;
+  beforeAll(async () => {
+    if (!available) return;
+    started = await startHarness(kind, env);
+    onStart(started);
+  });
+  afterAll(async () => started?.close());
+  return it.skipIf(!available);
+}
 
 export type RedisInspector = ReturnType<typeof createClient>;
 
