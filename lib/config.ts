@@ -3,6 +3,7 @@
  * `.env.example` lists them all with their defaults.
  */
 import { z } from "zod";
+import { DEFAULT_PRESETS, PresetTable, type Preset } from "./openai/presets.js";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -43,6 +44,31 @@ const EnvSchema = z.object({
   AUTH_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   TRUST_PROXY: flag,
   VERCEL: z.string().optional(),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_MODE: z.enum(["simulate", "live"]).optional(),
+  OPENAI_BASE_URL: z.url().default("https://api.openai.com/v1"),
+  OPENAI_PRESETS: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (!text) return DEFAULT_PRESETS;
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "must be a JSON object of presets" });
+        return z.NEVER;
+      }
+    })
+    .pipe(PresetTable),
+  OPENAI_DEFAULT_PRESET: z.string().optional(),
+  OPENAI_ALLOWED_PRESETS: z.string().optional(),
+  OPENAI_MAX_SESSIONS_PER_ROOM: positiveInt(2),
+  OPENAI_CONNECT_TIMEOUT_MS: positiveInt(5000),
+  OPENAI_TIMEOUT_MS: positiveInt(20_000),
+  OPENAI_ATTEMPTS: positiveInt(3),
+  OPENAI_OFFER_TIMEOUT_MS: positiveInt(20_000),
+  OPENAI_SECRET_TTL_SECONDS: z.coerce.number().int().min(10).max(7200).default(600),
+  RATE_LIMIT_SESSIONS_PER_HOUR: positiveInt(30),
 });
 
 export type IceServer = z.infer<typeof iceServer>;
@@ -58,6 +84,27 @@ export interface Config {
   authSecret: string | null;
   /** Take the client address from X-Forwarded-For (set by Vercel or a trusted reverse proxy). */
   trustProxy: boolean;
+  openai: OpenAIConfig;
+}
+
+export interface OpenAIConfig {
+  /** "live" talks to OpenAI with the server's key; "simulate" answers with an in-process peer. */
+  mode: "live" | "simulate";
+  /** Never returned, never logged. */
+  apiKey: string | null;
+  baseUrl: string;
+  presets: Record<string, Preset>;
+  defaultPreset: string;
+  /** Presets a browser may pick by name. */
+  allowedPresets: string[];
+  maxSessionsPerRoom: number;
+  connectTimeoutMs: number;
+  timeoutMs: number;
+  attempts: number;
+  /** How long a room-mode session waits for the host's offer. */
+  offerTimeoutMs: number;
+  secretTtlSeconds: number;
+  sessionsPerHour: number;
 }
 
 export class ConfigError extends Error {}
@@ -81,6 +128,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError("Invalid configuration:\n  on Vercel, UPSTASH_REDIS_REST_URL/TOKEN (or KV_REST_API_URL/TOKEN) are required");
   }
   const origins = e.ALLOWED_ORIGINS.trim();
+  const presetNames = Object.keys(e.OPENAI_PRESETS);
+  const defaultPreset = e.OPENAI_DEFAULT_PRESET ?? (presetNames.includes("transcribe") ? "transcribe" : presetNames[0]);
+  const allowedPresets = e.OPENAI_ALLOWED_PRESETS ? e.OPENAI_ALLOWED_PRESETS.split(",").map((p) => p.trim()).filter(Boolean) : presetNames;
+  const unknown = [defaultPreset, ...allowedPresets].filter((p) => !presetNames.includes(p));
+  if (unknown.length) throw new ConfigError(`Invalid configuration:\n  OPENAI_DEFAULT_PRESET/OPENAI_ALLOWED_PRESETS name unknown presets: ${unknown.join(", ")}`);
+  const mode = e.OPENAI_MODE ?? (e.OPENAI_API_KEY ? "live" : "simulate");
+  if (mode === "live" && !e.OPENAI_API_KEY) throw new ConfigError("Invalid configuration:\n  OPENAI_MODE=live needs OPENAI_API_KEY");
   return {
     redis: url && token ? { url, token } : null,
     allowedOrigins: origins === "*" ? "*" : origins.split(",").map((o) => o.trim()).filter(Boolean),
@@ -91,5 +145,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimits: { roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR },
     authSecret: e.AUTH_SECRET ?? null,
     trustProxy: e.TRUST_PROXY || Boolean(e.VERCEL),
+    openai: {
+      mode,
+      apiKey: e.OPENAI_API_KEY ?? null,
+      baseUrl: e.OPENAI_BASE_URL.replace(/\/$/, ""),
+      presets: e.OPENAI_PRESETS,
+      defaultPreset,
+      allowedPresets,
+      maxSessionsPerRoom: e.OPENAI_MAX_SESSIONS_PER_ROOM,
+      connectTimeoutMs: e.OPENAI_CONNECT_TIMEOUT_MS,
+      timeoutMs: e.OPENAI_TIMEOUT_MS,
+      attempts: e.OPENAI_ATTEMPTS,
+      offerTimeoutMs: e.OPENAI_OFFER_TIMEOUT_MS,
+      secretTtlSeconds: e.OPENAI_SECRET_TTL_SECONDS,
+      sessionsPerHour: e.RATE_LIMIT_SESSIONS_PER_HOUR,
+    },
   };
 }

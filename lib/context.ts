@@ -5,6 +5,8 @@
  */
 import type { IncomingMessage } from "node:http";
 import { loadConfig, type Config } from "./config.js";
+import { SimulatedUpstream } from "./openai/simulator.js";
+import { OpenAIRealtimeUpstream, type RealtimeUpstream } from "./openai/upstream.js";
 import { memoryRateLimits, redisRateLimits, type RateLimits } from "./ratelimit.js";
 import { MemoryStore } from "./store/memory.js";
 import { RedisStore } from "./store/redis.js";
@@ -14,16 +16,31 @@ export interface Context {
   config: Config;
   store: SignalStore;
   limits: RateLimits;
+  /** Who answers AI sessions: OpenAI, or the in-process simulator. */
+  realtime: RealtimeUpstream;
   now: () => number;
+}
+
+function realtimeUpstream(config: Config): RealtimeUpstream {
+  const o = config.openai;
+  if (o.mode === "simulate") return new SimulatedUpstream();
+  return new OpenAIRealtimeUpstream({
+    apiKey: o.apiKey!,
+    baseUrl: o.baseUrl,
+    connectTimeoutMs: o.connectTimeoutMs,
+    totalTimeoutMs: o.timeoutMs,
+    attempts: o.attempts,
+    backoffMs: 500,
+  });
 }
 
 export function createContext(env: Record<string, string | undefined> = process.env): Context {
   const config = loadConfig(env);
   if (config.redis) {
     const store = new RedisStore(config.redis, config.inboxMaxMessages);
-    return { config, store, limits: redisRateLimits(store.client, config), now: Date.now };
+    return { config, store, limits: redisRateLimits(store.client, config), realtime: realtimeUpstream(config), now: Date.now };
   }
-  return { config, store: new MemoryStore(config.inboxMaxMessages), limits: memoryRateLimits(config), now: Date.now };
+  return { config, store: new MemoryStore(config.inboxMaxMessages), limits: memoryRateLimits(config), realtime: realtimeUpstream(config), now: Date.now };
 }
 
 const bound = new WeakMap<IncomingMessage, Context>();

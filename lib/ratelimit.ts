@@ -25,6 +25,8 @@ export interface RateLimits {
   rooms: Limiter;
   /** Every other API call, per peer token (per address when unauthenticated). */
   calls: Limiter;
+  /** AI sessions started, per host token. */
+  sessions: Limiter;
 }
 
 const HOUR_MS = 3_600_000;
@@ -50,6 +52,7 @@ export function redisRateLimits(redis: Redis, config: Config): RateLimits {
   return {
     rooms: limiter(config.rateLimits.roomsPerHour, "rooms"),
     calls: limiter(config.rateLimits.callsPerHour, "calls"),
+    sessions: limiter(config.openai.sessionsPerHour, "sessions"),
   };
 }
 
@@ -87,5 +90,6 @@ export function memoryRateLimits(config: Config): RateLimits {
   return {
     rooms: new MemoryLimiter(config.rateLimits.roomsPerHour, HOUR_MS),
     calls: new MemoryLimiter(config.rateLimits.callsPerHour, HOUR_MS),
+    sessions: new MemoryLimiter(config.openai.sessionsPerHour, HOUR_MS),
   };
 }

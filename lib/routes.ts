@@ -5,8 +5,10 @@
 import type { Context } from "./context.js";
 import { noContent, ok, route, type Reply } from "./http/route.js";
 import { sameSecret } from "./ids.js";
+import * as bridge from "./openai/bridge.js";
 import { problems } from "./problem.js";
 import {
+  AgentBody,
   CandidateBody,
   CreateRoomBody,
   DescriptionBody,
@@ -15,6 +17,8 @@ import {
   PeerQuery,
   PollQuery,
   RoomQuery,
+  SessionBody,
+  SessionQuery,
   TakeQuery,
 } from "./schemas.js";
 import * as signaling from "./signaling.js";
@@ -58,7 +62,13 @@ async function health(ctx: Context): Promise<Reply> {
     status: "ok",
     version: VERSION,
     store,
-    modes: { store: ctx.store.kind, multiInstance: ctx.store.kind === "redis", allowedOrigins: ctx.config.allowedOrigins },
+    modes: {
+      store: ctx.store.kind,
+      multiInstance: ctx.store.kind === "redis",
+      allowedOrigins: ctx.config.allowedOrigins,
+      openai: ctx.realtime.kind,
+      presets: ctx.config.openai.allowedPresets,
+    },
     time: ctx.now(),
   });
 }
@@ -112,6 +122,45 @@ export const handlers = {
 
   iceServers: route({
     GET: { query: RoomQuery, auth: "peer", handle: async ({ ctx, caller }) => ok(await signaling.iceServers(ctx, caller)) },
+  }),
+
+  session: route({
+    POST: {
+      body: SessionBody,
+      acceptsSdp: true,
+      auth: "peer",
+      limit: "sessions",
+      handle: async ({ ctx, caller, body, sentSdp }): Promise<Reply> => {
+        const started = await bridge.startSession(ctx, caller, body.sdp, body.preset);
+        const location = `/api/session?roomId=${caller.roomId}&id=${started.sessionId}`;
+        // Raw SDP in, raw SDP out, as OpenAI's own calls endpoint answers.
+        if (sentSdp) return { status: 201, body: started.sdp, contentType: "application/sdp", headers: { location, "x-session-id": started.sessionId } };
+        return { status: 201, body: started, headers: { location } };
+      },
+    },
+    DELETE: {
+      query: SessionQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller, query }) => (await bridge.hangup(ctx, caller, query.id), noContent()),
+    },
+  }),
+
+  sessionPeer: route({
+    POST: {
+      body: AgentBody,
+      auth: "peer",
+      limit: "sessions",
+      handle: async ({ ctx, caller, body, signal }) => ok(await bridge.addAgent(ctx, caller, body.preset, signal), 201),
+    },
+  }),
+
+  sessionToken: route({
+    POST: {
+      body: AgentBody,
+      auth: "peer",
+      limit: "sessions",
+      handle: async ({ ctx, caller, body }) => ok(await bridge.mintSecret(ctx, caller, body.preset), 201),
+    },
   }),
 
   diagnostics: route({

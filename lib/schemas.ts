@@ -82,6 +82,11 @@ export const CandidateBody = z.strictObject({
     .max(LIMITS.candidatesPerRequest, `at most ${LIMITS.candidatesPerRequest} candidates per request`),
 });
 
+const presetName = z.string().regex(/^[a-z0-9-]{1,32}$/, "preset must be a preset name").optional();
+export const SessionBody = z.strictObject({ roomId, sdp, preset: presetName });
+export const AgentBody = z.strictObject({ roomId, preset: presetName });
+export const SessionQuery = z.object({ roomId, id: z.string().regex(/^ses_[A-Za-z0-9_-]{20}$/, "id must be a session id") });
+
 export const PollQuery = z.object({ roomId, after: cursor.optional(), wait: waitSeconds });
 export const TakeQuery = z.object({ roomId, wait: waitSeconds });
 

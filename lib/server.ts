@@ -40,15 +40,15 @@ const CONTENT_TYPES: Record<string, string> = {
   ".txt": "text/plain; charset=utf-8",
 };
 
-/** Loads every api/*.ts (or .js) as Vercel would: the file name is the route. */
+/** Loads every api/**\/*.ts (or .js) as Vercel would: the file's path is the route. */
 async function loadFunctions(): Promise<Map<string, Handler>> {
   const dir = join(root, "api");
   const functions = new Map<string, Handler>();
-  for (const file of await readdir(dir)) {
+  for (const file of await readdir(dir, { recursive: true })) {
     const ext = extname(file);
     if ((ext !== ".ts" && ext !== ".js") || file.endsWith(".d.ts")) continue;
     const module = (await import(pathToFileURL(join(dir, file)).href)) as { default: Handler };
-    functions.set(file.slice(0, -ext.length), module.default);
+    functions.set(file.slice(0, -ext.length).split(sep).join("/"), module.default);
   }
   return functions;
 }
@@ -85,7 +85,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     } catch {
       return notFound(res, String(req.url));
     }
-    const name = /^\/api\/([a-z-]+)\/?$/.exec(pathname)?.[1];
+    const name = /^\/api\/([a-z-]+(?:\/[a-z-]+)*)\/?$/.exec(pathname)?.[1];
     const fn = name ? functions.get(name) : undefined;
     if (fn) {
       bindContext(req, context);

@@ -254,6 +254,23 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     listener.close();
   });
 
+  it.skipIf(kind === "redis" && !hasRedis())("the host records AI sessions up to a cap; they go with the room", async () => {
+    const { roomId, host, viewers } = await makeRoom({ viewers: 1 });
+    expect(await store.putSession(viewers[0], "s1", "{}", 2)).toBe("forbidden");
+    expect(await store.putSession(host, "s1", '{"n":1}', 2)).toBe("ok");
+    expect(await store.putSession(host, "s2", '{"n":2}', 2)).toBe("ok");
+    expect(await store.putSession(host, "s3", '{"n":3}', 2)).toBe("limit");
+    expect(await store.putSession(host, "s1", '{"n":11}', 2)).toBe("ok"); // updating is not adding
+    expect(await store.removeSession(host, "s1")).toEqual({ record: '{"n":11}' });
+    expect(await store.removeSession(host, "s1")).toEqual({ record: null });
+    expect(await store.putSession(host, "s3", '{"n":3}', 2)).toBe("ok");
+    expect(await store.removeSession({ ...host, tokenHash: "x" }, "s2")).toBe("unauthorized");
+    const view = await store.describeRoom(roomId, Date.now());
+    expect(view?.peers).toHaveLength(2); // sessions are not peers
+    await store.closeRoom(host, msg("room-closed"), Date.now());
+    expect(await store.removeSession(host, "s2")).toBe("room-missing");
+  });
+
   it.skipIf(kind === "redis" && !hasRedis())("rooms expire, and activity extends them only up to their cap", async () => {
     const short = await makeRoom({ ttlMs: 1000, viewers: 1 });
     await send(short.host, short.viewers[0], msg("offer"));

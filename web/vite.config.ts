@@ -12,6 +12,7 @@ export default defineConfig({
         index: resolve(import.meta.dirname, "index.html"),
         host: resolve(import.meta.dirname, "host.html"),
         view: resolve(import.meta.dirname, "view.html"),
+        ai: resolve(import.meta.dirname, "ai.html"),
       },
     },
   },

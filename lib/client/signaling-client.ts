@@ -13,7 +13,7 @@ export interface IceServer {
 
 export interface PeerInfo {
   peerId: string;
-  role: "host" | "viewer";
+  role: "host" | "viewer" | "agent";
   name?: string;
   joinedAt: number;
 }
@@ -249,6 +249,28 @@ export class SignalingClient {
     await this.authed("DELETE", `/api/rooms?roomId=${this.roomId}`, undefined, true).catch((error) => {
       if (!(error instanceof SessionEndedError)) throw error;
     });
+  }
+
+  /** Host: opens an AI session for a complete offer (all candidates in it); returns OpenAI's answer. */
+  async startAiSession(input: { sdp: string; preset?: string }) {
+    return (await this.authed<{ sessionId: string; sdp: string; preset: string; upstream: string }>("POST", "/api/session", { roomId: this.roomId, ...input })).body!;
+  }
+
+  /**
+   * Host: adds an AI peer to the room. It joins (a peer-joined message with role "agent"), takes
+   * the offer this host sends it, and answers like any viewer; resolves once it has answered.
+   */
+  async addAiPeer(input: { preset?: string } = {}) {
+    return (await this.authed<{ sessionId: string; peerId: string; preset: string; upstream: string }>("POST", "/api/session/peer", { roomId: this.roomId, ...input })).body!;
+  }
+
+  /** Host: a short-lived OpenAI client secret, for clients that connect to OpenAI themselves. */
+  async mintAiSecret(input: { preset?: string } = {}) {
+    return (await this.authed<{ value: string; expiresAt: number; preset: string; callsUrl: string | null }>("POST", "/api/session/token", { roomId: this.roomId, ...input })).body!;
+  }
+
+  async endAiSession(sessionId: string) {
+    await this.authed("DELETE", `/api/session?roomId=${this.roomId}&id=${sessionId}`, undefined, true);
   }
 
   onMessage(listener: Listener<Message>) {

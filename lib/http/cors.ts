@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 
-const EXPOSED = ["x-request-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "location"];
+const EXPOSED = ["x-request-id", "x-session-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "location"];
 
 /** CORS on every response, preflight included; `allowed` is "*" or a list of exact origins. */
 export function applyCors(req: IncomingMessage, res: ServerResponse, allowed: "*" | string[], methods: string[]) {

@@ -14,7 +14,7 @@ import type { LimitResult } from "../ratelimit.js";
 import { LIMITS, SIZE_LIMITED_FIELDS } from "../schemas.js";
 import { callerFor } from "../signaling.js";
 import { StoreUnavailable, type Caller } from "../store/types.js";
-import { readBody } from "./body.js";
+import { contentTypeOf, readBody } from "./body.js";
 import { applyCors } from "./cors.js";
 
 type Method = "GET" | "POST" | "DELETE";
@@ -29,11 +29,15 @@ export interface Input<Q, B> {
   bearer: string | null;
   /** Aborts when the client goes away: long-polls stop waiting. */
   signal: AbortSignal;
+  /** The request's body was raw SDP (routes that accept it answer in kind). */
+  sentSdp: boolean;
 }
 
 export interface Reply {
   status: number;
+  /** JSON; or, with `contentType`, text sent as it is. */
   body?: unknown;
+  contentType?: string;
   headers?: Record<string, string>;
 }
 
@@ -42,8 +46,10 @@ interface MethodSpec<Q, B> {
   body?: z.ZodType<B>;
   /** "peer": a token of the room named by `roomId` (query or body) is required. */
   auth?: "peer";
-  /** Which rate limit applies: room creation per address, or calls (the default). */
-  limit?: "rooms" | "calls";
+  /** Which rate limit applies: room creation per address, AI sessions per host, or calls (the default). */
+  limit?: "rooms" | "calls" | "sessions";
+  /** Also take the body as raw `application/sdp` (query parameters fill in the other fields). */
+  acceptsSdp?: boolean;
   handle(input: Input<Q, B>): Promise<Reply>;
 }
 
@@ -68,8 +74,10 @@ export function route(spec: Spec) {
     try {
       const method = spec[req.method as Method];
       if (!method) throw problems.methodNotAllowed(allowed);
+      const sentSdp = Boolean(method.acceptsSdp) && contentTypeOf(req) === "application/sdp";
       const query = validate(method.query, queryOf(req), "query");
-      const body = method.body ? validate(method.body, await readBody(req, LIMITS.requestBytes), "body") : undefined;
+      const raw = method.body ? await readBody(req, LIMITS.requestBytes, { sdp: method.acceptsSdp }) : undefined;
+      const body = method.body ? validate(method.body, sentSdp ? { ...queryOf(req), ...(raw as object) } : raw, "body") : undefined;
       const bearer = bearerOf(req);
       const roomId = (query as { roomId?: string } | undefined)?.roomId ?? (body as { roomId?: string } | undefined)?.roomId;
 
@@ -82,11 +90,11 @@ export function route(spec: Spec) {
           throw problem;
         }
       }
-      const limitKey = method.limit === "rooms" ? `ip:${clientIp(req, ctx)}` : caller ? `peer:${caller.tokenHash.slice(0, 24)}` : `ip:${clientIp(req, ctx)}`;
+      const limitKey = method.limit === "rooms" || !caller ? `ip:${clientIp(req, ctx)}` : `peer:${caller.tokenHash.slice(0, 24)}`;
       await charge(ctx, limitKey, method.limit ?? "calls", res);
 
       try {
-        const reply = await method.handle({ ctx, query, body, caller, bearer, signal: aborted.signal });
+        const reply = await method.handle({ ctx, query, body, caller, bearer, signal: aborted.signal, sentSdp });
         return send(res, reply);
       } catch (error) {
         // Failed token guesses count against the guesser's address too.
@@ -111,7 +119,7 @@ function toProblem(error: unknown, requestId: string): Problem {
   return problems.internal();
 }
 
-async function charge(ctx: Context, key: string, which: "rooms" | "calls", res: ServerResponse) {
+async function charge(ctx: Context, key: string, which: keyof Context["limits"], res: ServerResponse) {
   const result = await ctx.limits[which].limit(key);
   if (result.unchecked) return;
   setRateLimitHeaders(res, result, ctx.now());
@@ -164,6 +172,10 @@ function send(res: ServerResponse, reply: Reply) {
   res.setHeader("cache-control", "no-store");
   if (reply.body === undefined) {
     res.writeHead(reply.status).end();
+    return;
+  }
+  if (reply.contentType) {
+    res.writeHead(reply.status, { "content-type": reply.contentType }).end(String(reply.body));
     return;
   }
   res.writeHead(reply.status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(reply.body));

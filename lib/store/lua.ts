@@ -3,7 +3,8 @@
  *
  * Keys (all share the `{roomId}` hash tag, so a room lives in one cluster slot):
  *   sb:{R}          hash: info (room JSON), exp/ttl/cap (ms), max, host, topo, n (peer count),
- *                   p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the peer's token)
+ *                   p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the peer's token),
+ *                   s:<sessionId> (an AI session's record)
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
  *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m", "gone" or "closed:<JSON>"
  *
@@ -185,4 +186,33 @@ if #ids > 0 then redis.call('XDEL', KEYS[2], unpack(ids)) end
 return {'ok', taken}
 `);
 
-export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE };
+/** ARGV: callerId, tokenHash, sessionId, record, max */
+export const PUT_SESSION = script(`
+local r = load(ARGV[1])
+if not r then return 'room-missing' end
+if r.a ~= ARGV[2] then return 'unauthorized' end
+if ARGV[1] ~= r.host then return 'forbidden' end
+local field = 's:' .. ARGV[3]
+if redis.call('HEXISTS', room, field) == 0 then
+  local count = 0
+  for _, f in ipairs(redis.call('HKEYS', room)) do
+    if string.sub(f, 1, 2) == 's:' then count = count + 1 end
+  end
+  if count >= tonumber(ARGV[5]) then return 'limit' end
+end
+redis.call('HSET', room, field, ARGV[4])
+return 'ok'
+`);
+
+/** ARGV: callerId, tokenHash, sessionId → {'ok', record or false} | {status} */
+export const REMOVE_SESSION = script(`
+local r = load(ARGV[1])
+if not r then return {'room-missing'} end
+if r.a ~= ARGV[2] then return {'unauthorized'} end
+if ARGV[1] ~= r.host then return {'forbidden'} end
+local record = redis.call('HGET', room, 's:' .. ARGV[3])
+if record then redis.call('HDEL', room, 's:' .. ARGV[3]) end
+return {'ok', record}
+`);
+
+export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION };

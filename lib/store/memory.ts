@@ -42,6 +42,7 @@ interface Room {
   capAt: number;
   peers: Map<string, { info: PeerInfo; tokenHash: string }>;
   inboxes: Map<string, Inbox>;
+  sessions: Map<string, string>;
 }
 
 const entryId = (e: Entry) => `${e.ms}-${e.seq}`;
@@ -78,6 +79,7 @@ export class MemoryStore implements SignalStore {
       capAt: r.capAt,
       peers: new Map([[r.host.peerId, { info: r.host, tokenHash: r.hostTokenHash }]]),
       inboxes: new Map(),
+      sessions: new Map(),
     });
     return "ok";
   }
@@ -159,6 +161,24 @@ export class MemoryStore implements SignalStore {
     const taken = inbox.entries.filter((e) => e.type === type).slice(0, READ_BATCH);
     inbox.entries = inbox.entries.filter((e) => !taken.includes(e));
     return taken.map((e) => ({ id: entryId(e), body: e.body }));
+  }
+
+  async putSession(caller: Caller, sessionId: string, record: string, max: number) {
+    const room = this.authorize(caller, Date.now());
+    if (typeof room === "string") return room;
+    if (caller.peerId !== room.info.hostId) return "forbidden" as const;
+    if (!room.sessions.has(sessionId) && room.sessions.size >= max) return "limit" as const;
+    room.sessions.set(sessionId, record);
+    return "ok" as const;
+  }
+
+  async removeSession(caller: Caller, sessionId: string) {
+    const room = this.authorize(caller, Date.now());
+    if (typeof room === "string") return room;
+    if (caller.peerId !== room.info.hostId) return "forbidden" as const;
+    const record = room.sessions.get(sessionId) ?? null;
+    room.sessions.delete(sessionId);
+    return { record };
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {

@@ -142,6 +142,15 @@ export class RedisStore implements SignalStore {
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
   }
 
+  async putSession(c: Caller, sessionId: string, record: string, max: number) {
+    return (await this.run("PUT_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId, record, max])) as "ok" | "limit" | Denied | "forbidden";
+  }
+
+  async removeSession(c: Caller, sessionId: string) {
+    const [status, record] = (await this.run("REMOVE_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId])) as Reply[];
+    return status === "ok" ? { record: typeof record === "string" ? record : null } : (status as Denied | "forbidden");
+  }
+
   async listen(roomId: string, peerId: string): Promise<Listener> {
     const subscriber = this.redis.subscribe(channelName(roomId, peerId));
     const queue = new WakeQueue(() => void subscriber.unsubscribe().catch(() => {}));

@@ -11,7 +11,8 @@
  */
 
 export type Topology = "star" | "mesh";
-export type Role = "host" | "viewer";
+/** An `agent` is a server-side participant, such as an AI session answering as a peer. */
+export type Role = "host" | "viewer" | "agent";
 
 export interface RoomInfo {
   roomId: string;
@@ -109,6 +110,15 @@ export interface SignalStore {
 
   /** Removes and returns the caller's messages of one type; each is taken by exactly one request. */
   take(caller: Caller, type: string, now: number): Promise<StoredMessage[] | Denied>;
+
+  /**
+   * Host only: records an AI session of the room (creating it only while the room holds fewer
+   * than `max`; overwriting an existing one always). Records go with the room.
+   */
+  putSession(caller: Caller, sessionId: string, record: string, max: number): Promise<"ok" | "limit" | Denied | "forbidden">;
+
+  /** Host only: removes a session record and returns it (null if there was none). */
+  removeSession(caller: Caller, sessionId: string): Promise<{ record: string | null } | Denied | "forbidden">;
 
   /** Subscribes to the peer's notifications; resolves once the subscription is live. */
   listen(roomId: string, peerId: string): Promise<Listener>;

@@ -1,0 +1,159 @@
+/**
+ * The OpenAI Realtime bridge: lets a room's host open a WebRTC session with OpenAI while the
+ * API key stays on the server. Three ways in:
+ *  - SDP proxy: the browser's offer in, OpenAI's answer out (`startSession`);
+ *  - room mode: the AI joins the room as a peer and answers the host's offer through the
+ *    signaling store, so the client code that connects a viewer connects the AI (`addAgent`);
+ *  - ephemeral secret: a short-lived key for clients that connect to OpenAI themselves (`mintSecret`).
+ * Every session is recorded in its room (at most OPENAI_MAX_SESSIONS_PER_ROOM) until hung up.
+ */
+import { nanoid } from "nanoid";
+import type { Context } from "../context.js";
+import { hashToken, newPeerId, newToken } from "../ids.js";
+import { Problem, problems } from "../problem.js";
+import type { CandidateInput } from "../schemas.js";
+import * as signaling from "../signaling.js";
+import { StoreUnavailable, type Caller, type PeerInfo } from "../store/types.js";
+import type { Preset } from "./presets.js";
+import { withCandidates } from "./sdp.js";
+
+interface SessionRecord {
+  mode: "proxy" | "peer";
+  preset: string;
+  callId?: string;
+  peerId?: string;
+  startedAt: number;
+}
+
+/** How long the AI peer keeps collecting trickled candidates after the offer arrived. */
+const CANDIDATE_WINDOW_MS = 1500;
+
+export const newSessionId = () => `ses_${nanoid(20)}`;
+
+export function choosePreset(ctx: Context, name: string | undefined): { name: string; preset: Preset } {
+  const o = ctx.config.openai;
+  const chosen = name ?? o.defaultPreset;
+  if (!o.presets[chosen]) {
+    throw new Problem(400, "unknown_preset", "Unknown preset", `No preset '${chosen}'; this server offers: ${o.allowedPresets.join(", ")}`);
+  }
+  if (!o.allowedPresets.includes(chosen)) throw problems.forbidden(`Preset '${chosen}' may not be chosen by clients`);
+  return { name: chosen, preset: o.presets[chosen] };
+}
+
+async function record(ctx: Context, caller: Caller, sessionId: string, value: SessionRecord) {
+  const put = await ctx.store.putSession(caller, sessionId, JSON.stringify(value), ctx.config.openai.maxSessionsPerRoom);
+  if (put === "limit") {
+    throw new Problem(429, "too_many_sessions", "Too many AI sessions", `This room already has ${ctx.config.openai.maxSessionsPerRoom} AI sessions; hang one up first`);
+  }
+  if (put === "forbidden") throw problems.forbidden("Only the room's host may start AI sessions");
+  if (put !== "ok") throw put === "room-missing" ? problems.roomNotFound(caller.roomId) : problems.invalidToken();
+}
+
+async function forget(ctx: Context, caller: Caller, sessionId: string): Promise<SessionRecord | null> {
+  const removed = await ctx.store.removeSession(caller, sessionId);
+  if (removed === "forbidden") throw problems.forbidden("Only the room's host may end AI sessions");
+  if (typeof removed === "string") throw removed === "room-missing" ? problems.roomNotFound(caller.roomId) : problems.invalidToken();
+  return removed.record ? (JSON.parse(removed.record) as SessionRecord) : null;
+}
+
+/** SDP proxy: forwards the browser's complete offer with the server's key; returns OpenAI's answer. */
+export async function startSession(ctx: Context, caller: Caller, offerSdp: string, presetName?: string) {
+  const { name, preset } = choosePreset(ctx, presetName);
+  const sessionId = newSessionId();
+  // Claim a place first, so concurrent starts cannot exceed the room's cap.
+  await record(ctx, caller, sessionId, { mode: "proxy", preset: name, startedAt: ctx.now() });
+  try {
+    const { answerSdp, callId } = await ctx.realtime.connect(offerSdp, preset);
+    await record(ctx, caller, sessionId, { mode: "proxy", preset: name, callId, startedAt: ctx.now() });
+    return { sessionId, sdp: answerSdp, preset: name, upstream: ctx.realtime.kind };
+  } catch (error) {
+    await forget(ctx, caller, sessionId).catch(() => {});
+    throw error;
+  }
+}
+
+/** Waits for the host's offer to the AI peer, riding out store hiccups until the deadline. */
+async function offerFor(ctx: Context, agent: Caller, deadline: number, signal?: AbortSignal) {
+  for (let failures = 0; ctx.now() < deadline && !signal?.aborted; ) {
+    try {
+      const wait = Math.min(25_000, deadline - ctx.now());
+      const { messages } = await signaling.take(ctx, agent, "offer", wait, signal);
+      const offer = messages.at(-1);
+      if (offer) return offer as signaling.Message & { description: { sdp: string } };
+    } catch (error) {
+      if (!(error instanceof StoreUnavailable)) throw error;
+      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** failures++)));
+    }
+  }
+  const seconds = Math.round(ctx.config.openai.offerTimeoutMs / 1000);
+  throw new Problem(504, "offer_timeout", "No offer received from host", `The AI peer received no offer from the host within ${seconds} s`);
+}
+
+/** The candidates the host trickled to the AI peer, until it signals the end or the window closes. */
+async function trickledCandidates(ctx: Context, agent: Caller, signal?: AbortSignal) {
+  const collected: CandidateInput["candidates"] = [];
+  const until = ctx.now() + CANDIDATE_WINDOW_MS;
+  while (ctx.now() < until && !collected.some((c) => !c || !c.candidate)) {
+    const { messages } = await signaling.take(ctx, agent, "candidate", until - ctx.now(), signal);
+    for (const m of messages) collected.push(...(m.candidates as CandidateInput["candidates"]));
+  }
+  return collected;
+}
+
+/**
+ * Room mode: the AI joins the host's room as a peer, takes the offer the host sends it (with
+ * the candidates trickled after it), has OpenAI answer it, and answers the host as that peer.
+ */
+export async function addAgent(ctx: Context, host: Caller, presetName?: string, signal?: AbortSignal) {
+  const { name, preset } = choosePreset(ctx, presetName);
+  const sessionId = newSessionId();
+  const now = ctx.now();
+  await record(ctx, host, sessionId, { mode: "peer", preset: name, startedAt: now });
+  const peer: PeerInfo = { peerId: newPeerId(), role: "agent", name: `AI · ${name}`, joinedAt: now };
+  const token = newToken(peer.peerId);
+  const agent: Caller = { roomId: host.roomId, peerId: peer.peerId, tokenHash: hashToken(token) };
+  let joined = false;
+  try {
+    const announce = { type: "peer-joined", body: JSON.stringify({ type: "peer-joined", from: peer.peerId, at: now, peer }) };
+    const join = await ctx.store.joinRoom(host.roomId, peer, agent.tokenHash, announce, now);
+    if (join === "room-full") throw problems.roomFull(0);
+    if (join === "room-missing") throw problems.roomNotFound(host.roomId);
+    joined = true;
+    const offer = await offerFor(ctx, agent, now + ctx.config.openai.offerTimeoutMs, signal);
+    const candidates = await trickledCandidates(ctx, agent, signal);
+    const { answerSdp, callId } = await ctx.realtime.connect(withCandidates(offer.description.sdp, candidates), preset);
+    await record(ctx, host, sessionId, { mode: "peer", preset: name, callId, peerId: peer.peerId, startedAt: now });
+    await signaling.sendDescription(ctx, agent, host.peerId, { type: "answer", sdp: answerSdp });
+    return { sessionId, peerId: peer.peerId, preset: name, upstream: ctx.realtime.kind };
+  } catch (error) {
+    await forget(ctx, host, sessionId).catch(() => {});
+    if (joined) await signaling.leaveRoom(ctx, host, peer.peerId).catch(() => {});
+    throw error;
+  }
+}
+
+/** An ephemeral client secret, for clients that connect to OpenAI themselves. */
+export async function mintSecret(ctx: Context, host: Caller, presetName?: string) {
+  const { name, preset } = choosePreset(ctx, presetName);
+  // Only the host may mint, as only the host may start sessions.
+  const view = await signaling.listPeers(ctx, host);
+  if (view.room.hostId !== host.peerId) throw problems.forbidden("Only the room's host may mint AI session keys");
+  const ttl = ctx.config.openai.secretTtlSeconds;
+  const secret = await ctx.realtime.mintSecret(preset, ttl);
+  return {
+    value: secret.value,
+    expiresAt: secret.expiresAt,
+    preset: name,
+    upstream: ctx.realtime.kind,
+    // Where a client posts its offer (raw SDP, the secret as bearer) to connect by itself.
+    callsUrl: ctx.realtime.kind === "openai" ? `${ctx.config.openai.baseUrl}/realtime/calls` : null,
+  };
+}
+
+/** Ends a session: hangs up upstream and, in room mode, removes the AI peer. */
+export async function hangup(ctx: Context, host: Caller, sessionId: string) {
+  const session = await forget(ctx, host, sessionId);
+  if (!session) throw new Problem(404, "session_not_found", "Session not found", `No AI session '${sessionId}' in this room`);
+  if (session.callId) await ctx.realtime.hangup(session.callId);
+  if (session.peerId) await signaling.leaveRoom(ctx, host, session.peerId).catch(() => {});
+}
