@@ -1,0 +1,173 @@
+/**
+ * What OpenAI would receive, field by field, with msw standing in for OpenAI at the HTTP
+ * boundary; and how its failures come back to our clients (retries, timeouts, error codes),
+ * never carrying the key.
+ */
+import { http, HttpResponse, delay } from "msw";
+import { setupServer } from "msw/node";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_PRESETS, sessionJson } from "../lib/openai/presets.js";
+import { OpenAIRealtimeUpstream, redactSecrets } from "../lib/openai/upstream.js";
+import { Problem } from "../lib/problem.js";
+
+// A loopback base: even a request msw failed to catch could not leave the machine.
+const BASE = "http://127.0.0.1:9/v1";
+const KEY = "sk-test-5f2c9a1be0d84c7f9e6a3b2d1c0f8e7a";
+const OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n";
+const ANSWER = "v=0\r\no=- 9 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 3478 UDP/TLS/RTP/SAVPF 111\r\na=setup:active\r\n";
+
+const server = setupServer();
+beforeAll(() => server.listen({ onUnhandledRequest: "error" }));
+afterEach(() => server.resetHandlers());
+afterAll(() => server.close());
+
+const upstream = (overrides: Partial<ConstructorParameters<typeof OpenAIRealtimeUpstream>[0]> = {}) =>
+  new OpenAIRealtimeUpstream({ apiKey: KEY, baseUrl: BASE, connectTimeoutMs: 2000, totalTimeoutMs: 4000, attempts: 3, backoffMs: 10, ...overrides });
+
+const answered = () => new HttpResponse(ANSWER, { status: 201, headers: { "content-type": "application/sdp", location: "/v1/realtime/calls/rtc_abc123" } });
+
+async function problemOf(promise: Promise<unknown>): Promise<Problem> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof Problem) return error;
+    throw error;
+  }
+  throw new Error("expected a problem");
+}
+
+describe("OpenAI Realtime upstream (msw)", () => {
+  it("posts a realtime session as multipart sdp + session to /v1/realtime/calls with the server key", async () => {
+    const seen: Request[] = [];
+    server.use(http.post(`${BASE}/realtime/calls`, ({ request }) => (seen.push(request.clone()), answered())));
+    const result = await upstream().connect(OFFER, DEFAULT_PRESETS.assistant);
+    expect(result).toEqual({ answerSdp: ANSWER, callId: "rtc_abc123" });
+
+    expect(seen).toHaveLength(1);
+    const request = seen[0];
+    const url = new URL(request.url);
+    expect(request.method).toBe("POST");
+    expect(url.pathname).toBe("/v1/realtime/calls");
+    expect(url.search).toBe(""); // no ?model=
+    expect(request.headers.get("authorization")).toBe(`Bearer ${KEY}`);
+    expect(request.headers.get("openai-beta")).toBeNull();
+    expect(request.headers.get("content-type")).toMatch(/^multipart\/form-data; boundary=/);
+    const form = await request.formData();
+    expect([...form.keys()].sort()).toEqual(["sdp", "session"]);
+    const sdpPart = form.get("sdp") as File;
+    expect(sdpPart.type).toBe("application/sdp");
+    expect(await sdpPart.text()).toBe(OFFER);
+    const sessionPart = form.get("session") as File;
+    expect(sessionPart.type).toBe("application/json");
+    expect(JSON.parse(await sessionPart.text())).toEqual({
+      type: "realtime",
+      model: "gpt-realtime",
+      instructions: "You are a helpful, concise voice assistant.",
+      audio: {
+        input: { transcription: { model: "gpt-4o-mini-transcribe" }, turn_detection: { type: "semantic_vad" } },
+        output: { voice: "marin" },
+      },
+    });
+  });
+
+  it("connects a transcription session with a minted transcription secret and the raw offer", async () => {
+    const seen: { path: string; auth: string | null; type: string | null; body: string }[] = [];
+    server.use(
+      http.post(`${BASE}/realtime/client_secrets`, async ({ request }) => {
+        seen.push({ path: "client_secrets", auth: request.headers.get("authorization"), type: request.headers.get("content-type"), body: await request.text() });
+        return HttpResponse.json({ value: "ek_transcribe_1", expires_at: 1_900_000_000, session: {} });
+      }),
+      http.post(`${BASE}/realtime/calls`, async ({ request }) => {
+        seen.push({ path: "calls", auth: request.headers.get("authorization"), type: request.headers.get("content-type"), body: await request.text() });
+        return answered();
+      }),
+    );
+    const result = await upstream().connect(OFFER, DEFAULT_PRESETS.transcribe);
+    expect(result.callId).toBe("rtc_abc123");
+    expect(seen.map((s) => s.path)).toEqual(["client_secrets", "calls"]);
+    expect(seen[0].auth).toBe(`Bearer ${KEY}`);
+    expect(seen[0].type).toBe("application/json");
+    expect(JSON.parse(seen[0].body)).toEqual({
+      expires_after: { anchor: "created_at", seconds: 60 },
+      session: {
+        type: "transcription",
+        audio: { input: { transcription: { model: "gpt-4o-transcribe" }, turn_detection: { type: "server_vad" }, noise_reduction: { type: "near_field" } } },
+      },
+    });
+    // The offer itself goes with the ephemeral key, never the server's.
+    expect(seen[1]).toEqual({ path: "calls", auth: "Bearer ek_transcribe_1", type: "application/sdp", body: OFFER });
+  });
+
+  it("mints client secrets and hangs calls up as the reference describes", async () => {
+    const seen: string[] = [];
+    server.use(
+      http.post(`${BASE}/realtime/client_secrets`, async ({ request }) => {
+        seen.push(await request.text());
+        return HttpResponse.json({ value: "ek_abc", expires_at: 1_900_000_600, session: { type: "realtime" } });
+      }),
+      http.post(`${BASE}/realtime/calls/:id/hangup`, ({ params, request }) => {
+        seen.push(`hangup ${params.id} ${request.headers.get("authorization")} ${request.headers.get("content-length") ?? "0"}`);
+        return new HttpResponse(null, { status: 200 });
+      }),
+    );
+    expect(await upstream().mintSecret(DEFAULT_PRESETS.assistant, 600)).toEqual({ value: "ek_abc", expiresAt: 1_900_000_600_000 });
+    expect(JSON.parse(seen[0])).toEqual({ expires_after: { anchor: "created_at", seconds: 600 }, session: sessionJson(DEFAULT_PRESETS.assistant) });
+    await upstream().hangup("rtc_abc123");
+    expect(seen[1]).toBe(`hangup rtc_abc123 Bearer ${KEY} 0`);
+  });
+
+  it("retries 429 and 5xx with backoff, honouring retry-after-ms, then succeeds", async () => {
+    const times: number[] = [];
+    server.use(
+      http.post(`${BASE}/realtime/calls`, () => {
+        times.push(Date.now());
+        if (times.length === 1) return HttpResponse.json({ error: { message: "Rate limit", type: "requests", code: "rate_limit_exceeded" } }, { status: 429, headers: { "retry-after-ms": "300" } });
+        if (times.length === 2) return HttpResponse.json({ error: { message: "boom" } }, { status: 502 });
+        return answered();
+      }),
+    );
+    expect((await upstream().connect(OFFER, DEFAULT_PRESETS.assistant)).callId).toBe("rtc_abc123");
+    expect(times).toHaveLength(3);
+    expect(times[1] - times[0]).toBeGreaterThanOrEqual(290);
+  });
+
+  it("maps what OpenAI refuses to our problems and never retries a 4xx but 429", async () => {
+    const cases: [number, Record<string, unknown>, number, string][] = [
+      [401, { error: { message: `Incorrect API key provided: ${KEY.slice(0, 8)}****${KEY.slice(-4)}`, code: "invalid_api_key" } }, 502, "upstream_auth_failed"],
+      [400, { error: { message: `Invalid SDP offer (key ${KEY})`, type: "invalid_request_error" } }, 400, "upstream_rejected"],
+      [403, { error: { message: "Country, region, or territory not supported" } }, 502, "upstream_forbidden"],
+      [429, { error: { message: "You exceeded your current quota", code: "insufficient_quota" } }, 503, "upstream_quota_exhausted"],
+    ];
+    for (const [status, body, ours, code] of cases) {
+      let calls = 0;
+      server.use(http.post(`${BASE}/realtime/calls`, () => (calls++, HttpResponse.json(body, { status }))));
+      const problem = await problemOf(upstream().connect(OFFER, DEFAULT_PRESETS.assistant));
+      expect([problem.status, problem.code], String(status)).toEqual([ours, code]);
+      expect(calls, `${status} is not retried`).toBe(1);
+      expect(JSON.stringify(problem)).not.toContain(KEY);
+      expect(JSON.stringify(problem)).not.toContain(KEY.slice(0, 8));
+    }
+  });
+
+  it("answers 503 once retries are spent, 504 on a timeout, 503 when OpenAI cannot be reached", async () => {
+    let calls = 0;
+    server.use(http.post(`${BASE}/realtime/calls`, () => (calls++, HttpResponse.json({ error: { message: "overloaded" } }, { status: 503 }))));
+    const spent = await problemOf(upstream().connect(OFFER, DEFAULT_PRESETS.assistant));
+    expect([spent.status, spent.code, calls]).toEqual([503, "upstream_unavailable", 3]);
+    expect(spent.headers["retry-after"]).toBeDefined();
+
+    server.use(http.post(`${BASE}/realtime/calls`, async () => (await delay(2000), answered())));
+    const started = Date.now();
+    const slow = await problemOf(upstream({ connectTimeoutMs: 300, totalTimeoutMs: 600 }).connect(OFFER, DEFAULT_PRESETS.assistant));
+    expect([slow.status, slow.code]).toEqual([504, "upstream_timeout"]);
+    expect(Date.now() - started).toBeLessThan(1500);
+
+    server.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.error()));
+    const down = await problemOf(upstream().connect(OFFER, DEFAULT_PRESETS.assistant));
+    expect([down.status, down.code]).toEqual([503, "upstream_unavailable"]);
+  });
+
+  it("redacts key-shaped strings from anything it passes on", () => {
+    expect(redactSecrets(`bad key ${KEY} and ek_abcdef123 and sk-proj-abc_DEF-123`)).toBe("bad key [redacted] and [redacted] and [redacted]");
+  });
+});

@@ -1,0 +1,213 @@
+/**
+ * The AI bridge through the HTTP API with OpenAI played by msw: both ways of connecting (SDP
+ * proxy, the AI as a room peer), ephemeral secrets, hang-up, who may do what, the per-room cap,
+ * and that the server's key appears in no response and no log line.
+ */
+import { http, HttpResponse } from "msw";
+import { setupServer } from "msw/node";
+import { afterAll, afterEach, beforeAll, describe, expect } from "vitest";
+import { apiClient, createRoom, drain, joinRoom, STORES, useHarness, type Api, type ApiResponse } from "./support/harness.js";
+
+const BASE = "http://127.0.0.1:9/v1"; // loopback: nothing can leave the machine even unintercepted
+const KEY = "sk-live-test-0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6";
+const OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendrecv\r\n";
+const ANSWER = "v=0\r\no=- 9 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 3478 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=setup:active\r\n";
+
+const upstream = setupServer();
+const calls: { path: string; auth: string | null; sdp?: string; session?: unknown }[] = [];
+let callCount = 0;
+
+/** OpenAI as msw plays it: answers every call, records what it got. */
+function openAiAnswers() {
+  upstream.use(
+    http.post(`${BASE}/realtime/calls`, async ({ request }) => {
+      const auth = request.headers.get("authorization");
+      if (request.headers.get("content-type") === "application/sdp") {
+        calls.push({ path: "calls", auth, sdp: await request.text() });
+      } else {
+        const form = await request.formData();
+        calls.push({ path: "calls", auth, sdp: await (form.get("sdp") as File).text(), session: JSON.parse(await (form.get("session") as File).text()) });
+      }
+      return new HttpResponse(ANSWER, { status: 201, headers: { "content-type": "application/sdp", location: `/v1/realtime/calls/rtc_${++callCount}` } });
+    }),
+    http.post(`${BASE}/realtime/calls/:id/hangup`, ({ params, request }) => {
+      calls.push({ path: `hangup ${params.id}`, auth: request.headers.get("authorization") });
+      return new HttpResponse(null, { status: 200 });
+    }),
+    http.post(`${BASE}/realtime/client_secrets`, ({ request }) => {
+      calls.push({ path: "client_secrets", auth: request.headers.get("authorization") });
+      return HttpResponse.json({ value: "ek_minted_123", expires_at: 1_900_000_000, session: {} });
+    }),
+  );
+}
+
+/** Everything written to stdout/stderr while the suite runs (passed through as well). */
+const logged: string[] = [];
+const writers = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
+beforeAll(() => {
+  upstream.listen({ onUnhandledRequest: "bypass" });
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => (logged.push(String(chunk)), writers.out(chunk, ...(rest as [])))) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => (logged.push(String(chunk)), writers.err(chunk, ...(rest as [])))) as typeof process.stderr.write;
+});
+afterEach(() => {
+  upstream.resetHandlers();
+  calls.length = 0;
+});
+afterAll(() => {
+  process.stdout.write = writers.out;
+  process.stderr.write = writers.err;
+  upstream.close();
+  // Nothing the server logged in any test carried the key.
+  expect(logged.join("")).not.toContain(KEY);
+  expect(logged.join("")).not.toContain(KEY.slice(8, 24));
+});
+
+const ENV = {
+  OPENAI_API_KEY: KEY,
+  OPENAI_BASE_URL: BASE,
+  OPENAI_MAX_SESSIONS_PER_ROOM: "1",
+  OPENAI_ALLOWED_PRESETS: "assistant,transcribe",
+  OPENAI_OFFER_TIMEOUT_MS: "3000",
+  OPENAI_ATTEMPTS: "2",
+};
+
+/** Every response, checked for the key. */
+function keyless(res: ApiResponse) {
+  expect(JSON.stringify(res.body) + JSON.stringify([...res.headers])).not.toContain(KEY);
+  return res;
+}
+
+describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
+  let api: Api;
+  let base = "";
+  const test = useHarness(
+    kind,
+    (h) => {
+      api = apiClient(h.url);
+      base = h.url;
+    },
+    ENV,
+  );
+
+  test("SDP proxy, JSON in and out: the host's offer reaches OpenAI with the server key; the answer comes back", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const res = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token));
+    expect(res.status).toBe(201);
+    expect(res.body).toEqual({ sessionId: expect.stringMatching(/^ses_/), sdp: ANSWER, preset: "assistant", upstream: "openai" });
+    expect(res.headers.get("location")).toBe(`/api/session?roomId=${host.roomId}&id=${res.body.sessionId}`);
+    expect(calls).toEqual([{ path: "calls", auth: `Bearer ${KEY}`, sdp: OFFER, session: expect.objectContaining({ type: "realtime", model: "gpt-realtime" }) }]);
+
+    // Hanging up ends the call upstream, once.
+    expect((await api.del(`/api/session?roomId=${host.roomId}&id=${res.body.sessionId}`, host.token)).status).toBe(204);
+    expect(calls.at(-1)).toEqual({ path: "hangup rtc_" + callCount, auth: `Bearer ${KEY}` });
+    expect(keyless(await api.del(`/api/session?roomId=${host.roomId}&id=${res.body.sessionId}`, host.token)).body.code).toBe("session_not_found");
+  });
+
+  test("SDP proxy, raw SDP in and out, as OpenAI's own endpoint answers", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const res = await fetch(`${base}/api/session?roomId=${host.roomId}&preset=assistant`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${host.token}`, "content-type": "application/sdp" },
+      body: OFFER,
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("content-type")).toBe("application/sdp");
+    expect(await res.text()).toBe(ANSWER);
+    const sessionId = res.headers.get("x-session-id");
+    expect(sessionId).toMatch(/^ses_/);
+    expect(res.headers.get("location")).toBe(`/api/session?roomId=${host.roomId}&id=${sessionId}`);
+    expect(calls).toEqual([expect.objectContaining({ path: "calls", auth: `Bearer ${KEY}`, sdp: OFFER })]);
+  });
+
+  test("only the host, with an allowed preset, within the room's cap", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const viewer = await joinRoom(api, host.roomId);
+    expect(keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER })).status).toBe(401);
+    const byViewer = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER }, viewer.token));
+    expect([byViewer.status, byViewer.body.code]).toEqual([403, "forbidden"]);
+    const unknown = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "nope" }, host.token));
+    expect([unknown.status, unknown.body.code]).toEqual([400, "unknown_preset"]);
+    const freeForm = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, session: { model: "x" } }, host.token));
+    expect([freeForm.status, freeForm.body.code]).toEqual([400, "invalid_request"]);
+    expect(calls).toEqual([]); // none of that reached OpenAI
+
+    const first = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER }, host.token));
+    expect(first.status).toBe(201);
+    // The default preset transcribes: a transcription secret is minted, the raw offer posted with it.
+    expect(first.body.preset).toBe("transcribe");
+    expect(calls).toEqual([
+      { path: "client_secrets", auth: `Bearer ${KEY}` },
+      { path: "calls", auth: "Bearer ek_minted_123", sdp: OFFER },
+    ]);
+    const second = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER }, host.token));
+    expect([second.status, second.body.code]).toEqual([429, "too_many_sessions"]);
+    await api.del(`/api/session?roomId=${host.roomId}&id=${first.body.sessionId}`, host.token);
+    expect(keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER }, host.token)).status).toBe(201);
+  });
+
+  test("an upstream failure frees the room's place and says what went wrong, without the key", async () => {
+    upstream.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.json({ error: { message: `Incorrect API key provided: ${KEY}` } }, { status: 401 })));
+    const host = await createRoom(api);
+    const failed = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token));
+    expect([failed.status, failed.body.code]).toEqual([502, "upstream_auth_failed"]);
+    openAiAnswers();
+    expect(keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token)).status).toBe(201);
+  });
+
+  test("mints an ephemeral secret for the host", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const viewer = await joinRoom(api, host.roomId);
+    const minted = keyless(await api.post("/api/session/token", { roomId: host.roomId, preset: "assistant" }, host.token));
+    expect(minted.status).toBe(201);
+    expect(minted.body).toEqual({ value: "ek_minted_123", expiresAt: 1_900_000_000_000, preset: "assistant", upstream: "openai", callsUrl: `${BASE}/realtime/calls` });
+    expect(keyless(await api.post("/api/session/token", { roomId: host.roomId }, viewer.token)).status).toBe(403);
+    expect(calls.map((c) => c.path)).toEqual(["client_secrets"]);
+  });
+
+  test("room mode: the AI joins as a peer, takes the host's offer and trickled candidates, and answers through the room", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const adding = api.post("/api/session/peer", { roomId: host.roomId, preset: "assistant" }, host.token);
+    // The host sees the AI join like any peer, and offers to it, trickling candidates after.
+    let agentId = "";
+    let cursor: string | undefined;
+    while (!agentId) {
+      const mail = await api.get(`/api/poll?roomId=${host.roomId}&wait=5${cursor ? `&after=${cursor}` : ""}`, host.token);
+      if (mail.status !== 200) continue;
+      cursor = mail.body.cursor;
+      agentId = mail.body.messages.find((m: any) => m.type === "peer-joined" && m.peer.role === "agent")?.peer.peerId ?? "";
+    }
+    await api.post("/api/offer", { roomId: host.roomId, to: agentId, description: { type: "offer", sdp: OFFER } }, host.token);
+    const candidate = "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host";
+    await api.post("/api/candidate", { roomId: host.roomId, to: agentId, candidates: [{ candidate, sdpMid: "0", sdpMLineIndex: 0 }, null] }, host.token);
+
+    const added = keyless(await adding);
+    expect(added.status).toBe(201);
+    expect(added.body).toEqual({ sessionId: expect.stringMatching(/^ses_/), peerId: agentId, preset: "assistant", upstream: "openai" });
+    // OpenAI got one complete offer: the trickled candidate and end-of-candidates written into it.
+    expect(calls).toHaveLength(1);
+    expect(calls[0].sdp).toBe(`${OFFER}a=${candidate}\r\na=end-of-candidates\r\n`);
+    // And the host got OpenAI's answer from the AI peer, through its mail.
+    const { messages } = await drain(api, host, cursor);
+    expect(messages).toEqual([expect.objectContaining({ type: "answer", from: agentId, description: { type: "answer", sdp: ANSWER } })]);
+    const peers = await api.get(`/api/peers?roomId=${host.roomId}`, host.token);
+    expect(peers.body.peers.map((p: any) => p.role)).toEqual(["host", "agent"]);
+
+    // Hanging up removes the AI peer too.
+    expect((await api.del(`/api/session?roomId=${host.roomId}&id=${added.body.sessionId}`, host.token)).status).toBe(204);
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers.map((p: any) => p.role)).toEqual(["host"]);
+  });
+
+  test("room mode times out with a clear error when the host never offers, and leaves no AI peer behind", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const res = keyless(await api.post("/api/session/peer", { roomId: host.roomId }, host.token));
+    expect([res.status, res.body.code, res.body.title]).toEqual([504, "offer_timeout", "No offer received from host"]);
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers).toHaveLength(1);
+    expect(calls).toEqual([]);
+  });
+});
