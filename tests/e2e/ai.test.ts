@@ -1,0 +1,45 @@
+/**
+ * The AI page end to end in Chromium against the simulated upstream (no OpenAI key): the
+ * browser's connection really comes up, its oai-events channel opens, transcript lines appear.
+ * Both ways in: the SDP proxy, and the AI as a room peer connected by the client library.
+ */
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import { STORES, useHarness, type Harness } from "../support/harness.js";
+import { ARTIFACTS, hasChromium, launchBrowser, watchConsole } from "./browser.js";
+
+describe.each(STORES)("AI page in Chromium, simulated upstream [%s]", (kind) => {
+  let h: Harness;
+  let browser: Browser;
+  const available = useHarness(kind, (started) => (h = started));
+  const test = hasChromium ? available : available.skip;
+  beforeAll(async () => {
+    if (hasChromium) browser = await launchBrowser();
+  });
+  afterAll(async () => browser?.close());
+
+  for (const via of ["proxy", "peer"] as const) {
+    test(`connects through the ${via === "proxy" ? "SDP proxy" : "room, the AI as a peer"} and shows transcript lines`, async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const errors = watchConsole(page);
+      await page.goto(`${h.url}/ai.html${via === "peer" ? "?via=peer" : ""}`);
+      await page.waitForFunction(() => document.querySelectorAll("#preset option").length > 0);
+      await page.click("#start");
+      await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "connected", null, { timeout: 20_000 });
+      expect(await page.evaluate(() => (window as any).signalbox.pc.connectionState)).toBe("connected");
+      await page.waitForFunction(() => document.querySelectorAll("#transcript li:not(.partial)").length >= 2, null, { timeout: 15_000 });
+      const lines = await page.$$eval("#transcript li", (items) => items.map((li) => li.textContent));
+      expect(lines[0]).toMatch(/^Simulated line 1: heard \d+ audio packets/);
+      expect(await page.textContent("#upstream")).toContain("Session open");
+      await page.screenshot({ path: `${ARTIFACTS}ai-${via}-${kind}.png` });
+
+      const sessionId = await page.evaluate(() => (window as any).signalbox.sessionId);
+      expect(sessionId).toMatch(/^ses_/);
+      await page.click("#stop");
+      await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "ended");
+      expect(errors).toEqual([]);
+      await context.close();
+    });
+  }
+});
