@@ -28,6 +28,14 @@ describe.each(STORES)("AI page in Chromium, simulated upstream [%s]", (kind) => 
       await page.click("#start");
       await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "connected", null, { timeout: 20_000 });
       expect(await page.evaluate(() => (window as any).signalbox.pc.connectionState)).toBe("connected");
+      // The answer keeps the offer's m-lines, in order (audio, then the data channel).
+      const mLines = await page.evaluate(() => {
+        const pc = (window as any).signalbox.pc as RTCPeerConnection;
+        const kinds = (sdp: string) => [...sdp.matchAll(/^m=(\w+)/gm)].map((m) => m[1]);
+        return [kinds(pc.localDescription!.sdp), kinds(pc.remoteDescription!.sdp)];
+      });
+      expect(mLines[0]).toEqual(["audio", "application"]);
+      expect(mLines[1]).toEqual(mLines[0]);
       await page.waitForFunction(() => document.querySelectorAll("#transcript li:not(.partial)").length >= 2, null, { timeout: 15_000 });
       const lines = await page.$$eval("#transcript li", (items) => items.map((li) => li.textContent));
       expect(lines[0]).toMatch(/^Simulated line 1: heard \d+ audio packets/);

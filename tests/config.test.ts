@@ -1,0 +1,49 @@
+/** Configuration: defaults with no environment, and a clear refusal of every bad value. */
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../lib/config.js";
+
+const refusal = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("configuration", () => {
+  it("runs with no environment at all: memory store, simulated AI, the documented defaults", () => {
+    const c = loadConfig({});
+    expect(c.redis).toBeNull();
+    expect(c.openai).toMatchObject({ mode: "simulate", apiKey: null, baseUrl: "https://api.openai.com/v1", defaultPreset: "transcribe", allowedPresets: ["transcribe", "assistant"] });
+    expect(c).toMatchObject({ allowedOrigins: "*", roomTtlMs: 3_600_000, roomMaxLifetimeMs: 86_400_000, inboxMaxMessages: 1000, rateLimits: { roomsPerHour: 50, callsPerHour: 2000 }, authSecret: null, trustProxy: false });
+  });
+
+  it("takes Redis from the Upstash or the Vercel KV names, and goes live with an OpenAI key", () => {
+    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t" }).redis).toEqual({ url: "https://kv.example", token: "t" });
+    const c = loadConfig({ UPSTASH_REDIS_REST_URL: "https://u.example", UPSTASH_REDIS_REST_TOKEN: "u", OPENAI_API_KEY: "sk-x", ALLOWED_ORIGINS: "https://a.example, https://b.example" });
+    expect(c.redis).toEqual({ url: "https://u.example", token: "u" });
+    expect(c.openai.mode).toBe("live");
+    expect(c.allowedOrigins).toEqual(["https://a.example", "https://b.example"]);
+    expect(loadConfig({ OPENAI_API_KEY: "sk-x", OPENAI_MODE: "simulate" }).openai.mode).toBe("simulate");
+  });
+
+  it("refuses bad values, naming each", () => {
+    expect(refusal({ ICE_SERVERS: "stun:x" })).toContain("ICE_SERVERS");
+    expect(refusal({ ROOM_TTL_SECONDS: "-5" })).toContain("ROOM_TTL_SECONDS");
+    expect(refusal({ UPSTASH_REDIS_REST_URL: "https://u.example" })).toContain("must be set together");
+    expect(refusal({ VERCEL: "1" })).toContain("on Vercel");
+    expect(refusal({ AUTH_SECRET: "short" })).toContain("AUTH_SECRET");
+    expect(refusal({ OPENAI_MODE: "live" })).toContain("needs OPENAI_API_KEY");
+    expect(refusal({ OPENAI_PRESETS: "{nope" })).toContain("OPENAI_PRESETS");
+    expect(refusal({ OPENAI_PRESETS: '{"x":{"type":"realtime"}}' })).toContain("needs a model");
+    expect(refusal({ OPENAI_PRESETS: '{"x":{"type":"realtime","model":"m","temperature":2}}' })).toContain("OPENAI_PRESETS");
+    expect(refusal({ OPENAI_ALLOWED_PRESETS: "transcribe,ghost" })).toContain("ghost");
+  });
+
+  it("never puts a secret into an error message", () => {
+    const message = refusal({ OPENAI_API_KEY: "sk-very-secret-value", OPENAI_MODE: "bogus" });
+    expect(message).not.toContain("sk-very-secret-value");
+  });
+});
