@@ -41,6 +41,7 @@ const EnvSchema = z.object({
   INBOX_MAX_MESSAGES: positiveInt(1000),
   RATE_LIMIT_ROOMS_PER_HOUR: positiveInt(50),
   RATE_LIMIT_CALLS_PER_HOUR: positiveInt(2000),
+  RATE_LIMIT_CHAT_PER_MINUTE: positiveInt(60),
   AUTH_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   TRUST_PROXY: flag,
   VERCEL: z.string().optional(),
@@ -80,7 +81,7 @@ export interface Config {
   roomTtlMs: number;
   roomMaxLifetimeMs: number;
   inboxMaxMessages: number;
-  rateLimits: { roomsPerHour: number; callsPerHour: number };
+  rateLimits: { roomsPerHour: number; callsPerHour: number; chatPerMinute: number };
   authSecret: string | null;
   /** Take the client address from X-Forwarded-For (set by Vercel or a trusted reverse proxy). */
   trustProxy: boolean;
@@ -142,7 +143,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     roomTtlMs: e.ROOM_TTL_SECONDS * 1000,
     roomMaxLifetimeMs: Math.max(e.ROOM_MAX_LIFETIME_SECONDS, e.ROOM_TTL_SECONDS) * 1000,
     inboxMaxMessages: e.INBOX_MAX_MESSAGES,
-    rateLimits: { roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR },
+    rateLimits: { roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR, chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE },
     authSecret: e.AUTH_SECRET ?? null,
     trustProxy: e.TRUST_PROXY || Boolean(e.VERCEL),
     openai: {

@@ -27,17 +27,19 @@ export interface RateLimits {
   calls: Limiter;
   /** AI sessions started, per host token. */
   sessions: Limiter;
+  /** Chat messages, per sender in a room (per peer token). */
+  chat: Limiter;
 }
 
 const HOUR_MS = 3_600_000;
 
 export function redisRateLimits(redis: Redis, config: Config): RateLimits {
-  const limiter = (perHour: number, name: string): Limiter => {
+  const limiter = (max: number, name: string, window: "1 h" | "1 m" = "1 h"): Limiter => {
     const ratelimit = new Ratelimit({
       redis,
-      limiter: Ratelimit.slidingWindow(perHour, "1 h"),
+      limiter: Ratelimit.slidingWindow(max, window),
       // Counters are per policy: a changed limit starts afresh rather than inheriting counts.
-      prefix: `sb:rl:${name}:${perHour}h`,
+      prefix: `sb:rl:${name}:${max}/${window.replace(" ", "")}`,
       analytics: false,
       // Fails open after this long: a slow Redis must not stop signaling.
       timeout: 1000,
@@ -46,13 +48,14 @@ export function redisRateLimits(redis: Redis, config: Config): RateLimits {
       // It throws when Redis cannot be reached at all; fail open there too, and let the
       // store's own call answer 503 (or diagnostics say what is down).
       limit: (key) =>
-        ratelimit.limit(key).catch(() => ({ success: true, limit: perHour, remaining: perHour, reset: Date.now(), unchecked: true })),
+        ratelimit.limit(key).catch(() => ({ success: true, limit: max, remaining: max, reset: Date.now(), unchecked: true })),
     };
   };
   return {
     rooms: limiter(config.rateLimits.roomsPerHour, "rooms"),
     calls: limiter(config.rateLimits.callsPerHour, "calls"),
     sessions: limiter(config.openai.sessionsPerHour, "sessions"),
+    chat: limiter(config.rateLimits.chatPerMinute, "chat", "1 m"),
   };
 }
 
@@ -91,5 +94,6 @@ export function memoryRateLimits(config: Config): RateLimits {
     rooms: new MemoryLimiter(config.rateLimits.roomsPerHour, HOUR_MS),
     calls: new MemoryLimiter(config.rateLimits.callsPerHour, HOUR_MS),
     sessions: new MemoryLimiter(config.openai.sessionsPerHour, HOUR_MS),
+    chat: new MemoryLimiter(config.rateLimits.chatPerMinute, 60_000),
   };
 }

@@ -10,6 +10,7 @@ import { problems } from "./problem.js";
 import {
   AgentBody,
   CandidateBody,
+  ChatBody,
   CreateRoomBody,
   DescriptionBody,
   JoinBody,
@@ -118,6 +119,11 @@ export const handlers = {
       auth: "peer",
       handle: async ({ ctx, caller, query, signal }) => mail(await signaling.poll(ctx, caller, query.after ?? null, query.wait * 1000, signal)),
     },
+  }),
+
+  chat: route({
+    POST: { body: ChatBody, auth: "peer", limit: "chat", handle: async ({ ctx, caller, body }) => ok(await signaling.chat(ctx, caller, body.text), 201) },
+    GET: { query: RoomQuery, auth: "peer", handle: async ({ ctx, caller }) => ok(await signaling.chatHistory(ctx, caller)) },
   }),
 
   iceServers: route({

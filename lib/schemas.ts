@@ -87,6 +87,11 @@ export const SessionBody = z.strictObject({ roomId, sdp, preset: presetName });
 export const AgentBody = z.strictObject({ roomId, preset: presetName });
 export const SessionQuery = z.object({ roomId, id: z.string().regex(/^ses_[A-Za-z0-9_-]{20}$/, "id must be a session id") });
 
+export const ChatBody = z.strictObject({
+  roomId,
+  text: z.string().trim().min(1, "text must not be empty").max(2000, "text must be at most 2000 characters"),
+});
+
 export const PollQuery = z.object({ roomId, after: cursor.optional(), wait: waitSeconds });
 export const TakeQuery = z.object({ roomId, wait: waitSeconds });
 

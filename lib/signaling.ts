@@ -8,7 +8,10 @@ import { problems } from "./problem.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
 import type { Caller, Denied, Outgoing, PeerInfo, RoomView, StoredMessage } from "./store/types.js";
 
-export type MessageType = "offer" | "answer" | "candidate" | "peer-joined" | "peer-left" | "room-closed";
+export type MessageType = "offer" | "answer" | "candidate" | "peer-joined" | "peer-left" | "room-closed" | "chat";
+
+/** How many chat messages a room keeps for late joiners. */
+export const CHAT_HISTORY = 50;
 
 /** A message as a peer reads it. */
 export interface Message {
@@ -176,6 +179,22 @@ export async function poll(ctx: Context, caller: Caller, after: string | null, w
 export async function take(ctx: Context, caller: Caller, type: MessageType, waitMs: number, signal?: AbortSignal) {
   const messages = await receive(ctx, caller, () => ctx.store.take(caller, type, ctx.now()), waitMs, signal);
   return { messages };
+}
+
+/** Room chat: to every other peer, whatever the topology, and into the room's history. */
+export async function chat(ctx: Context, caller: Caller, text: string) {
+  const { peers } = await listPeers(ctx, caller);
+  const name = peers.find((p) => p.peerId === caller.peerId)?.name ?? null;
+  const now = ctx.now();
+  const sent = await ctx.store.chat(caller, outgoing("chat", caller.peerId, now, { name, text }), CHAT_HISTORY, now);
+  if (sent !== "ok") deny(sent, caller);
+  return { from: caller.peerId, name, text, at: now };
+}
+
+export async function chatHistory(ctx: Context, caller: Caller) {
+  const bodies = await ctx.store.chatHistory(caller);
+  if (typeof bodies === "string") deny(bodies, caller);
+  return { messages: bodies.map((b) => JSON.parse(b) as Record<string, unknown>) };
 }
 
 export async function describeRoom(ctx: Context, roomId: string) {

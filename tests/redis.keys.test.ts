@@ -25,6 +25,7 @@ describe.skipIf(!hasRedis())("Redis keys [redis]", () => {
     await api.get(`/api/poll?roomId=${host.roomId}&wait=1`, b.token);
     await drain(api, host);
     await api.post("/api/candidate", { roomId: host.roomId, to: host.peerId, candidates: [null] }, a.token);
+    await api.post("/api/chat", { roomId: host.roomId, text: "hello" }, b.token);
     await api.del(`/api/peers?roomId=${host.roomId}&peerId=${a.peerId}`, a.token);
 
     const roomKeys = await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`);
@@ -43,7 +44,8 @@ describe.skipIf(!hasRedis())("Redis keys [redis]", () => {
     const host = await createRoom(api);
     const viewers = [await joinRoom(api, host.roomId), await joinRoom(api, host.roomId)];
     for (const v of viewers) await api.post("/api/offer", { roomId: host.roomId, to: v.peerId, description: { type: "offer", sdp: "v=0\r\n" } }, host.token);
-    expect((await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).length).toBe(4);
+    await api.post("/api/chat", { roomId: host.roomId, text: "bye" }, viewers[0].token);
+    expect((await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).length).toBe(5); // room, 3 inboxes, chat
     expect((await api.del(`/api/rooms?roomId=${host.roomId}`, host.token)).status).toBe(204);
     expect(await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).toEqual([]);
     expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).status).toBe(404);

@@ -254,6 +254,18 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     listener.close();
   });
 
+  it.skipIf(kind === "redis" && !hasRedis())("chat reaches every other peer, even in a star room, and keeps the last messages", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 2 });
+    await read(host, null).then((m) => read(host, (m as { id: string }[]).at(-1)!.id));
+    for (let n = 1; n <= 4; n++) expect(await store.chat(viewers[0], msg("chat", n), 3, Date.now())).toBe("ok");
+    expect(((await read(host)) as { body: string }[]).map(bodyN)).toEqual([1, 2, 3, 4]);
+    expect(((await read(viewers[1])) as { body: string }[]).map(bodyN)).toEqual([1, 2, 3, 4]);
+    expect(await read(viewers[0])).toEqual([]); // not to the sender
+    expect(((await store.chatHistory(viewers[1])) as string[]).map((b) => JSON.parse(b).n)).toEqual([2, 3, 4]);
+    expect(await store.chat({ ...viewers[0], tokenHash: "x" }, msg("chat"), 3, Date.now())).toBe("unauthorized");
+    expect(await store.chatHistory({ ...viewers[0], tokenHash: "x" })).toBe("unauthorized");
+  });
+
   it.skipIf(kind === "redis" && !hasRedis())("the host records AI sessions up to a cap; they go with the room", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 1 });
     expect(await store.putSession(viewers[0], "s1", "{}", 2)).toBe("forbidden");

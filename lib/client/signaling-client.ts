@@ -45,7 +45,15 @@ export type Message =
   | { id: string; type: "candidate"; from: string; at: number; candidates: CandidateInit[] }
   | { id: string; type: "peer-joined"; from: string; at: number; peer: PeerInfo }
   | { id: string; type: "peer-left"; from: string; at: number; peerId: string; reason: "left" | "removed" }
-  | { id: string; type: "room-closed"; from: string; at: number };
+  | { id: string; type: "room-closed"; from: string; at: number }
+  | { id: string; type: "chat"; from: string; at: number; name: string | null; text: string };
+
+export interface ChatMessage {
+  from: string;
+  name: string | null;
+  text: string;
+  at: number;
+}
 
 /** An answer the API gave as a problem document. */
 export class SignalingError extends Error {
@@ -249,6 +257,16 @@ export class SignalingClient {
     await this.authed("DELETE", `/api/rooms?roomId=${this.roomId}`, undefined, true).catch((error) => {
       if (!(error instanceof SessionEndedError)) throw error;
     });
+  }
+
+  /** Sends a chat message to everyone else in the room (it arrives as a `chat` message). */
+  async sendChat(text: string): Promise<ChatMessage> {
+    return (await this.authed<ChatMessage>("POST", "/api/chat", { roomId: this.roomId, text })).body!;
+  }
+
+  /** The room's last chat messages, oldest first: what a late joiner missed. */
+  async chatHistory(): Promise<ChatMessage[]> {
+    return (await this.authed<{ messages: ChatMessage[] }>("GET", `/api/chat?roomId=${this.roomId}`)).body!.messages;
   }
 
   /** Host: opens an AI session for a complete offer (all candidates in it); returns OpenAI's answer. */

@@ -47,7 +47,7 @@ interface MethodSpec<Q, B> {
   /** "peer": a token of the room named by `roomId` (query or body) is required. */
   auth?: "peer";
   /** Which rate limit applies: room creation per address, AI sessions per host, or calls (the default). */
-  limit?: "rooms" | "calls" | "sessions";
+  limit?: "rooms" | "calls" | "sessions" | "chat";
   /** Also take the body as raw `application/sdp` (query parameters fill in the other fields). */
   acceptsSdp?: boolean;
   handle(input: Input<Q, B>): Promise<Reply>;

@@ -6,6 +6,7 @@
  *                   p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the peer's token),
  *                   s:<sessionId> (an AI session's record)
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
+ *   sb:{R}:chat     list: the room's last chat messages
  *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m", "gone" or "closed:<JSON>"
  *
  * Fan-out (join, leave, close, TTL refresh) reaches inboxes named from the room hash rather than
@@ -43,6 +44,7 @@ local function refresh(r, now)
   redis.call('HSET', room, 'exp', extended)
   redis.call('PEXPIREAT', room, extended)
   for _, id in ipairs(peerIds()) do redis.call('PEXPIREAT', inbox(id), extended) end
+  redis.call('PEXPIREAT', room .. ':chat', extended)
 end
 
 -- Appends to a peer's inbox and wakes its waiting read; false if the inbox is at 'max'.
@@ -67,7 +69,7 @@ local function announce(r, about, kind, body)
 end
 
 local function close(body)
-  local keys = { room }
+  local keys = { room, room .. ':chat' }
   for _, id in ipairs(peerIds()) do
     keys[#keys + 1] = inbox(id)
     redis.call('PUBLISH', channel(id), 'closed:' .. body)
@@ -215,4 +217,27 @@ if record then redis.call('HDEL', room, 's:' .. ARGV[3]) end
 return {'ok', record}
 `);
 
-export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION };
+/** KEYS[2]: the room's chat history. ARGV: now, callerId, tokenHash, body, historyMax */
+export const CHAT = script(`
+local r = load(ARGV[2])
+if not r then return 'room-missing' end
+if r.a ~= ARGV[3] then return 'unauthorized' end
+refresh(r, tonumber(ARGV[1]))
+for _, id in ipairs(peerIds()) do
+  if id ~= ARGV[2] then deliver(r, id, 'chat', ARGV[4], 0) end
+end
+redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+redis.call('PEXPIREAT', KEYS[2], r.exp)
+return 'ok'
+`);
+
+/** KEYS[2]: the room's chat history. ARGV: callerId, tokenHash → {'ok', bodies} | {status} */
+export const CHAT_HISTORY = script(`
+local r = load(ARGV[1])
+if not r then return {'room-missing'} end
+if r.a ~= ARGV[2] then return {'unauthorized'} end
+return {'ok', redis.call('LRANGE', KEYS[2], 0, -1)}
+`);
+
+export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, CHAT, CHAT_HISTORY };

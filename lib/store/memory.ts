@@ -43,6 +43,7 @@ interface Room {
   peers: Map<string, { info: PeerInfo; tokenHash: string }>;
   inboxes: Map<string, Inbox>;
   sessions: Map<string, string>;
+  chat: string[];
 }
 
 const entryId = (e: Entry) => `${e.ms}-${e.seq}`;
@@ -80,6 +81,7 @@ export class MemoryStore implements SignalStore {
       peers: new Map([[r.host.peerId, { info: r.host, tokenHash: r.hostTokenHash }]]),
       inboxes: new Map(),
       sessions: new Map(),
+      chat: [],
     });
     return "ok";
   }
@@ -161,6 +163,21 @@ export class MemoryStore implements SignalStore {
     const taken = inbox.entries.filter((e) => e.type === type).slice(0, READ_BATCH);
     inbox.entries = inbox.entries.filter((e) => !taken.includes(e));
     return taken.map((e) => ({ id: entryId(e), body: e.body }));
+  }
+
+  async chat(caller: Caller, message: Outgoing, historyMax: number, now: number) {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    this.refresh(room, now);
+    for (const to of room.peers.keys()) if (to !== caller.peerId) this.deliver(room, to, message, now, false);
+    room.chat.push(message.body);
+    room.chat.splice(0, Math.max(0, room.chat.length - historyMax));
+    return "ok" as const;
+  }
+
+  async chatHistory(caller: Caller) {
+    const room = this.authorize(caller, Date.now());
+    return typeof room === "string" ? room : [...room.chat];
   }
 
   async putSession(caller: Caller, sessionId: string, record: string, max: number) {

@@ -24,6 +24,7 @@ import {
 
 export const roomKey = (roomId: string) => `sb:{${roomId}}`;
 export const inboxKey = (roomId: string, peerId: string) => `${roomKey(roomId)}:in:${peerId}`;
+export const chatKey = (roomId: string) => `${roomKey(roomId)}:chat`;
 export const channelName = (roomId: string, peerId: string) => `${roomKey(roomId)}:ch:${peerId}`;
 
 type Script = ReturnType<Redis["createScript"]>;
@@ -140,6 +141,15 @@ export class RedisStore implements SignalStore {
       now, c.peerId, c.tokenHash, type, READ_BATCH,
     ])) as Reply[];
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
+  }
+
+  async chat(c: Caller, message: Outgoing, historyMax: number, now: number) {
+    return (await this.run("CHAT", [roomKey(c.roomId), chatKey(c.roomId)], [now, c.peerId, c.tokenHash, message.body, historyMax])) as "ok" | Denied;
+  }
+
+  async chatHistory(c: Caller) {
+    const [status, bodies] = (await this.run("CHAT_HISTORY", [roomKey(c.roomId), chatKey(c.roomId)], [c.peerId, c.tokenHash])) as Reply[];
+    return status === "ok" ? (bodies as string[]) : (status as Denied);
   }
 
   async putSession(c: Caller, sessionId: string, record: string, max: number) {

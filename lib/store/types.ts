@@ -105,6 +105,15 @@ export interface SignalStore {
 
   send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult>;
 
+  /**
+   * Room chat: delivers `message` to every other peer (whatever the topology) and keeps it in the
+   * room's history, of which the last `historyMax` stay.
+   */
+  chat(caller: Caller, message: Outgoing, historyMax: number, now: number): Promise<"ok" | Denied>;
+
+  /** The room's kept chat messages, oldest first (bodies as sent). */
+  chatHistory(caller: Caller): Promise<string[] | Denied>;
+
   /** Acknowledges (deletes) the caller's messages up to and including `after`, returns the rest in order. */
   read(caller: Caller, after: string | null, now: number): Promise<StoredMessage[] | Denied>;
 

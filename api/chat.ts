@@ -1,0 +1,3 @@
+import { handlers } from "../lib/routes.js";
+
+export default handlers.chat;

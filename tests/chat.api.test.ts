@@ -1,0 +1,74 @@
+/** Room chat over HTTP, on both stores: delivery, history for late joiners, validation, the limit. */
+import { describe, expect, it } from "vitest";
+import { apiClient, createRoom, drain, joinRoom, startHarness, STORES, useHarness, hasRedis, type Api } from "./support/harness.js";
+
+describe.each(STORES)("chat [%s]", (kind) => {
+  let api: Api;
+  const test = useHarness(kind, (h) => (api = apiClient(h.url)));
+
+  test("reaches every other peer exactly once, with the sender's name, in star and mesh rooms", async () => {
+    for (const topology of ["star", "mesh"]) {
+      const host = await createRoom(api, { topology, name: "Hana" });
+      const a = await joinRoom(api, host.roomId, "Ari");
+      const b = await joinRoom(api, host.roomId, "Bo");
+      const cursors = await Promise.all([host, a, b].map(async (p) => (await drain(api, p)).cursor));
+      const sent = await api.post("/api/chat", { roomId: host.roomId, text: "  hello everyone  " }, a.token);
+      expect(sent.status).toBe(201);
+      expect(sent.body).toEqual({ from: a.peerId, name: "Ari", text: "hello everyone", at: expect.any(Number) });
+      await api.post("/api/chat", { roomId: host.roomId, text: "hi Ari" }, host.token);
+      const mail = await Promise.all([host, a, b].map((p, i) => drain(api, p, cursors[i])));
+      const chats = (i: number) => mail[i].messages.filter((m) => m.type === "chat").map((m) => `${m.name}: ${m.text}`);
+      expect(chats(0)).toEqual(["Ari: hello everyone"]);
+      expect(chats(1)).toEqual(["Hana: hi Ari"]);
+      expect(chats(2)).toEqual(["Ari: hello everyone", "Hana: hi Ari"]);
+    }
+  });
+
+  test("keeps the last 50 for late joiners", async () => {
+    const host = await createRoom(api);
+    for (let i = 1; i <= 55; i++) await api.post("/api/chat", { roomId: host.roomId, text: `message ${i}` }, host.token);
+    const late = await joinRoom(api, host.roomId);
+    const history = await api.get(`/api/chat?roomId=${host.roomId}`, late.token);
+    expect(history.status).toBe(200);
+    expect(history.body.messages).toHaveLength(50);
+    expect(history.body.messages[0]).toMatchObject({ type: "chat", from: host.peerId, text: "message 6" });
+    expect(history.body.messages.at(-1).text).toBe("message 55");
+    expect((await api.get(`/api/chat?roomId=${host.roomId}`)).status).toBe(401);
+  });
+
+  test("refuses empty, oversized and misaddressed messages, changing nothing", async () => {
+    const host = await createRoom(api);
+    const viewer = await joinRoom(api, host.roomId);
+    await drain(api, host);
+    for (const [body, status] of [
+      [{ roomId: host.roomId, text: "   " }, 400],
+      [{ roomId: host.roomId, text: "x".repeat(2001) }, 400],
+      [{ roomId: host.roomId }, 400],
+      [{ roomId: host.roomId, text: "hi", to: host.peerId }, 400],
+    ] as const) {
+      const res = await api.post("/api/chat", body, viewer.token);
+      expect(res.status).toBe(status);
+      expect(res.body.code).toBe("invalid_request");
+    }
+    expect((await api.post("/api/chat", { roomId: host.roomId, text: "x".repeat(2000) }, viewer.token)).status).toBe(201);
+    expect((await drain(api, host)).messages).toHaveLength(1);
+    expect((await api.get(`/api/chat?roomId=${host.roomId}`, host.token)).body.messages).toHaveLength(1);
+  });
+});
+
+describe.each(STORES)("chat limit [%s]", (kind) => {
+  it.skipIf(kind === "redis" && !hasRedis())("answers 429 past the per-sender limit, leaving others free", async () => {
+    const h = await startHarness(kind, { RATE_LIMIT_CHAT_PER_MINUTE: "3" });
+    try {
+      const api = apiClient(h.url);
+      const host = await createRoom(api);
+      const viewer = await joinRoom(api, host.roomId);
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await api.post("/api/chat", { roomId: host.roomId, text: `m${i}` }, viewer.token)).status);
+      expect(statuses).toEqual([201, 201, 201, 429]);
+      expect((await api.post("/api/chat", { roomId: host.roomId, text: "still me" }, host.token)).status).toBe(201);
+    } finally {
+      await h.close();
+    }
+  });
+});
