@@ -13,6 +13,7 @@ export default defineConfig({
         host: resolve(import.meta.dirname, "host.html"),
         view: resolve(import.meta.dirname, "view.html"),
         ai: resolve(import.meta.dirname, "ai.html"),
+        meet: resolve(import.meta.dirname, "meet.html"),
       },
     },
   },

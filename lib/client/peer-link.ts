@@ -43,6 +43,8 @@ export class PeerLink {
   private phaseTimer: ReturnType<typeof setTimeout> | null = null;
   private graceTimer: ReturnType<typeof setTimeout> | null = null;
   private everConnected = false;
+  /** Messages are applied one at a time, in order: descriptions must not interleave. */
+  private inbox: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: PeerLinkOptions) {
     this.pc = new RTCPeerConnection({ ...o.rtcConfig, iceServers: o.iceServers as RTCIceServer[] });
@@ -55,8 +57,14 @@ export class PeerLink {
   }
 
   /** Feeds a message from the poll loop; ignores those from other peers. */
-  async handle(message: Message) {
-    if (message.from !== this.o.remoteId || this.state === "closed") return;
+  handle(message: Message): Promise<void> {
+    if (message.from !== this.o.remoteId) return Promise.resolve();
+    this.inbox = this.inbox.then(() => this.apply(message));
+    return this.inbox;
+  }
+
+  private async apply(message: Message) {
+    if (this.state === "closed") return;
     try {
       if (message.type === "offer" || message.type === "answer") await this.onDescription(message.description);
       else if (message.type === "candidate") await this.onCandidates(message.candidates);

@@ -1,0 +1,101 @@
+/**
+ * A four-person mesh meeting in headless Chromium (fake camera and microphone): everyone
+ * connects to everyone (12 directed connections, 6 pairs) and receives video and audio from
+ * each; chat reaches the others; someone leaving updates everyone else.
+ */
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import { STORES, useHarness, type Harness } from "../support/harness.js";
+import { ARTIFACTS, hasChromium, launchBrowser, watchConsole } from "./browser.js";
+
+/** Links on the page: remote peer → connection state, frames decoded, audio packets received. */
+function meshStats(page: Page) {
+  return page.evaluate(async () => {
+    const mesh = (window as any).signalbox.mesh;
+    const out: Record<string, { state: string; frames: number; audio: number }> = {};
+    for (const [peerId, link] of mesh?.links ?? []) {
+      const pc = link.pc as RTCPeerConnection;
+      let frames = 0;
+      let audio = 0;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded ?? 0;
+        if (s.type === "inbound-rtp" && s.kind === "audio") audio += s.packetsReceived ?? 0;
+      });
+      out[peerId] = { state: pc.connectionState, frames, audio };
+    }
+    return out;
+  });
+}
+
+async function until<T>(what: string, probe: () => Promise<T | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
+  let h: Harness;
+  let browser: Browser;
+  const available = useHarness(kind, (started) => (h = started));
+  const test = hasChromium ? available : available.skip;
+  beforeAll(async () => {
+    if (hasChromium) browser = await launchBrowser();
+  });
+  afterAll(async () => browser?.close());
+
+  test("four people all connect to each other with media, chat, and see one leave", async () => {
+    const context = await browser.newContext();
+    const names = ["Ada", "Ben", "Cai", "Dee"];
+    const pages: Page[] = [];
+    const errors: string[][] = [];
+    let roomId = "";
+    for (const name of names) {
+      const page = await context.newPage();
+      errors.push(watchConsole(page));
+      await page.goto(`${h.url}/meet.html${roomId ? `?room=${roomId}` : ""}`);
+      await page.fill("#name", name);
+      await page.click('#join button[type="submit"]');
+      await page.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+      roomId ||= (await page.textContent("#roomId"))!;
+      pages.push(page);
+    }
+    const ids = await Promise.all(pages.map((p) => p.evaluate(() => (window as any).signalbox.client.peerId as string)));
+
+    // Every page: connected to the three others, decoding their video and receiving their audio.
+    for (const [i, page] of pages.entries()) {
+      const stats = await until(`${names[i]}'s three connections`, async () => {
+        const s = await meshStats(page);
+        const others = ids.filter((id) => id !== ids[i]);
+        return others.every((id) => s[id]?.state === "connected" && s[id].frames > 0 && s[id].audio > 0) ? s : false;
+      });
+      expect(Object.keys(stats).sort()).toEqual(ids.filter((id) => id !== ids[i]).sort());
+      expect(await page.locator(".tile").count()).toBe(4);
+      expect(await page.textContent("#count")).toBe("4");
+    }
+    await pages[0].screenshot({ path: `${ARTIFACTS}meeting-${kind}.png` });
+
+    // Chat from one appears on the other three.
+    await pages[1].fill("#text", "Hello from Ben");
+    await pages[1].click('#chat button[type="submit"]');
+    for (const page of [pages[0], pages[2], pages[3]]) {
+      await page.waitForFunction(() => document.querySelector("#messages")!.textContent!.includes("Ben: Hello from Ben"), null, { timeout: 10_000 });
+    }
+    expect(await pages[1].textContent("#messages")).toContain("You: Hello from Ben");
+
+    // Dee leaves: the other three drop exactly that connection and update their lists.
+    await pages[3].click("#leave");
+    for (const page of pages.slice(0, 3)) {
+      await page.waitForFunction((id) => !document.querySelector(`.tile[data-peer="${id}"]`), ids[3], { timeout: 10_000 });
+      expect(await page.textContent("#count")).toBe("3");
+      const stats = await meshStats(page);
+      expect(Object.keys(stats)).toHaveLength(2);
+      expect(Object.values(stats).every((s) => s.state === "connected")).toBe(true);
+    }
+    for (const e of errors) expect(e).toEqual([]);
+    await context.close();
+  });
+});
