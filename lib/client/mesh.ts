@@ -13,7 +13,6 @@ export interface MeshOptions {
   onTrack?: (peer: PeerInfo, event: RTCTrackEvent) => void;
   onState?: (peer: PeerInfo, state: LinkState) => void;
   onLeave?: (peerId: string) => void;
-  onChat?: (message: Extract<Message, { type: "chat" }>) => void;
   onError?: (peer: PeerInfo, error: Error) => void;
 }
 
@@ -54,7 +53,7 @@ export class Mesh {
   private route(message: Message) {
     if (message.type === "peer-joined") this.connect(message.peer);
     else if (message.type === "peer-left") this.drop(message.peerId);
-    else if (message.type === "chat") this.o.onChat?.(message);
+    else if (message.type === "chat") return; // for the page's own chat listener
     else void this.links.get(message.from)?.handle(message);
   }
 

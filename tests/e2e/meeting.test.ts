@@ -79,12 +79,12 @@ describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
     await pages[0].screenshot({ path: `${ARTIFACTS}meeting-${kind}.png` });
 
     // Chat from one appears on the other three.
-    await pages[1].fill("#text", "Hello from Ben");
+    await pages[1].fill("#chat input", "Hello from Ben");
     await pages[1].click('#chat button[type="submit"]');
     for (const page of [pages[0], pages[2], pages[3]]) {
-      await page.waitForFunction(() => document.querySelector("#messages")!.textContent!.includes("Ben: Hello from Ben"), null, { timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelector("#chat .messages")!.textContent!.includes("Ben: Hello from Ben"), null, { timeout: 10_000 });
     }
-    expect(await pages[1].textContent("#messages")).toContain("You: Hello from Ben");
+    expect(await pages[1].textContent("#chat .messages")).toContain("You: Hello from Ben");
 
     // Dee leaves: the other three drop exactly that connection and update their lists.
     await pages[3].click("#leave");

@@ -84,6 +84,13 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     await firstFrameAt(late.page);
     await host.waitForFunction(() => document.querySelectorAll('#viewers li .state[data-state="connected"]').length === 2);
 
+    // The viewers' chat panel reaches the host and the other viewer.
+    await late.page.fill("#chat input", "Can you zoom in?");
+    await late.page.click('#chat button[type="submit"]');
+    for (const page of [host, early.page]) {
+      await page.waitForFunction(() => document.querySelector("#chat .messages")!.textContent!.includes("Can you zoom in?"), null, { timeout: 10_000 });
+    }
+
     const earlyId = await early.page.evaluate(() => (window as any).signalbox.client.peerId);
     await early.page.click("#leave");
     expect(await early.page.textContent("#error")).toBe("You left the session.");

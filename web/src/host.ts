@@ -1,6 +1,7 @@
 /** The host page: share a screen into a new room; one peer connection per viewer. */
 import { PeerLink, type LinkState } from "../../lib/client/peer-link.js";
 import { SignalingClient, type PeerInfo } from "../../lib/client/signaling-client.js";
+import { mountChat } from "./chat-panel.js";
 import { $, clientOptions, showState } from "./common.js";
 
 const state = $("state");
@@ -102,6 +103,7 @@ async function share() {
     showState(state, "ended");
     error.textContent = e.message;
   });
+  mountChat($("chat"), client);
   client.start();
 }
 

@@ -1,6 +1,7 @@
 /** The meeting page: everyone sees and hears everyone (a full mesh), with chat beside it. */
 import { Mesh } from "../../lib/client/mesh.js";
-import { SignalingClient, SignalingError, type ChatMessage, type PeerInfo } from "../../lib/client/signaling-client.js";
+import { SignalingClient, SignalingError, type PeerInfo } from "../../lib/client/signaling-client.js";
+import { mountChat } from "./chat-panel.js";
 import { $, clientOptions, showState } from "./common.js";
 
 const state = $("state");
@@ -53,15 +54,6 @@ function forget(peerId: string) {
   $("count").textContent = String($("people").children.length);
 }
 
-function showChat(m: ChatMessage) {
-  const li = document.createElement("li");
-  const who = document.createElement("b");
-  who.textContent = `${m.from === client?.peerId ? "You" : m.name ?? m.from}: `;
-  li.append(who, m.text);
-  $("messages").append(li);
-  li.scrollIntoView({ block: "nearest" });
-}
-
 /** Marks who is speaking, from the audio level of each peer's incoming audio. */
 function watchLevels(): () => void {
   const timer = setInterval(async () => {
@@ -108,7 +100,7 @@ async function join(name: string, roomId: string) {
   preview.muted = true;
   preview.srcObject = local;
   for (const peer of client.session.peers) person(peer, peer.peerId === client.peerId);
-  for (const m of await client.chatHistory().catch(() => [])) showChat(m);
+  mountChat($("chat"), client);
 
   mesh = new Mesh({
     client,
@@ -126,7 +118,6 @@ async function join(name: string, roomId: string) {
       if (badge) badge.textContent = s === "connected" ? "" : s;
     },
     onLeave: forget,
-    onChat: showChat,
     onError: (peer, e) => console.warn(`${peer.name ?? peer.peerId}: ${e.message}`),
   });
   stopLevels = watchLevels();
@@ -161,18 +152,6 @@ function toggle(kind: "audio" | "video", button: HTMLElement, on: string, off: s
 $("join").addEventListener("submit", (event) => {
   event.preventDefault();
   void join(($("name") as HTMLInputElement).value.trim(), ($("room") as HTMLInputElement).value.trim().toLowerCase());
-});
-$("chat").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const input = $("text") as HTMLInputElement;
-  const text = input.value.trim();
-  if (!text || !client) return;
-  input.value = "";
-  try {
-    showChat(await client.sendChat(text));
-  } catch (e) {
-    error.textContent = e instanceof SignalingError && e.status === 429 ? "You are sending messages too fast; wait a moment." : `Message not sent: ${(e as Error).message}`;
-  }
 });
 $("mic").addEventListener("click", () => toggle("audio", $("mic"), "Mute", "Unmute"));
 $("cam").addEventListener("click", () => toggle("video", $("cam"), "Camera off", "Camera on"));

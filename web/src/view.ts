@@ -1,6 +1,7 @@
 /** The viewer page: join a room by ID and watch the host's screen. */
 import { PeerLink } from "../../lib/client/peer-link.js";
 import { SessionEndedError, SignalingClient } from "../../lib/client/signaling-client.js";
+import { mountChat } from "./chat-panel.js";
 import { $, clientOptions, showState } from "./common.js";
 import { watchStats } from "./stats.js";
 
@@ -65,6 +66,7 @@ async function watch(roomId: string) {
     if (cell) cell.textContent = value;
   });
   client.onMessage((m) => void link?.handle(m));
+  mountChat($("chat"), client);
   client.onEnd((e) => end(e.code === "room_closed" ? "The host ended the session." : e.status === 401 ? "You were removed from the room." : "The room has ended."));
   client.start();
 }
