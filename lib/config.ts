@@ -42,6 +42,7 @@ const EnvSchema = z.object({
   RATE_LIMIT_ROOMS_PER_HOUR: positiveInt(50),
   RATE_LIMIT_CALLS_PER_HOUR: positiveInt(2000),
   RATE_LIMIT_CHAT_PER_MINUTE: positiveInt(60),
+  RATE_LIMITS: z.enum(["on", "off"]).default("on"),
   AUTH_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   TRUST_PROXY: flag,
   VERCEL: z.string().optional(),
@@ -81,7 +82,8 @@ export interface Config {
   roomTtlMs: number;
   roomMaxLifetimeMs: number;
   inboxMaxMessages: number;
-  rateLimits: { roomsPerHour: number; callsPerHour: number; chatPerMinute: number };
+  /** `enabled: false` (RATE_LIMITS=off) where a gateway in front already limits, or to measure without them. */
+  rateLimits: { enabled: boolean; roomsPerHour: number; callsPerHour: number; chatPerMinute: number };
   authSecret: string | null;
   /** Take the client address from X-Forwarded-For (set by Vercel or a trusted reverse proxy). */
   trustProxy: boolean;
@@ -143,7 +145,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     roomTtlMs: e.ROOM_TTL_SECONDS * 1000,
     roomMaxLifetimeMs: Math.max(e.ROOM_MAX_LIFETIME_SECONDS, e.ROOM_TTL_SECONDS) * 1000,
     inboxMaxMessages: e.INBOX_MAX_MESSAGES,
-    rateLimits: { roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR, chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE },
+    rateLimits: { enabled: e.RATE_LIMITS === "on", roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR, chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE },
     authSecret: e.AUTH_SECRET ?? null,
     trustProxy: e.TRUST_PROXY || Boolean(e.VERCEL),
     openai: {

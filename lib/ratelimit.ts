@@ -33,7 +33,11 @@ export interface RateLimits {
 
 const HOUR_MS = 3_600_000;
 
+const unchecked: Limiter = { limit: async () => ({ success: true, limit: 0, remaining: 0, reset: 0, unchecked: true }) };
+const noLimits: RateLimits = { rooms: unchecked, calls: unchecked, sessions: unchecked, chat: unchecked };
+
 export function redisRateLimits(redis: Redis, config: Config): RateLimits {
+  if (!config.rateLimits.enabled) return noLimits;
   const limiter = (max: number, name: string, window: "1 h" | "1 m" = "1 h"): Limiter => {
     const ratelimit = new Ratelimit({
       redis,
@@ -90,6 +94,7 @@ export class MemoryLimiter implements Limiter {
 }
 
 export function memoryRateLimits(config: Config): RateLimits {
+  if (!config.rateLimits.enabled) return noLimits;
   return {
     rooms: new MemoryLimiter(config.rateLimits.roomsPerHour, HOUR_MS),
     calls: new MemoryLimiter(config.rateLimits.callsPerHour, HOUR_MS),

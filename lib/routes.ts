@@ -28,6 +28,13 @@ import { VERSION } from "./version.js";
 
 const mail = (result: { messages: unknown[] }): Reply => (result.messages.length ? ok(result) : noContent());
 
+/**
+ * A long-poll is not charged against the call limit: its wait paces it (an idle peer makes
+ * ~2.4 a minute), and charging it would add a third of an idle peer's Redis bill.
+ */
+const LONG_POLL_SECONDS = 10;
+const isLongPoll = (query: { wait: number }) => query.wait >= LONG_POLL_SECONDS;
+
 /** With AUTH_SECRET set, only holders of it may create rooms. */
 function requireDeploymentSecret(ctx: Context, bearer: string | null) {
   const secret = ctx.config.authSecret;
@@ -46,6 +53,7 @@ function descriptionRoute(type: "offer" | "answer") {
     GET: {
       query: TakeQuery,
       auth: "peer",
+      unlimited: isLongPoll,
       handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, type, query.wait * 1000, signal)),
     },
   });
@@ -109,6 +117,7 @@ export const handlers = {
     GET: {
       query: TakeQuery,
       auth: "peer",
+      unlimited: isLongPoll,
       handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, "candidate", query.wait * 1000, signal)),
     },
   }),
@@ -117,6 +126,7 @@ export const handlers = {
     GET: {
       query: PollQuery,
       auth: "peer",
+      unlimited: isLongPoll,
       handle: async ({ ctx, caller, query, signal }) => mail(await signaling.poll(ctx, caller, query.after ?? null, query.wait * 1000, signal)),
     },
   }),

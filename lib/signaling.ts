@@ -6,7 +6,7 @@ import type { Context } from "./context.js";
 import { hashToken, newPeerId, newRoomId, newToken, tokenPeerId } from "./ids.js";
 import { problems } from "./problem.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
-import type { Caller, Denied, Outgoing, PeerInfo, RoomView, StoredMessage } from "./store/types.js";
+import type { Caller, Denied, Outgoing, PeerInfo, RoomView, StoredMessage, Wake } from "./store/types.js";
 
 export type MessageType = "offer" | "answer" | "candidate" | "peer-joined" | "peer-left" | "room-closed" | "chat";
 
@@ -146,7 +146,7 @@ export const sendCandidates = (ctx: Context, caller: Caller, input: CandidateInp
  * then reads (so nothing sent in between is missed), then waits for a wake-up or the deadline
  * and reads again. It costs O(1) store commands however long it waits; it never sleeps and retries.
  */
-async function receive(ctx: Context, caller: Caller, read: () => Promise<StoredMessage[] | Denied>, waitMs: number, signal?: AbortSignal) {
+async function receive(ctx: Context, caller: Caller, read: () => Promise<StoredMessage[] | Denied>, waitMs: number, signal?: AbortSignal, wokenBy?: (wake: Extract<Wake, { kind: "message" }>) => StoredMessage | null) {
   const readOrDeny = async () => {
     const found = await read();
     if (typeof found === "string") deny(found, caller);
@@ -163,15 +163,21 @@ async function receive(ctx: Context, caller: Caller, read: () => Promise<StoredM
       const wake = await listener.next(deadline - ctx.now(), signal);
       if (wake.kind === "timeout") return [];
       if (wake.kind === "closed") return [{ id: "0-0", ...JSON.parse(wake.body) } as Message];
+      const delivered = wake.kind === "message" ? wokenBy?.(wake) : null;
+      if (delivered) return [toMessage(delivered)];
     }
   } finally {
     listener.close();
   }
 }
 
-/** Everything addressed to the caller after `after`, which it thereby acknowledges. */
+/**
+ * Everything addressed to the caller after `after`, which it thereby acknowledges. A waiting
+ * poll woken by a new message answers with that message as published (it stays in the inbox
+ * until acknowledged, like any other), saving a read.
+ */
 export async function poll(ctx: Context, caller: Caller, after: string | null, waitMs: number, signal?: AbortSignal) {
-  const messages = await receive(ctx, caller, () => ctx.store.read(caller, after, ctx.now()), waitMs, signal);
+  const messages = await receive(ctx, caller, () => ctx.store.read(caller, after, ctx.now()), waitMs, signal, (wake) => wake.message ?? null);
   return { messages, cursor: messages.at(-1)?.id ?? after };
 }
 

@@ -213,6 +213,11 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     }
     const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
     const path = new URL(req.url ?? "/", "http://bridge").pathname;
+    // Benchmarks in another process read (GET) and reset (DELETE) the command counts here.
+    if (path === "/__counts") {
+      if (req.method === "DELETE") counts = {};
+      return send(res, 200, counts);
+    }
     try {
       if (path.startsWith("/subscribe/")) {
         return await subscribe(req, res, decodeURIComponent(path.slice("/subscribe/".length)));

@@ -212,6 +212,11 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
       const poll = () => api.call("GET", `/api/poll?roomId=${host.roomId}`, { token: host.token, headers });
       for (let i = 0; i < 4; i++) expect((await poll()).status).toBe(204);
       expectProblem(await poll(), 429, "rate_limited");
+      // A long-poll is paced by its wait and not charged (a message ends this one at once).
+      const waiting = api.call("GET", `/api/poll?roomId=${host.roomId}&wait=10`, { token: host.token, headers });
+      await new Promise((r) => setTimeout(r, 150));
+      await api.call("POST", "/api/peers", { body: { roomId: host.roomId }, headers: { "x-forwarded-for": `${ip}-joiner` } });
+      expect((await waiting).status).toBe(200);
       // ...and failed token guesses, each with a different forged token, per address.
       const guess = (i: number) => api.call("GET", `/api/poll?roomId=${host.roomId}`, { token: `${host.peerId}.${String(i).padStart(32, "B")}`, headers });
       const guesses = [];

@@ -243,8 +243,8 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await listener.next(150)).toEqual({ kind: "timeout" });
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
     const woke = listener.next(5000);
-    await send(host, v, msg("offer"));
-    expect(await woke).toEqual({ kind: "message" });
+    const sent = await send(host, v, msg("offer", 4));
+    expect(await woke).toEqual({ kind: "message", message: { id: (sent as { id: string }).id, type: "offer", body: msg("offer", 4).body } });
     await store.leaveRoom(host, v.peerId, msg("peer-left"), msg("room-closed"), Date.now());
     expect(await listener.next(5000)).toEqual({ kind: "gone" });
     const aborted = new AbortController();

@@ -48,6 +48,8 @@ interface MethodSpec<Q, B> {
   auth?: "peer";
   /** Which rate limit applies: room creation per address, AI sessions per host, or calls (the default). */
   limit?: "rooms" | "calls" | "sessions" | "chat";
+  /** Requests this says yes to are not charged against the rate limit. */
+  unlimited?: (query: Q) => boolean;
   /** Also take the body as raw `application/sdp` (query parameters fill in the other fields). */
   acceptsSdp?: boolean;
   handle(input: Input<Q, B>): Promise<Reply>;
@@ -91,7 +93,7 @@ export function route(spec: Spec) {
         }
       }
       const limitKey = method.limit === "rooms" || !caller ? `ip:${clientIp(req, ctx)}` : `peer:${caller.tokenHash.slice(0, 24)}`;
-      await charge(ctx, limitKey, method.limit ?? "calls", res);
+      if (!method.unlimited?.(query)) await charge(ctx, limitKey, method.limit ?? "calls", res);
 
       try {
         const reply = await method.handle({ ctx, query, body, caller, bearer, signal: aborted.signal, sentSdp });

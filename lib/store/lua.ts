@@ -7,7 +7,7 @@
  *                   s:<sessionId> (an AI session's record)
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
  *   sb:{R}:chat     list: the room's last chat messages
- *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m", "gone" or "closed:<JSON>"
+ *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m:<id>:<type>:<JSON>", "gone" or "closed:<JSON>"
  *
  * Fan-out (join, leave, close, TTL refresh) reaches inboxes named from the room hash rather than
  * declared in KEYS: they share the room's slot, which Redis Cluster and Upstash (whose scripts
@@ -53,7 +53,8 @@ local function deliver(r, to, kind, body, max)
   if max > 0 and redis.call('XLEN', key) >= max then return false end
   local id = redis.call('XADD', key, '*', 't', kind, 'b', body)
   redis.call('PEXPIREAT', key, r.exp)
-  redis.call('PUBLISH', channel(to), 'm')
+  -- The message rides along, so a waiting poll needs no read to answer.
+  redis.call('PUBLISH', channel(to), 'm:' .. id .. ':' .. kind .. ':' .. body)
   return id
 end
 

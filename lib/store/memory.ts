@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import { timingSafeEqual } from "node:crypto";
-import { parseWake, WakeQueue } from "./wake-queue.js";
+import { messagePayload, parseWake, WakeQueue } from "./wake-queue.js";
 import {
   READ_BATCH,
   type Caller,
@@ -252,7 +252,7 @@ export class MemoryStore implements SignalStore {
     inbox.lastSeq = seq;
     const entry = { ms, seq, type: message.type, body: message.body };
     inbox.entries.push(entry);
-    this.notify(room.info.roomId, to, "m");
+    this.notify(room.info.roomId, to, messagePayload(entryId(entry), message.type, message.body));
     return entryId(entry);
   }
 

@@ -69,7 +69,7 @@ export type SendResult = { id: string } | Denied | "forbidden" | "peer-missing" 
 
 /** Why a waiting read woke up. */
 export type Wake =
-  | { kind: "message" }
+  | { kind: "message"; message?: StoredMessage & { type: string } } // the new message, when it fits
   | { kind: "gone" } // this peer left or was removed
   | { kind: "closed"; body: string } // the room was closed; body is the room-closed message
   | { kind: "timeout" };

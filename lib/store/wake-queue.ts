@@ -41,9 +41,17 @@ export class WakeQueue implements Listener {
   }
 }
 
-/** Decodes a notification payload as published by either store. */
+/**
+ * Decodes a notification as both stores publish it: "gone", "closed:<body>", or
+ * "m:<id>:<type>:<body>" — the new message itself, so a waiting poll can answer without
+ * reading it back.
+ */
 export function parseWake(payload: string): Wake {
   if (payload === "gone") return { kind: "gone" };
   if (payload.startsWith("closed:")) return { kind: "closed", body: payload.slice("closed:".length) };
-  return { kind: "message" };
+  const match = /^m:([0-9]+-[0-9]+):([a-z-]+):/.exec(payload);
+  if (!match) return { kind: "message" };
+  return { kind: "message", message: { id: match[1], type: match[2], body: payload.slice(match[0].length) } };
 }
+
+export const messagePayload = (id: string, type: string, body: string) => `m:${id}:${type}:${body}`;

@@ -1,0 +1,145 @@
+/**
+ * What every benchmark shares: the machine's description, percentiles, tables, JSON results,
+ * and the system under test as separate processes — the server (scripts/serve.ts) on the
+ * memory store or on Redis through the Upstash REST bridge — so a benchmark's own load
+ * does not share an event loop with what it measures.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { cpus, totalmem } from "node:os";
+import { createClient } from "redis";
+import { ensureRedis } from "../tests/support/redis-server.js";
+
+export type StoreKind = "memory" | "redis";
+export const STORES: StoreKind[] = ["memory", "redis"];
+/** BENCH_SMOKE=1: tiny sizes, so CI checks the benchmarks still run without spending minutes. */
+export const SMOKE = process.env.BENCH_SMOKE === "1";
+const root = new URL("../", import.meta.url).pathname;
+
+export function machine() {
+  return {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    date: new Date().toISOString(),
+    smoke: SMOKE,
+  };
+}
+
+export interface Summary {
+  n: number;
+  median: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export function summarize(samples: number[]): Summary {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  const round = (x: number) => Math.round(x * 10) / 10;
+  return { n: sorted.length, median: round(at(0.5)), p95: round(at(0.95)), p99: round(at(0.99)), max: round(sorted.at(-1) ?? NaN) };
+}
+
+export function printTable(title: string, headers: string[], rows: (string | number)[][]) {
+  console.log(`\n### ${title}\n`);
+  console.log(`| ${headers.join(" | ")} |`);
+  console.log(`|${headers.map(() => "---").join("|")}|`);
+  for (const row of rows) console.log(`| ${row.join(" | ")} |`);
+}
+
+export async function saveResult(name: string, data: unknown) {
+  const dir = `${root}bench-results`;
+  await mkdir(dir, { recursive: true });
+  await writeFile(`${dir}/${name}.json`, JSON.stringify({ machine: machine(), ...(data as object) }, null, 2));
+}
+
+/** Starts a child process and resolves with the URL it prints on its first matching line. */
+function spawnPrinting(args: string[], env: Record<string, string>, pattern: RegExp): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const url = pattern.exec(out)?.[1];
+      if (url) resolve({ url, child });
+    });
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited (${code}) before it was ready:\n${out}`)));
+  });
+}
+
+export interface ServerProcess {
+  url: string;
+  pid: number;
+  /** Resident memory of the server process, in MiB. */
+  rssMiB(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+  const { url, child } = await spawnPrinting(["scripts/serve.ts"], { PORT: "0", HOST: "127.0.0.1", ...env }, /listening on (http:\/\/\S+)/);
+  return {
+    url,
+    pid: child.pid!,
+    async rssMiB() {
+      const status = await readFile(`/proc/${child.pid}/status`, "utf8");
+      return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+    },
+    stop: () => new Promise((done) => (child.once("exit", () => done()), child.kill("SIGTERM"))),
+  };
+}
+
+/** The store a server runs on: its environment, and for Redis, command counts. */
+export interface StoreUnderTest {
+  kind: StoreKind;
+  env: Record<string, string>;
+  /** Commands sent to "Upstash" (billed) and run by redis-server (scripts' included), since the last reset. */
+  commands(): Promise<{ sent: Record<string, number>; run: Record<string, number> }>;
+  resetCommands(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const BASE_ENV = {
+  ICE_SERVERS: "[]",
+  RATE_LIMIT_ROOMS_PER_HOUR: "10000000",
+  RATE_LIMIT_CALLS_PER_HOUR: "10000000",
+  RATE_LIMIT_CHAT_PER_MINUTE: "10000000",
+};
+
+export async function startStore(kind: StoreKind): Promise<StoreUnderTest> {
+  if (kind === "memory") {
+    const none = async () => ({ sent: {}, run: {} });
+    return { kind, env: { ...BASE_ENV }, commands: none, resetCommands: async () => {}, stop: async () => {} };
+  }
+  const redisServer = await ensureRedis();
+  if (!redisServer) throw new Error("no Redis: start redis-server or set REDIS_URL");
+  const token = "bench-bridge";
+  const bridge = await spawnPrinting(["scripts/upstash-bridge.ts"], { REDIS_URL: redisServer.url, BRIDGE_PORT: "0", BRIDGE_TOKEN: token }, /bridge on (http:\/\/\S+)/);
+  const redis = createClient({ url: redisServer.url });
+  await redis.connect();
+  const auth = { authorization: `Bearer ${token}` };
+  return {
+    kind,
+    env: { ...BASE_ENV, UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: token },
+    async commands() {
+      const sent = (await (await fetch(`${bridge.url}/__counts`, { headers: auth })).json()) as Record<string, number>;
+      const run: Record<string, number> = {};
+      for (const m of (await redis.info("commandstats")).matchAll(/cmdstat_([^:]+):calls=(\d+)/g)) run[m[1]] = Number(m[2]);
+      delete run.info;
+      delete run["config|resetstat"];
+      return { sent, run };
+    },
+    async resetCommands() {
+      await fetch(`${bridge.url}/__counts`, { method: "DELETE", headers: auth });
+      await redis.configResetStat();
+    },
+    async stop() {
+      await redis.quit();
+      bridge.child.kill("SIGTERM");
+      redisServer.stop();
+    },
+  };
+}
+
+export const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);

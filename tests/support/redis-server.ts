@@ -1,0 +1,56 @@
+/**
+ * Finds a Redis to run against: REDIS_URL, else the machine's 127.0.0.1:6379, else a
+ * redis-server started here on a free port (as inside a loopback-only namespace).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { createClient } from "redis";
+
+export async function answers(url: string): Promise<boolean> {
+  const client = createClient({ url, socket: { connectTimeout: 1000, reconnectStrategy: false } });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    return (await client.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    client.destroy();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+    probe.on("error", reject);
+  });
+}
+
+export async function startRedis(): Promise<{ url: string; child: ChildProcess } | null> {
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const spawned = await new Promise<boolean>((resolve) => {
+    child.once("error", () => resolve(false));
+    child.once("spawn", () => resolve(true));
+  });
+  if (!spawned) return null;
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; i < 50; i++) {
+    if (await answers(url)) return { url, child };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill();
+  return null;
+}
+
+
+/** A reachable Redis, and how to stop it if this started it; null when there is none. */
+export async function ensureRedis(): Promise<{ url: string; stop(): void } | null> {
+  const configured = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  if (await answers(configured)) return { url: configured, stop() {} };
+  const started = await startRedis();
+  return started ? { url: started.url, stop: () => started.child.kill() } : null;
+}
