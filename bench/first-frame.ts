@@ -1,50 +1,118 @@
 /**
- * Time to first frame: from a viewer page starting to load to its first decoded video frame,
- * in headless Chromium, with the pages long-polling and with the seed's interval polling.
- * Each run is a fresh room, host page and viewer page; the host starts sharing first.
- *
- *   npm run bench:first-frame              # RUNS=10 by default
+ * Benchmark 4 — time to first frame in headless Chromium: from a viewer page starting to load to
+ * its first decoded video frame, with the pages long-polling and with the seed's interval
+ * polling; against the floor of handing the SDP over directly between two pages of the same
+ * browser (no signaling server at all). Each run is a fresh room; the host shares first.
  */
-import { startServer } from "../lib/server.js";
+import type { Browser, BrowserContext } from "playwright-core";
 import { firstFrameAt, launchBrowser } from "../tests/e2e/browser.js";
+import { printTable, saveResult, SMOKE, startServer, startStore, STORES, summarize } from "./support.js";
 
-const runs = Number(process.env.RUNS ?? 10);
-const server = await startServer({ env: { ICE_SERVERS: "[]", RATE_LIMIT_ROOMS_PER_HOUR: "100000", RATE_LIMIT_CALLS_PER_HOUR: "1000000" }, port: 0 });
-const browser = await launchBrowser();
+const RUNS = Number(process.env.RUNS ?? (SMOKE ? 1 : 10));
 
-async function once(query: string): Promise<number> {
+async function throughSignalbox(browser: Browser, base: string, query: string): Promise<number> {
   const context = await browser.newContext();
   try {
     const host = await context.newPage();
-    await host.goto(`${server.url}/host.html${query}`);
+    await host.goto(`${base}/host.html${query}`);
     await host.click("#share");
     await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
     const roomId = await host.textContent("#roomId");
     const viewer = await context.newPage();
     const started = Date.now();
-    await viewer.goto(`${server.url}/view.html?room=${roomId}${query.replace("?", "&")}`);
-    return (await firstFrameAt(viewer, 60_000)) - started;
+    await viewer.goto(`${base}/view.html?room=${roomId}${query.replace("?", "&")}`);
+    return (await firstFrameAt(viewer)) - started;
   } finally {
     await context.close();
   }
 }
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-const results: Record<string, number[]> = { "long-poll": [], interval: [] };
-for (let i = 0; i < runs; i++) {
-  // Alternate the modes so drift on a shared machine hits both alike.
-  results["long-poll"].push(await once(""));
-  results.interval.push(await once("?poll=interval"));
+/** The floor: the same two browsers' work, with descriptions and candidates handed over directly. */
+async function directHandover(browser: Browser, base: string): Promise<number> {
+  const context: BrowserContext = await browser.newContext();
+  try {
+    const [a, b] = [await context.newPage(), await context.newPage()];
+    await a.goto(`${base}/`);
+    await b.goto(`${base}/`);
+    await a.evaluate(async () => {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: true });
+      const pc = new RTCPeerConnection();
+      stream.getTracks().forEach((t) => pc.addTrack(t, stream));
+      Object.assign(window, { pc, out: [] as unknown[] });
+      pc.onicecandidate = ({ candidate }) => candidate && (window as any).out.push(candidate.toJSON());
+    });
+    await b.evaluate(() => {
+      const pc = new RTCPeerConnection();
+      Object.assign(window, { pc, out: [] as unknown[] });
+      pc.onicecandidate = ({ candidate }) => candidate && (window as any).out.push(candidate.toJSON());
+    });
+    const started = Date.now();
+    const offer = await a.evaluate(async () => {
+      await (window as any).pc.setLocalDescription();
+      return (window as any).pc.localDescription.toJSON();
+    });
+    const answer = await b.evaluate(async (o) => {
+      await (window as any).pc.setRemoteDescription(o);
+      await (window as any).pc.setLocalDescription();
+      return (window as any).pc.localDescription.toJSON();
+    }, offer);
+    await a.evaluate((o) => (window as any).pc.setRemoteDescription(o), answer);
+    // Trickle both ways until the viewer side decodes.
+    for (;;) {
+      const fromA = await a.evaluate(() => (window as any).out.splice(0));
+      const fromB = await b.evaluate(() => (window as any).out.splice(0));
+      await b.evaluate(async (list) => { for (const c of list) await (window as any).pc.addIceCandidate(c); }, fromA);
+      await a.evaluate(async (list) => { for (const c of list) await (window as any).pc.addIceCandidate(c); }, fromB);
+      const frames = await b.evaluate(async () => {
+        let f = 0;
+        ((await (window as any).pc.getStats()) as RTCStatsReport).forEach((s) => s.type === "inbound-rtp" && s.kind === "video" && (f = s.framesDecoded ?? 0));
+        return f;
+      });
+      if (frames > 0) return Date.now() - started;
+      if (Date.now() - started > 30_000) throw new Error("direct handover: no frame");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  } finally {
+    await context.close();
+  }
 }
-console.log(`\nViewer page load → first decoded frame, ${runs} runs each (Chromium headless, memory store, ${new Date().toISOString()})\n`);
-console.log("| polling | median ms | p95 ms | min | max |");
-console.log("|---|---|---|---|---|");
-for (const [mode, times] of Object.entries(results)) {
-  const sorted = [...times].sort((a, b) => a - b);
-  console.log(`| ${mode} | ${quantile(sorted, 0.5)} | ${quantile(sorted, 0.95)} | ${sorted[0]} | ${sorted.at(-1)} |`);
+
+export async function firstFrameBenchmark() {
+  const browser = await launchBrowser();
+  const rows: (string | number)[][] = [];
+  const results: Record<string, number[]> = {};
+  try {
+    for (const kind of STORES) {
+      const store = await startStore(kind);
+      const server = await startServer(store.env);
+      try {
+        const runs: Record<string, number[]> = { "long-poll": [], interval: [] };
+        const floor: number[] = [];
+        for (let i = 0; i < RUNS; i++) {
+          // Interleaved, so drift on a shared machine hits all three alike.
+          runs["long-poll"].push(await throughSignalbox(browser, server.url, ""));
+          runs.interval.push(await throughSignalbox(browser, server.url, "?poll=interval"));
+          floor.push(await directHandover(browser, server.url));
+        }
+        const f = summarize(floor);
+        for (const [mode, times] of Object.entries(runs)) {
+          const s = summarize(times);
+          results[`${kind}/${mode}`] = times;
+          rows.push([kind, mode, RUNS, s.median, s.p95, `+${Math.round(s.median - f.median)}`, `${Math.round((s.median / f.median) * 100) / 100}×`]);
+        }
+        results[`${kind}/direct`] = floor;
+        rows.push([kind, "direct handover (floor)", RUNS, f.median, f.p95, "", "1×"]);
+      } finally {
+        await server.stop();
+        await store.stop();
+      }
+    }
+  } finally {
+    await browser.close();
+  }
+  printTable("Time to first frame: viewer page load → first decoded frame (ms; the floor is measured from the host's offer)", ["store", "signaling", "runs", "median", "p95", "median over the floor", "÷ floor"], rows);
+  await saveResult("first-frame", { results });
+  return results;
 }
-const median = (m: string) => quantile([...results[m]].sort((a, b) => a - b), 0.5);
-console.log(`\ninterval / long-poll median: ${(median("interval") / median("long-poll")).toFixed(2)}×`);
-console.log(JSON.stringify(results));
-await browser.close();
-await server.close();
+
+if (import.meta.url === `file://${process.argv[1]}`) await firstFrameBenchmark();

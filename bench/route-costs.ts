@@ -4,15 +4,18 @@
  * redis-server's INFO commandstats). Rate limiting is measured on its own and excluded
  * from the per-route figures.
  *
- *   npm run bench:costs            # REDIS_URL defaults to redis://127.0.0.1:6379
+ *   npm run bench:route-costs      # REDIS_URL, the machine's 127.0.0.1:6379, or a redis-server it starts
  */
 import { createClient } from "redis";
 import { createContext } from "../lib/context.js";
 import { memoryRateLimits } from "../lib/ratelimit.js";
 import { startServer } from "../lib/server.js";
 import { startUpstashBridge } from "../scripts/upstash-bridge.js";
+import { ensureRedis } from "../tests/support/redis-server.js";
 
-const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const redisServer = await ensureRedis();
+if (!redisServer) throw new Error("no Redis: start redis-server or set REDIS_URL");
+const redisUrl = redisServer.url;
 const bridge = await startUpstashBridge({ redisUrl });
 const redis = createClient({ url: redisUrl });
 await redis.connect();
@@ -103,3 +106,4 @@ for (const c of costs) console.log(`| ${c.route} | ${sum(c.sent)} | ${sum(c.exec
 await server.close();
 await bridge.close();
 await redis.quit();
+redisServer.stop();

@@ -1,0 +1,16 @@
+/** npm run bench: the five benchmarks, one after another, on the memory store and on Redis. */
+import { capacityBenchmark } from "./capacity.js";
+import { costsBenchmark } from "./costs.js";
+import { firstFrameBenchmark } from "./first-frame.js";
+import { latencyBenchmark } from "./latency.js";
+import { scaleOutBenchmark } from "./scale-out.js";
+import { machine } from "./support.js";
+
+const m = machine();
+console.log(`signalbox benchmarks — ${m.date}; ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Node ${m.node}${m.smoke ? "; SMOKE sizes" : ""}`);
+console.log("Results as JSON in bench-results/.");
+await latencyBenchmark();
+await costsBenchmark();
+await capacityBenchmark();
+await firstFrameBenchmark();
+await scaleOutBenchmark();
