@@ -29,7 +29,7 @@ export async function capacityBenchmark() {
       const probeRoom = await createRoom(api);
       for (const count of HELD[kind]) {
         // Peers in rooms of 100 viewers, each holding one idle long-poll.
-        const hosts = await inBatches(Math.ceil(count / 100), 20, () => createRoom(api));
+        const hosts = await inBatches(Math.ceil(count / 100), 20, () => createRoom(api, { maxPeers: 101 }));
         const peers: Peer[] = await inBatches(count, 50, (i) => joinRoom(api, hosts[Math.floor(i / 100)].roomId));
         const stop = new AbortController();
         const polls = peers.map((p) =>

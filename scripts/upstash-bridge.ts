@@ -4,7 +4,8 @@
  * A dev/test tool, not a production dependency: it lets the production Redis store
  * (which talks REST through @upstash/redis) run against the redis-server on this machine.
  * It refuses what Upstash refuses (blocking commands, MULTI/WATCH/SELECT/SUBSCRIBE sent as
- * plain commands), so no test can pass on something production lacks.
+ * plain commands), so no test can pass on something production lacks. Subscriptions (server-sent
+ * events) share one Redis connection.
  *
  *   npm run redis:bridge            # REDIS_URL, BRIDGE_PORT, BRIDGE_TOKEN from env
  */
@@ -139,7 +140,6 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
   await redis.connect();
   const scripts = new ScriptShim();
   let latencyMs = 0;
-  const subscribers = new Set<RedisConnection>();
   let counts: Record<string, number> = {};
   const count = (name: string) => (counts[name] = (counts[name] ?? 0) + 1);
 
@@ -177,34 +177,37 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     }
   }
 
-  async function subscribe(req: IncomingMessage, res: ServerResponse, channel: string) {
+  // One connection carries every subscription, as a pub/sub server would; each SSE caller adds
+  // its own listener and removes it when it goes away.
+  const subscriber = redis.duplicate();
+  subscriber.on("error", () => {});
+  const streams = new Set<ServerResponse>();
+  subscriber.on("end", () => streams.forEach((res) => res.end()));
+  await subscriber.connect();
+
+  async function subscribe(res: ServerResponse, channel: string) {
     count("subscribe");
-    const subscriber = redis.duplicate();
-    subscriber.on("error", () => {});
-    subscribers.add(subscriber);
-    const close = () => {
-      subscribers.delete(subscriber);
-      subscriber.destroy();
-    };
-    res.on("close", close);
     // A publish can arrive before the confirmation line is written: hold it until then.
     let early: string[] | null = [];
     const forward = (message: string) => res.write(`data: message,${channel},${message}\n\n`);
+    const listener = (message: string) => (early ? early.push(message) : forward(message));
+    const close = () => {
+      streams.delete(res);
+      void subscriber.unsubscribe(channel, listener).catch(() => {});
+    };
     try {
-      await subscriber.connect();
-      await subscriber.subscribe(channel, (message: string) => (early ? early.push(message) : forward(message)));
+      await subscriber.subscribe(channel, listener);
     } catch (error) {
-      close();
       if (!res.headersSent) send(res, 500, { error: String(error) });
       return;
     }
     if (res.destroyed) return close();
+    streams.add(res);
+    res.on("close", close);
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
     res.write(`data: subscribe,${channel},1\n\n`);
     early.forEach(forward);
     early = null;
-    // Redis going away ends the subscription; tell the caller by ending the stream.
-    subscriber.on("end", () => res.end());
   }
 
   const server: Server = createServer(async (req, res) => {
@@ -220,7 +223,7 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     }
     try {
       if (path.startsWith("/subscribe/")) {
-        return await subscribe(req, res, decodeURIComponent(path.slice("/subscribe/".length)));
+        return await subscribe(res, decodeURIComponent(path.slice("/subscribe/".length)));
       }
       const body = await readJson(req);
       if (path === "/pipeline" || path === "/multi-exec") {
@@ -260,7 +263,7 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const subscriber of subscribers) subscriber.destroy();
+      subscriber.destroy();
       await redis.quit().catch(() => redis.destroy());
     },
   };

@@ -105,12 +105,30 @@ export function backoffDelay(failures: number, retryAfterMs?: number, random = M
   return Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + random());
 }
 
+/** Waits `ms`, or less if `signal` aborts; leaves no listener behind on the (long-lived) signal. */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
   });
+
+/** A signal that aborts with `parent` or after `ms`; call `release` when done with it. */
+function linked(parent: AbortSignal, ms: number) {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  const timer = setTimeout(abort, ms);
+  parent.addEventListener("abort", abort, { once: true });
+  return {
+    signal: controller.signal,
+    release: () => (clearTimeout(timer), parent.removeEventListener("abort", abort)),
+  };
+}
 
 async function errorFrom(res: Response): Promise<SignalingError> {
   let body: { code?: string; detail?: string; title?: string } = {};
@@ -343,13 +361,13 @@ export class SignalingClient {
     while (!signal.aborted) {
       const wait = this.pollMode === "long-poll" ? waitSeconds : 0;
       const started = Date.now();
+      const request = linked(signal, (wait + 15) * 1000);
       try {
         const query = `roomId=${this.roomId}&wait=${wait}${this.cursor ? `&after=${this.cursor}` : ""}`;
-        const timeout = AbortSignal.timeout((wait + 15) * 1000);
         const res = await this.api.call<{ messages: Message[]; cursor: string }>("GET", `/api/poll?${query}`, {
           token: this.session.token,
-          signal: AbortSignal.any([signal, timeout]),
-        });
+          signal: request.signal,
+        }).finally(request.release);
         failures = 0;
         if (res.status === 200 && res.body) {
           emptyPolls = 0;
