@@ -43,6 +43,12 @@ const EnvSchema = z.object({
   RATE_LIMIT_CALLS_PER_HOUR: positiveInt(2000),
   RATE_LIMIT_CHAT_PER_MINUTE: positiveInt(60),
   RATE_LIMITS: z.enum(["on", "off"]).default("on"),
+  TURN_URLS: z.string().optional(),
+  TURN_SECRET: z.string().min(8, "must be at least 8 characters").optional(),
+  TURN_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).default(86_400),
+  TURN_USERNAME: z.string().min(1).optional(),
+  TURN_CREDENTIAL: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "off"]).default("info"),
   AUTH_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   TRUST_PROXY: flag,
   VERCEL: z.string().optional(),
@@ -87,6 +93,10 @@ export interface Config {
   authSecret: string | null;
   /** Take the client address from X-Forwarded-For (set by Vercel or a trusted reverse proxy). */
   trustProxy: boolean;
+  /** TURN for every peer: time-limited credentials from a shared secret, or static ones. */
+  turn: { urls: string[]; secret?: string; ttlSeconds: number; username?: string; credential?: string } | null;
+  /** info: a line per request; warn/error: only problems; off: nothing. */
+  logLevel: "debug" | "info" | "warn" | "error" | "off";
   openai: OpenAIConfig;
 }
 
@@ -137,6 +147,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const unknown = [defaultPreset, ...allowedPresets].filter((p) => !presetNames.includes(p));
   if (unknown.length) throw new ConfigError(`Invalid configuration:\n  OPENAI_DEFAULT_PRESET/OPENAI_ALLOWED_PRESETS name unknown presets: ${unknown.join(", ")}`);
   const mode = e.OPENAI_MODE ?? (e.OPENAI_API_KEY ? "live" : "simulate");
+  const turnUrls = (e.TURN_URLS ?? "").split(",").map((u) => u.trim()).filter(Boolean);
+  if (turnUrls.some((u) => !/^turns?:/.test(u))) throw new ConfigError("Invalid configuration:\n  TURN_URLS: each must start with turn: or turns:");
+  if (turnUrls.length && !e.TURN_SECRET && !(e.TURN_USERNAME && e.TURN_CREDENTIAL)) {
+    throw new ConfigError("Invalid configuration:\n  TURN_URLS needs TURN_SECRET, or TURN_USERNAME and TURN_CREDENTIAL");
+  }
   if (mode === "live" && !e.OPENAI_API_KEY) throw new ConfigError("Invalid configuration:\n  OPENAI_MODE=live needs OPENAI_API_KEY");
   return {
     redis: url && token ? { url, token } : null,
@@ -148,6 +163,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimits: { enabled: e.RATE_LIMITS === "on", roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR, chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE },
     authSecret: e.AUTH_SECRET ?? null,
     trustProxy: e.TRUST_PROXY || Boolean(e.VERCEL),
+    logLevel: e.LOG_LEVEL,
+    turn: turnUrls.length
+      ? { urls: turnUrls, secret: e.TURN_SECRET, ttlSeconds: e.TURN_TTL_SECONDS, username: e.TURN_USERNAME, credential: e.TURN_CREDENTIAL }
+      : null,
     openai: {
       mode,
       apiKey: e.OPENAI_API_KEY ?? null,

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import { loadConfig, type Config } from "./config.js";
+import { createLogger, type Logger } from "./log.js";
 import { SimulatedUpstream } from "./openai/simulator.js";
 import { OpenAIRealtimeUpstream, type RealtimeUpstream } from "./openai/upstream.js";
 import { memoryRateLimits, redisRateLimits, type RateLimits } from "./ratelimit.js";
@@ -18,6 +19,7 @@ export interface Context {
   limits: RateLimits;
   /** Who answers AI sessions: OpenAI, or the in-process simulator. */
   realtime: RealtimeUpstream;
+  log: Logger;
   now: () => number;
 }
 
@@ -38,9 +40,16 @@ export function createContext(env: Record<string, string | undefined> = process.
   const config = loadConfig(env);
   if (config.redis) {
     const store = new RedisStore(config.redis, config.inboxMaxMessages);
-    return { config, store, limits: redisRateLimits(store.client, config), realtime: realtimeUpstream(config), now: Date.now };
+    return { config, store, limits: redisRateLimits(store.client, config), realtime: realtimeUpstream(config), log: createLogger(config.logLevel), now: Date.now };
   }
-  return { config, store: new MemoryStore(config.inboxMaxMessages), limits: memoryRateLimits(config), realtime: realtimeUpstream(config), now: Date.now };
+  return {
+    config,
+    store: new MemoryStore(config.inboxMaxMessages),
+    limits: memoryRateLimits(config),
+    realtime: realtimeUpstream(config),
+    log: createLogger(config.logLevel),
+    now: Date.now,
+  };
 }
 
 const bound = new WeakMap<IncomingMessage, Context>();

@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { bindContext, createContext, type Context } from "./context.js";
+import { PAGE_HEADERS } from "./http/security-headers.js";
 import { problems } from "./problem.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
@@ -63,7 +64,7 @@ async function serveStatic(webRoot: string, pathname: string, res: ServerRespons
     info = await stat(file).catch(() => null);
   }
   if (!info?.isFile()) return false;
-  res.writeHead(200, { "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream", "content-length": info.size });
+  res.writeHead(200, { ...PAGE_HEADERS, "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream", "content-length": info.size });
   createReadStream(file).pipe(res);
   return true;
 }

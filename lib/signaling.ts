@@ -3,6 +3,7 @@
  * call one function here each; the store (lib/store) makes each step atomic.
  */
 import type { Context } from "./context.js";
+import { iceServersFor } from "./ice.js";
 import { hashToken, newPeerId, newRoomId, newToken, tokenPeerId } from "./ids.js";
 import { problems } from "./problem.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
@@ -72,7 +73,7 @@ export async function createRoom(ctx: Context, input: CreateRoomInput) {
     );
     if (created === "ok") {
       const expiresAt = Math.min(now + ttlMs, now + ctx.config.roomMaxLifetimeMs);
-      return { roomId, peerId: host.peerId, token, expiresAt, room: { ...room, expiresAt }, iceServers: ctx.config.iceServers };
+      return { roomId, peerId: host.peerId, token, expiresAt, room: { ...room, expiresAt }, iceServers: iceServersFor(ctx.config, host.peerId, now) };
     }
   }
   throw problems.internal();
@@ -94,7 +95,7 @@ export async function joinRoom(ctx: Context, input: JoinInput) {
     token,
     expiresAt: joined.room.expiresAt,
     ...publicRoom(joined),
-    iceServers: ctx.config.iceServers,
+    iceServers: iceServersFor(ctx.config, peer.peerId, now),
   };
 }
 
@@ -219,7 +220,8 @@ export async function describeRoom(ctx: Context, roomId: string) {
   };
 }
 
+/** Fresh ICE servers (TURN credentials renewed), for a peer whose session outlives them. */
 export async function iceServers(ctx: Context, caller: Caller) {
   await listPeers(ctx, caller);
-  return { iceServers: ctx.config.iceServers };
+  return { iceServers: iceServersFor(ctx.config, caller.peerId, ctx.now()) };
 }

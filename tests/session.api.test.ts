@@ -63,6 +63,7 @@ afterAll(() => {
 });
 
 const ENV = {
+  LOG_LEVEL: "info", // every request's log line is searched for the key too
   OPENAI_API_KEY: KEY,
   OPENAI_BASE_URL: BASE,
   OPENAI_MAX_SESSIONS_PER_ROOM: "1",

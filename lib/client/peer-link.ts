@@ -24,6 +24,8 @@ export interface PeerLinkOptions {
   phaseTimeoutMs?: number;
   /** How long `disconnected` may last before an ICE restart. */
   reconnectGraceMs?: number;
+  /** How long a link may take to connect before it re-sends its offer or negotiates afresh. */
+  stallMs?: number;
   rtcConfig?: Partial<RTCConfiguration>;
   onTrack?: (event: RTCTrackEvent) => void;
   onState?: (state: LinkState) => void;
@@ -43,6 +45,8 @@ export class PeerLink {
   private phaseTimer: ReturnType<typeof setTimeout> | null = null;
   private graceTimer: ReturnType<typeof setTimeout> | null = null;
   private everConnected = false;
+  private stallTimer: ReturnType<typeof setTimeout> | null = null;
+  private stallRetries = 0;
   /** Messages are applied one at a time, in order: descriptions must not interleave. */
   private inbox: Promise<void> = Promise.resolve();
 
@@ -54,6 +58,27 @@ export class PeerLink {
     this.pc.onconnectionstatechange = () => this.onConnectionState();
     if (o.expectOfferFrom) this.armPhase(`No offer received from ${o.remoteLabel ?? "the other peer"}`);
     o.stream?.getTracks().forEach((track) => this.pc.addTrack(track, o.stream!));
+    this.armStall();
+  }
+
+  /**
+   * A watchdog for exchanges that went nowhere (an offer lost on the way, or ignored in a glare
+   * whose winner never arrived): re-send a pending offer, or negotiate afresh; a few times.
+   */
+  private armStall() {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (this.state === "closed" || this.pc.connectionState === "connected" || this.stallRetries >= 3) return;
+      this.stallRetries++;
+      const local = this.pc.localDescription;
+      if (this.pc.signalingState === "have-local-offer" && local) {
+        void this.o.client.sendDescription(this.o.remoteId, { type: "offer", sdp: local.sdp }).catch((e) => this.o.onError?.(e));
+      } else if (this.pc.signalingState === "stable" && !this.o.expectOfferFrom) {
+        this.pc.restartIce();
+      }
+      this.armStall();
+    }, this.o.stallMs ?? 10_000);
   }
 
   /** Feeds a message from the poll loop; ignores those from other peers. */
@@ -107,6 +132,7 @@ export class PeerLink {
 
   private clearTimers() {
     this.settlePhase();
+    if (this.stallTimer) clearTimeout(this.stallTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
     if (this.flushTimer) clearTimeout(this.flushTimer);
   }

@@ -16,6 +16,7 @@ import { callerFor } from "../signaling.js";
 import { StoreUnavailable, type Caller } from "../store/types.js";
 import { contentTypeOf, readBody } from "./body.js";
 import { applyCors } from "./cors.js";
+import { API_HEADERS } from "./security-headers.js";
 
 type Method = "GET" | "POST" | "DELETE";
 
@@ -67,7 +68,21 @@ export function route(spec: Spec) {
   return async function handler(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = contextOf(req);
     const requestId = randomUUID();
+    const started = performance.now();
+    let roomId: string | undefined;
     res.setHeader("x-request-id", requestId);
+    for (const [name, value] of Object.entries(API_HEADERS)) res.setHeader(name, value);
+    // One line per request: never the query's values, the body, or any header but the method.
+    res.on("finish", () =>
+      ctx.log.info({
+        requestId,
+        method: req.method,
+        route: new URL(req.url ?? "/", "http://localhost").pathname,
+        status: res.statusCode,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+        ...(roomId ? { roomId } : {}),
+      }),
+    );
     applyCors(req, res, ctx.config.allowedOrigins, allowed);
     if (req.method === "OPTIONS") return send(res, { status: 204 });
 
@@ -81,7 +96,7 @@ export function route(spec: Spec) {
       const raw = method.body ? await readBody(req, LIMITS.requestBytes, { sdp: method.acceptsSdp }) : undefined;
       const body = method.body ? validate(method.body, sentSdp ? { ...queryOf(req), ...(raw as object) } : raw, "body") : undefined;
       const bearer = bearerOf(req);
-      const roomId = (query as { roomId?: string } | undefined)?.roomId ?? (body as { roomId?: string } | undefined)?.roomId;
+      roomId = (query as { roomId?: string } | undefined)?.roomId ?? (body as { roomId?: string } | undefined)?.roomId;
 
       let caller = undefined as unknown as Caller;
       if (method.auth === "peer") {
@@ -104,20 +119,20 @@ export function route(spec: Spec) {
         throw error;
       }
     } catch (error) {
-      return sendProblem(res, toProblem(error, requestId));
+      return sendProblem(res, toProblem(error, requestId, ctx));
     }
   };
 }
 
-function toProblem(error: unknown, requestId: string): Problem {
+function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
   if (error instanceof Problem) return error;
   if (error instanceof StoreUnavailable) {
     // Upstash errors quote the whole command (token hashes, SDP): log only what went wrong.
     const cause = String((error.cause as Error)?.message ?? error.cause).split(", command was:")[0];
-    console.error(JSON.stringify({ level: "error", requestId, error: "store_unavailable", cause }));
+    ctx.log.error({ requestId, error: "store_unavailable", cause });
     return problems.storeUnavailable();
   }
-  console.error(JSON.stringify({ level: "error", requestId, error: String((error as Error)?.stack ?? error) }));
+  ctx.log.error({ requestId, error: String((error as Error)?.stack ?? error) });
   return problems.internal();
 }
 

@@ -12,7 +12,7 @@ import { ARTIFACTS, hasChromium, launchBrowser, watchConsole } from "./browser.j
 function meshStats(page: Page) {
   return page.evaluate(async () => {
     const mesh = (window as any).signalbox.mesh;
-    const out: Record<string, { state: string; frames: number; audio: number }> = {};
+    const out: Record<string, { state: string; frames: number; audio: number; signaling: string }> = {};
     for (const [peerId, link] of mesh?.links ?? []) {
       const pc = link.pc as RTCPeerConnection;
       let frames = 0;
@@ -21,18 +21,18 @@ function meshStats(page: Page) {
         if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded ?? 0;
         if (s.type === "inbound-rtp" && s.kind === "audio") audio += s.packetsReceived ?? 0;
       });
-      out[peerId] = { state: pc.connectionState, frames, audio };
+      out[peerId] = { state: pc.connectionState, frames, audio, signaling: pc.signalingState };
     }
     return out;
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | false>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(what: string, probe: () => Promise<T | false>, timeoutMs = 60_000, last?: () => Promise<unknown>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await last?.())}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -52,10 +52,12 @@ describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
     const names = ["Ada", "Ben", "Cai", "Dee"];
     const pages: Page[] = [];
     const errors: string[][] = [];
+    const warnings: string[] = [];
     let roomId = "";
     for (const name of names) {
       const page = await context.newPage();
       errors.push(watchConsole(page));
+      page.on("console", (m) => m.type() === "warning" && warnings.push(`${name}: ${m.text()}`));
       await page.goto(`${h.url}/meet.html${roomId ? `?room=${roomId}` : ""}`);
       await page.fill("#name", name);
       await page.click('#join button[type="submit"]');
@@ -71,7 +73,7 @@ describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
         const s = await meshStats(page);
         const others = ids.filter((id) => id !== ids[i]);
         return others.every((id) => s[id]?.state === "connected" && s[id].frames > 0 && s[id].audio > 0) ? s : false;
-      });
+      }, 60_000, async () => ({ me: ids[i], links: await meshStats(page), all: ids, warnings }));
       expect(Object.keys(stats).sort()).toEqual(ids.filter((id) => id !== ids[i]).sort());
       expect(await page.locator(".tile").count()).toBe(4);
       expect(await page.textContent("#count")).toBe("4");

@@ -18,6 +18,7 @@ export const hasRedis = () => redisUrl() !== "";
 /** Settings every test server starts with: no public STUN, limits out of the way. */
 export const TEST_ENV = {
   ICE_SERVERS: "[]",
+  LOG_LEVEL: "warn",
   RATE_LIMIT_ROOMS_PER_HOUR: "100000",
   RATE_LIMIT_CALLS_PER_HOUR: "1000000",
 };

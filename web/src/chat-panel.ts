@@ -2,7 +2,7 @@
 import { SignalingError, type ChatMessage, type SignalingClient } from "../../lib/client/signaling-client.js";
 
 const PANEL = `<strong>Chat</strong><ol class="messages"></ol>
-<form class="row"><input maxlength="2000" autocomplete="off" aria-label="Message" style="flex:1"><button type="submit">Send</button></form>
+<form class="row"><input maxlength="2000" autocomplete="off" aria-label="Message" class="grow"><button type="submit">Send</button></form>
 <p class="error" role="alert"></p>`;
 
 export function mountChat(root: HTMLElement, client: SignalingClient) {

@@ -13,3 +13,8 @@ export function showState(el: HTMLElement, state: PageState, text: string = stat
   el.dataset.state = state;
   el.textContent = text;
 }
+
+/** `?relay=1` sends all media through TURN: slower, but peers never learn each other's addresses. */
+export function rtcConfig(): Partial<RTCConfiguration> {
+  return new URLSearchParams(location.search).get("relay") === "1" ? { iceTransportPolicy: "relay" } : {};
+}

@@ -2,7 +2,7 @@
 import { PeerLink, type LinkState } from "../../lib/client/peer-link.js";
 import { SignalingClient, type PeerInfo } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
-import { $, clientOptions, showState } from "./common.js";
+import { $, clientOptions, rtcConfig, showState } from "./common.js";
 
 const state = $("state");
 const error = $("error");
@@ -32,6 +32,7 @@ function addViewer(peer: PeerInfo) {
     remoteId: peer.peerId,
     polite: false,
     iceServers: client.session.iceServers,
+    rtcConfig: rtcConfig(),
     stream,
     remoteLabel: "viewer",
     onState: (s) => viewerRow(peer, s),

@@ -2,7 +2,7 @@
 import { PeerLink } from "../../lib/client/peer-link.js";
 import { SessionEndedError, SignalingClient } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
-import { $, clientOptions, showState } from "./common.js";
+import { $, clientOptions, rtcConfig, showState } from "./common.js";
 import { watchStats } from "./stats.js";
 
 const state = $("state");
@@ -44,6 +44,7 @@ async function watch(roomId: string) {
     remoteId: hostId,
     polite: true,
     iceServers: client.session.iceServers,
+    rtcConfig: rtcConfig(),
     expectOfferFrom: hostId,
     remoteLabel: "host",
     onTrack: ({ streams }) => {
