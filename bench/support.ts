@@ -60,11 +60,15 @@ function spawnPrinting(args: string[], env: Record<string, string>, pattern: Reg
   const child = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     let out = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       out += chunk.toString();
       const url = pattern.exec(out)?.[1];
-      if (url) resolve({ url, child });
-    });
+      if (!url) return;
+      child.stdout!.off("data", onData);
+      child.stdout!.resume(); // keep draining, keep nothing
+      resolve({ url, child });
+    };
+    child.stdout!.on("data", onData);
     child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited (${code}) before it was ready:\n${out}`)));
   });
 }
@@ -102,6 +106,8 @@ export interface StoreUnderTest {
 
 const BASE_ENV = {
   ICE_SERVERS: "[]",
+  LOG_LEVEL: "warn", // a line per request would be measured too
+
   RATE_LIMIT_ROOMS_PER_HOUR: "10000000",
   RATE_LIMIT_CALLS_PER_HOUR: "10000000",
   RATE_LIMIT_CHAT_PER_MINUTE: "10000000",
