@@ -39,6 +39,7 @@ const EnvSchema = z.object({
   ROOM_TTL_SECONDS: positiveInt(3600),
   ROOM_MAX_LIFETIME_SECONDS: positiveInt(86_400),
   INBOX_MAX_MESSAGES: positiveInt(1000),
+  REDIS_TIMEOUT_MS: positiveInt(3000),
   RATE_LIMIT_ROOMS_PER_HOUR: positiveInt(50),
   RATE_LIMIT_CALLS_PER_HOUR: positiveInt(2000),
   RATE_LIMIT_CHAT_PER_MINUTE: positiveInt(60),
@@ -82,7 +83,7 @@ const EnvSchema = z.object({
 export type IceServer = z.infer<typeof iceServer>;
 
 export interface Config {
-  redis: { url: string; token: string } | null;
+  redis: { url: string; token: string; timeoutMs: number } | null;
   allowedOrigins: "*" | string[];
   iceServers: IceServer[];
   roomTtlMs: number;
@@ -154,7 +155,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (mode === "live" && !e.OPENAI_API_KEY) throw new ConfigError("Invalid configuration:\n  OPENAI_MODE=live needs OPENAI_API_KEY");
   return {
-    redis: url && token ? { url, token } : null,
+    redis: url && token ? { url, token, timeoutMs: e.REDIS_TIMEOUT_MS } : null,
     allowedOrigins: origins === "*" ? "*" : origins.split(",").map((o) => o.trim()).filter(Boolean),
     iceServers: e.ICE_SERVERS,
     roomTtlMs: e.ROOM_TTL_SECONDS * 1000,

@@ -39,7 +39,7 @@ function realtimeUpstream(config: Config): RealtimeUpstream {
 export function createContext(env: Record<string, string | undefined> = process.env): Context {
   const config = loadConfig(env);
   if (config.redis) {
-    const store = new RedisStore(config.redis, config.inboxMaxMessages);
+    const store = new RedisStore(config.redis, config.inboxMaxMessages, config.redis.timeoutMs);
     return { config, store, limits: redisRateLimits(store.client, config), realtime: realtimeUpstream(config), log: createLogger(config.logLevel), now: Date.now };
   }
   return {

@@ -21,9 +21,9 @@ describe("configuration", () => {
   });
 
   it("takes Redis from the Upstash or the Vercel KV names, and goes live with an OpenAI key", () => {
-    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t" }).redis).toEqual({ url: "https://kv.example", token: "t" });
+    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t" }).redis).toEqual({ url: "https://kv.example", token: "t", timeoutMs: 3000 });
     const c = loadConfig({ UPSTASH_REDIS_REST_URL: "https://u.example", UPSTASH_REDIS_REST_TOKEN: "u", OPENAI_API_KEY: "sk-x", ALLOWED_ORIGINS: "https://a.example, https://b.example" });
-    expect(c.redis).toEqual({ url: "https://u.example", token: "u" });
+    expect(c.redis).toEqual({ url: "https://u.example", token: "u", timeoutMs: 3000 });
     expect(c.openai.mode).toBe("live");
     expect(c.allowedOrigins).toEqual(["https://a.example", "https://b.example"]);
     expect(loadConfig({ OPENAI_API_KEY: "sk-x", OPENAI_MODE: "simulate" }).openai.mode).toBe("simulate");

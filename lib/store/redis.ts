@@ -67,10 +67,14 @@ export class RedisStore implements SignalStore {
   constructor(
     connection: { url: string; token: string },
     private readonly inboxMax: number,
+    /** A command that takes longer fails (503) rather than holding the request. */
+    commandTimeoutMs = 3000,
   ) {
     this.redis = new Redis({
       url: connection.url,
       token: connection.token,
+      // A fresh deadline per request (subscriptions bring their own signal and are not cut).
+      signal: () => AbortSignal.timeout(commandTimeoutMs),
       // Exact strings back (the default JSON-parses them), and fail fast so routes answer 503
       // within a second of an outage instead of retrying for ~4 s.
       automaticDeserialization: false,

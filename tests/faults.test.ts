@@ -1,0 +1,153 @@
+/**
+ * Faults, tested rather than assumed: Redis going down mid-session and coming back, Redis
+ * slow, the server restarting, and one room spread over several servers. A redis-server of the
+ * test's own (append-only, like a managed Redis) so it can be killed and restarted.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SignalingClient, type Message } from "../lib/client/signaling-client.js";
+import { startServer, type RunningServer } from "../lib/server.js";
+import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
+import { apiClient, createRoom, drain, joinRoom, TEST_ENV } from "./support/harness.js";
+import { answers } from "./support/redis-server.js";
+
+const redisServerPath = "redis-server";
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("faults [redis]", () => {
+  let dir: string;
+  let port: number;
+  let redis: ChildProcess | undefined;
+  let bridge: Bridge;
+  const env = () => ({ ...TEST_ENV, UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridge.token, REDIS_TIMEOUT_MS: "1500" });
+
+  async function startRedis() {
+    redis = spawn(redisServerPath, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""], { stdio: "ignore" });
+    await until("redis-server to answer", () => answers(`redis://127.0.0.1:${port}`));
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "signalbox-faults-"));
+    port = 36379 + Math.floor(Math.random() * 500);
+    await startRedis();
+    bridge = await startUpstashBridge({ redisUrl: `redis://127.0.0.1:${port}` });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+    redis?.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("Redis going down answers 503 at once, and the session carries on when it returns", { timeout: 90_000 }, async () => {
+    const server = await startServer({ env: env(), port: 0 });
+    try {
+      const api = apiClient(server.url);
+      const host = await createRoom(api);
+      const viewer = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: server.url, waitSeconds: 5 });
+      const received: Message[] = [];
+      let errors = 0;
+      viewer.onMessage((m) => received.push(m));
+      viewer.onError(() => errors++);
+      viewer.start();
+      const offer = (n: number) => api.post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp: `v=0 ${n}` } }, host.token);
+      expect((await offer(1)).status).toBe(201);
+      await until("the first offer", async () => received.length === 1);
+
+      redis!.kill("SIGKILL");
+      const started = performance.now();
+      const refused = await offer(2);
+      expect(refused.status).toBe(503);
+      expect(refused.body.code).toBe("store_unavailable");
+      expect(refused.headers.get("retry-after")).toBe("2");
+      const health = await api.get("/api/diagnostics");
+      expect([health.status, health.body.store?.reachable]).toEqual([503, false]);
+      const waiting = await api.get(`/api/poll?roomId=${host.roomId}&wait=10`, host.token);
+      expect(waiting.status).toBe(503);
+      expect(performance.now() - started).toBeLessThan(8000);
+      // The viewer's loop meets the outage when its wait ends (a dropped subscription is not
+      // reported by @upstash/redis), then backs off.
+      await until("the viewer's client to meet the outage", async () => errors > 0, 12_000);
+
+      await startRedis();
+      await until("diagnostics to see Redis again", async () => (await api.get("/api/diagnostics")).status === 200);
+      // The room, its peers and their tokens survived; the viewer's loop resumed by itself.
+      expect((await offer(3)).status).toBe(201);
+      await until("the offer sent after the outage", async () => received.some((m) => m.type === "offer" && m.description.sdp === "v=0 3"), 30_000);
+      expect(received.filter((m) => m.type === "offer").map((m) => (m as { description: { sdp: string } }).description.sdp)).toEqual(["v=0 1", "v=0 3"]);
+      viewer.stop();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a slow Redis still ends long-polls by their deadline, and a hung one answers 503 instead of hanging", async () => {
+    const server = await startServer({ env: env(), port: 0 });
+    try {
+      const api = apiClient(server.url);
+      const host = await createRoom(api);
+      bridge.setLatency(400);
+      let started = performance.now();
+      const slow = await api.get(`/api/poll?roomId=${host.roomId}&wait=1`, host.token);
+      expect(slow.status).toBe(204);
+      expect(performance.now() - started).toBeLessThan(1000 + 2 * 400 + 1000);
+      bridge.setLatency(10_000); // past REDIS_TIMEOUT_MS
+      started = performance.now();
+      const hung = await api.get(`/api/poll?roomId=${host.roomId}&wait=1`, host.token);
+      expect([hung.status, hung.body.code]).toEqual([503, "store_unavailable"]);
+      expect(performance.now() - started).toBeLessThan(6000);
+    } finally {
+      bridge.setLatency(0);
+      await server.close();
+    }
+  });
+
+  it("restarting the server loses no room and no message", async () => {
+    let server: RunningServer = await startServer({ env: env(), port: 0 });
+    let api = apiClient(server.url);
+    const host = await createRoom(api);
+    const viewer = await joinRoom(api, host.roomId);
+    await api.post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp: "v=0 before restart" } }, host.token);
+    await server.close();
+    server = await startServer({ env: env(), port: 0 });
+    try {
+      api = apiClient(server.url);
+      const { messages } = await drain(api, viewer);
+      expect(messages.map((m) => m.description?.sdp)).toEqual(["v=0 before restart"]);
+      expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("one room's peers spread over three servers complete the whole exchange", async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => startServer({ env: env(), port: 0 })));
+    try {
+      const [a, b, c] = servers.map((s) => apiClient(s.url));
+      const host = await createRoom(a);
+      const viewers = [await joinRoom(b, host.roomId), await joinRoom(c, host.roomId)];
+      const hostMail = await drain(c, host);
+      expect(hostMail.messages.map((m) => m.peer.peerId)).toEqual(viewers.map((v) => v.peerId));
+      for (const [i, v] of viewers.entries()) {
+        const waiting = [b, c][i].get(`/api/poll?roomId=${host.roomId}&wait=10`, v.token);
+        await new Promise((r) => setTimeout(r, 100));
+        await a.post("/api/offer", { roomId: host.roomId, to: v.peerId, description: { type: "offer", sdp: `v=0 ${i}` } }, host.token);
+        expect((await waiting).body.messages[0].description.sdp).toBe(`v=0 ${i}`);
+        await [c, b][i].post("/api/answer", { roomId: host.roomId, to: host.peerId, description: { type: "answer", sdp: `v=0 a${i}` } }, v.token);
+      }
+      const answersSeen = await drain(b, host, hostMail.cursor);
+      expect(answersSeen.messages.map((m) => m.description.sdp)).toEqual(["v=0 a0", "v=0 a1"]);
+    } finally {
+      await Promise.all(servers.map((s) => s.close()));
+    }
+  });
+});
