@@ -172,12 +172,14 @@ export class PeerLink {
       this.pendingRemote.push(...candidates);
       return;
     }
+    // One failure must not drop the rest of a batch: after a glare, the buffer still holds the
+    // ignored offer's candidates (stale credentials, rejected) ahead of the valid ones.
     for (const candidate of candidates) {
       try {
         // null or an empty candidate ends the remote side's gathering.
         await this.pc.addIceCandidate(candidate && candidate.candidate ? candidate : undefined);
-      } catch (error) {
-        if (!this.ignoreOffer && candidate?.candidate) throw error;
+      } catch {
+        // a candidate of a superseded negotiation: nothing to do
       }
     }
   }
