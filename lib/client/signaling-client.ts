@@ -189,6 +189,9 @@ class Api {
   }
 }
 
+/** The API at the options' base URL, through their fetch (the global one by default). */
+const apiFor = (options: ClientOptions) => new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+
 type Listener<T> = (value: T) => void;
 
 export class SignalingClient {
@@ -205,13 +208,13 @@ export class SignalingClient {
     readonly session: Session,
     private readonly options: ClientOptions,
   ) {
-    this.api = new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+    this.api = apiFor(options);
     this.pollMode = options.mode ?? "long-poll";
   }
 
   /** Public facts about a room, to fail fast on a wrong or expired ID; throws SessionEndedError if gone. */
   static async checkRoom(roomId: string, options: ClientOptions = {}) {
-    const api = new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+    const api = apiFor(options);
     const res = await api.callWithRetry<{ room: { roomId: string; topology: string; peers: number; maxPeers: number; hostPresent: boolean; expiresAt: number } }>(
       "GET",
       `/api/diagnostics?roomId=${encodeURIComponent(roomId)}`,
@@ -220,7 +223,7 @@ export class SignalingClient {
   }
 
   static async createRoom(input: { topology?: "star" | "mesh"; maxPeers?: number; name?: string; authSecret?: string } = {}, options: ClientOptions = {}) {
-    const api = new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+    const api = apiFor(options);
     const { authSecret, ...body } = input;
     const res = await api.callWithRetry<Omit<Session, "role" | "peers">>("POST", "/api/rooms", { body, token: authSecret });
     const created = res.body!;
@@ -229,7 +232,7 @@ export class SignalingClient {
   }
 
   static async joinRoom(roomId: string, input: { name?: string } = {}, options: ClientOptions = {}) {
-    const api = new Api(options.baseUrl ?? "", options.fetch ?? globalThis.fetch.bind(globalThis));
+    const api = apiFor(options);
     const res = await api.callWithRetry<Omit<Session, "role">>("POST", "/api/peers", { body: { roomId, ...input } });
     return new SignalingClient({ ...res.body!, role: "viewer" }, options);
   }
