@@ -1,7 +1,8 @@
 /**
  * A full mesh: one PeerLink to every other peer of a room, present or joining later; a peer
- * leaving tears down exactly its link. Offers may cross when two peers start at once; perfect
- * negotiation settles it, the politeness of each pair decided by comparing peer IDs.
+ * leaving tears down exactly its link. In each pair the later joiner makes the first offer and
+ * the earlier one waits for it (politely): first offers never cross. Later renegotiations use
+ * perfect negotiation like any PeerLink.
  */
 import { PeerLink, type LinkState } from "./peer-link.js";
 import type { Message, PeerInfo, SignalingClient } from "./signaling-client.js";
@@ -22,16 +23,18 @@ export class Mesh {
 
   constructor(private readonly o: MeshOptions) {
     o.client.onMessage((m) => this.route(m));
-    for (const peer of o.client.session.peers) if (peer.peerId !== o.client.peerId) this.connect(peer);
+    for (const peer of o.client.session.peers) if (peer.peerId !== o.client.peerId) this.connect(peer, false);
   }
 
-  private connect(peer: PeerInfo) {
+  /** `joinedAfterUs`: the peer came later, so it offers and we wait. */
+  private connect(peer: PeerInfo, joinedAfterUs: boolean) {
     if (this.links.has(peer.peerId)) return;
     this.peers.set(peer.peerId, peer);
     const link = new PeerLink({
       client: this.o.client,
       remoteId: peer.peerId,
-      polite: this.o.client.peerId > peer.peerId,
+      polite: joinedAfterUs,
+      expectOfferFrom: joinedAfterUs ? peer.peerId : undefined,
       iceServers: this.o.client.session.iceServers,
       stream: this.o.stream,
       remoteLabel: peer.name ?? "peer",
@@ -51,7 +54,7 @@ export class Mesh {
   }
 
   private route(message: Message) {
-    if (message.type === "peer-joined") this.connect(message.peer);
+    if (message.type === "peer-joined") this.connect(message.peer, true);
     else if (message.type === "peer-left") this.drop(message.peerId);
     else if (message.type === "chat") return; // for the page's own chat listener
     else void this.links.get(message.from)?.handle(message);

@@ -17,7 +17,10 @@ export interface PeerLinkOptions {
   iceServers: IceServer[];
   /** Tracks to send; the link offers as soon as they are added. */
   stream?: MediaStream;
-  /** Which side speaks first, for the phase timeout's wording ("No offer received from host"). */
+  /**
+   * Set when the other side makes the first offer: this side waits for it (with a timeout worded
+   * "No offer received from <remoteLabel>") and never offers before it.
+   */
   expectOfferFrom?: string;
   /** The remote side's role, for error wording. */
   remoteLabel?: string;
@@ -53,7 +56,13 @@ export class PeerLink {
   constructor(private readonly o: PeerLinkOptions) {
     this.pc = new RTCPeerConnection({ ...o.rtcConfig, iceServers: o.iceServers as RTCIceServer[] });
     this.pc.onicecandidate = ({ candidate }) => this.queueCandidate(candidate ? ({ ...candidate.toJSON(), candidate: candidate.candidate }) : null);
-    this.pc.onnegotiationneeded = () => void this.negotiate();
+    this.pc.onnegotiationneeded = () => {
+      // A side told to wait for the other's offer does not offer first: crossing first offers
+      // make the polite side roll back its offer while gathering, and Chromium then may never
+      // gather for that connection again (seen as a mesh pair stuck in `new` for good).
+      if (o.expectOfferFrom && !this.pc.remoteDescription) return;
+      void this.negotiate();
+    };
     this.pc.ontrack = (event) => o.onTrack?.(event);
     this.pc.onconnectionstatechange = () => this.onConnectionState();
     if (o.expectOfferFrom) this.armPhase(`No offer received from ${o.remoteLabel ?? "the other peer"}`);
@@ -215,10 +224,10 @@ export class PeerLink {
       this.settlePhase();
       this.setState("connected");
     } else if (s === "disconnected") {
+      // Only the impolite side restarts ICE; the polite one waits for its offer (no glare).
       this.setState("reconnecting");
-      this.graceTimer = setTimeout(() => this.restartIce(), this.o.reconnectGraceMs ?? 3000);
+      if (!this.o.polite) this.graceTimer = setTimeout(() => this.restartIce(), this.o.reconnectGraceMs ?? 3000);
     } else if (s === "failed") {
-      // The impolite side restarts; the polite one waits for its offer (no glare).
       this.setState(this.everConnected ? "reconnecting" : "failed");
       if (!this.o.polite) this.restartIce();
     } else if (s === "closed") {
