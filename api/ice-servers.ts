@@ -1,3 +1,3 @@
-import { handlers } from "../lib/routes.js";
+import { routes } from "../lib/routes.js";
 
-export default handlers.iceServers;
+export default routes["/api/ice-servers"];

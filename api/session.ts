@@ -1,3 +1,3 @@
-import { handlers } from "../lib/routes.js";
+import { routes } from "../lib/routes.js";
 
-export default handlers.session;
+export default routes["/api/session"];

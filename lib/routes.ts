@@ -6,6 +6,7 @@ import type { Context } from "./context.js";
 import { noContent, ok, route, type Reply } from "./http/route.js";
 import { sameSecret } from "./ids.js";
 import * as bridge from "./openai/bridge.js";
+import { openApiDocument } from "./openapi.js";
 import { problems } from "./problem.js";
 import {
   AgentBody,
@@ -26,6 +27,8 @@ import * as signaling from "./signaling.js";
 import { StoreUnavailable } from "./store/types.js";
 import { VERSION } from "./version.js";
 
+let document: ReturnType<typeof openApiDocument> | undefined;
+
 const mail = (result: { messages: unknown[] }): Reply => (result.messages.length ? ok(result) : noContent());
 
 /**
@@ -43,14 +46,20 @@ function requireDeploymentSecret(ctx: Context, bearer: string | null) {
   if (!sameSecret(bearer, secret)) throw problems.forbidden("Creating rooms needs this deployment's AUTH_SECRET as bearer token");
 }
 
+const MAIL = { 200: "Messages waiting: `{messages}`", 204: "Nothing arrived within `wait` seconds" };
+
 function descriptionRoute(type: "offer" | "answer") {
   return route({
     POST: {
+      summary: `Send an SDP ${type} to a peer of the room`,
+      responses: { 201: "Queued for the recipient: `{id}`" },
       body: DescriptionBody(type),
       auth: "peer",
       handle: async ({ ctx, caller, body }) => ok(await signaling.sendDescription(ctx, caller, body.to, body.description), 201),
     },
     GET: {
+      summary: `Take the ${type}s addressed to me (each goes to exactly one request); waits up to \`wait\` seconds`,
+      responses: MAIL,
       query: TakeQuery,
       auth: "peer",
       unlimited: isLongPoll,
@@ -82,9 +91,12 @@ async function health(ctx: Context): Promise<Reply> {
   });
 }
 
-export const handlers = {
-  rooms: route({
+/** Every route, by the path it is served at (api/<path>.ts exports its entry). */
+export const routes = {
+  "/api/rooms": route({
     POST: {
+      summary: "Create a room; the creator is its host (needs AUTH_SECRET as bearer when the deployment sets it)",
+      responses: { 201: "`{roomId, peerId, token, expiresAt, room, iceServers}`" },
       body: CreateRoomBody,
       limit: "rooms",
       handle: async ({ ctx, body, bearer }) => {
@@ -93,28 +105,51 @@ export const handlers = {
       },
     },
     DELETE: {
+      summary: "Close the room (host only): waiting peers get `room-closed`, every key goes",
+      responses: { 204: "Closed" },
       query: RoomQuery,
       auth: "peer",
       handle: async ({ ctx, caller }) => (await signaling.closeRoom(ctx, caller), noContent()),
     },
   }),
 
-  peers: route({
-    POST: { body: JoinBody, handle: async ({ ctx, body }) => ok(await signaling.joinRoom(ctx, body), 201) },
-    GET: { query: RoomQuery, auth: "peer", handle: async ({ ctx, caller }) => ok(await signaling.listPeers(ctx, caller)) },
+  "/api/peers": route({
+    POST: {
+      summary: "Join a room by its ID",
+      responses: { 201: "`{roomId, peerId, token, expiresAt, room, peers, iceServers}`" },
+      body: JoinBody,
+      handle: async ({ ctx, body }) => ok(await signaling.joinRoom(ctx, body), 201),
+    },
+    GET: {
+      summary: "The room and its peers",
+      responses: { 200: "`{room, peers}`" },
+      query: RoomQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller }) => ok(await signaling.listPeers(ctx, caller)),
+    },
     DELETE: {
+      summary: "Leave, or (the host) remove a peer; the host leaving closes the room",
+      responses: { 204: "Gone" },
       query: PeerQuery,
       auth: "peer",
       handle: async ({ ctx, caller, query }) => (await signaling.leaveRoom(ctx, caller, query.peerId), noContent()),
     },
   }),
 
-  offer: descriptionRoute("offer"),
-  answer: descriptionRoute("answer"),
+  "/api/offer": descriptionRoute("offer"),
+  "/api/answer": descriptionRoute("answer"),
 
-  candidate: route({
-    POST: { body: CandidateBody, auth: "peer", handle: async ({ ctx, caller, body }) => ok(await signaling.sendCandidates(ctx, caller, body), 201) },
+  "/api/candidate": route({
+    POST: {
+      summary: "Send trickled ICE candidates (1–64; null ends gathering) to a peer of the room",
+      responses: { 201: "Queued for the recipient: `{id}`" },
+      body: CandidateBody,
+      auth: "peer",
+      handle: async ({ ctx, caller, body }) => ok(await signaling.sendCandidates(ctx, caller, body), 201),
+    },
     GET: {
+      summary: "Take the candidates addressed to me (each goes to exactly one request); waits up to `wait` seconds",
+      responses: MAIL,
       query: TakeQuery,
       auth: "peer",
       unlimited: isLongPoll,
@@ -122,8 +157,10 @@ export const handlers = {
     },
   }),
 
-  poll: route({
+  "/api/poll": route({
     GET: {
+      summary: "Everything addressed to me after `after` (which it acknowledges), in order; waits up to `wait` seconds",
+      responses: { 200: "`{messages, cursor}`", 204: "Nothing arrived within `wait` seconds" },
       query: PollQuery,
       auth: "peer",
       unlimited: isLongPoll,
@@ -131,17 +168,38 @@ export const handlers = {
     },
   }),
 
-  chat: route({
-    POST: { body: ChatBody, auth: "peer", limit: "chat", handle: async ({ ctx, caller, body }) => ok(await signaling.chat(ctx, caller, body.text), 201) },
-    GET: { query: RoomQuery, auth: "peer", handle: async ({ ctx, caller }) => ok(await signaling.chatHistory(ctx, caller)) },
-  }),
-
-  iceServers: route({
-    GET: { query: RoomQuery, auth: "peer", handle: async ({ ctx, caller }) => ok(await signaling.iceServers(ctx, caller)) },
-  }),
-
-  session: route({
+  "/api/chat": route({
     POST: {
+      summary: "Send a chat message to every other peer of the room",
+      responses: { 201: "`{from, name, text, at}`" },
+      body: ChatBody,
+      auth: "peer",
+      limit: "chat",
+      handle: async ({ ctx, caller, body }) => ok(await signaling.chat(ctx, caller, body.text), 201),
+    },
+    GET: {
+      summary: "The room's last 50 chat messages",
+      responses: { 200: "`{messages}`" },
+      query: RoomQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller }) => ok(await signaling.chatHistory(ctx, caller)),
+    },
+  }),
+
+  "/api/ice-servers": route({
+    GET: {
+      summary: "Fresh ICE servers (TURN credentials renewed)",
+      responses: { 200: "`{iceServers}`" },
+      query: RoomQuery,
+      auth: "peer",
+      handle: async ({ ctx, caller }) => ok(await signaling.iceServers(ctx, caller)),
+    },
+  }),
+
+  "/api/session": route({
+    POST: {
+      summary: "Start an OpenAI Realtime call from a browser's SDP offer (JSON, or raw application/sdp with roomId in the query)",
+      responses: { 201: "`{sessionId, sdp, preset, upstream}`, or the raw SDP answer with Location and X-Session-Id" },
       body: SessionBody,
       acceptsSdp: true,
       auth: "peer",
@@ -155,14 +213,18 @@ export const handlers = {
       },
     },
     DELETE: {
+      summary: "Hang up an AI call of this room",
+      responses: { 204: "Hung up" },
       query: SessionQuery,
       auth: "peer",
       handle: async ({ ctx, caller, query }) => (await bridge.hangup(ctx, caller, query.id), noContent()),
     },
   }),
 
-  sessionPeer: route({
+  "/api/session/peer": route({
     POST: {
+      summary: "Add an AI peer to the room; answers once it has answered the host's offer",
+      responses: { 201: "`{sessionId, peerId, preset, upstream}`" },
       body: AgentBody,
       auth: "peer",
       limit: "sessions",
@@ -170,8 +232,10 @@ export const handlers = {
     },
   }),
 
-  sessionToken: route({
+  "/api/session/token": route({
     POST: {
+      summary: "Mint a short-lived OpenAI client secret for a browser that talks to OpenAI itself",
+      responses: { 201: "`{value, expiresAt, preset, upstream, callsUrl}`" },
       body: AgentBody,
       auth: "peer",
       limit: "sessions",
@@ -179,8 +243,18 @@ export const handlers = {
     },
   }),
 
-  diagnostics: route({
+  "/api/openapi.json": route({
     GET: {
+      summary: "This API as an OpenAPI 3.1 document",
+      responses: { 200: "The document" },
+      handle: async (): Promise<Reply> => ok((document ??= openApiDocument(routes))),
+    },
+  }),
+
+  "/api/diagnostics": route({
+    GET: {
+      summary: "Health (store reachable, latency, version), or with `roomId` whether that room exists",
+      responses: { 200: "`{status, version, store, modes, time}`, or `{room}`" },
       query: OptionalRoomQuery,
       handle: async ({ ctx, query }) => (query.roomId ? ok(await signaling.describeRoom(ctx, query.roomId)) : health(ctx)),
     },

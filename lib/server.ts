@@ -86,7 +86,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     } catch {
       return notFound(res, String(req.url));
     }
-    const name = /^\/api\/([a-z-]+(?:\/[a-z-]+)*)\/?$/.exec(pathname)?.[1];
+    const name = /^\/api\/([a-z.-]+(?:\/[a-z.-]+)*)\/?$/.exec(pathname)?.[1];
     const fn = name ? functions.get(name) : undefined;
     if (fn) {
       bindContext(req, context);

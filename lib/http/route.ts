@@ -42,7 +42,10 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
-interface MethodSpec<Q, B> {
+export interface MethodSpec<Q, B> {
+  /** For the OpenAPI document: what the method does, and each success status's content. */
+  summary: string;
+  responses: Record<number, string>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
   /** "peer": a token of the room named by `roomId` (query or body) is required. */
@@ -57,15 +60,17 @@ interface MethodSpec<Q, B> {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Spec = Partial<Record<Method, MethodSpec<any, any>>>;
+export type Spec = Partial<Record<Method, MethodSpec<any, any>>>;
 
 export const ok = (body: unknown, status = 200): Reply => ({ status, body });
 export const noContent = (): Reply => ({ status: 204 });
 
-export function route(spec: Spec) {
+export type Handler = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & { readonly spec: Spec };
+
+export function route(spec: Spec): Handler {
   const allowed = Object.keys(spec) as Method[];
 
-  return async function handler(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const ctx = contextOf(req);
     const requestId = randomUUID();
     const started = performance.now();
@@ -122,6 +127,7 @@ export function route(spec: Spec) {
       return sendProblem(res, toProblem(error, requestId, ctx));
     }
   };
+  return Object.assign(handler, { spec });
 }
 
 function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
