@@ -4,11 +4,13 @@
  * memory store or on Redis through the Upstash REST bridge — so a benchmark's own load
  * does not share an event loop with what it measures.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { createClient } from "redis";
+import { spawnPrinting } from "../tests/support/processes.js";
 import { ensureRedis } from "../tests/support/redis-server.js";
+
+export { startServer, type ServerProcess } from "../tests/support/processes.js";
 
 export type StoreKind = "memory" | "redis";
 export const STORES: StoreKind[] = ["memory", "redis"];
@@ -53,45 +55,6 @@ export async function saveResult(name: string, data: unknown) {
   const dir = `${root}bench-results`;
   await mkdir(dir, { recursive: true });
   await writeFile(`${dir}/${name}.json`, JSON.stringify({ machine: machine(), ...(data as object) }, null, 2));
-}
-
-/** Starts a child process and resolves with the URL it prints on its first matching line. */
-function spawnPrinting(args: string[], env: Record<string, string>, pattern: RegExp): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const url = pattern.exec(out)?.[1];
-      if (!url) return;
-      child.stdout!.off("data", onData);
-      child.stdout!.resume(); // keep draining, keep nothing
-      resolve({ url, child });
-    };
-    child.stdout!.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited (${code}) before it was ready:\n${out}`)));
-  });
-}
-
-export interface ServerProcess {
-  url: string;
-  pid: number;
-  /** Resident memory of the server process, in MiB. */
-  rssMiB(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
-  const { url, child } = await spawnPrinting(["scripts/serve.ts"], { PORT: "0", HOST: "127.0.0.1", ...env }, /listening on (http:\/\/\S+)/);
-  return {
-    url,
-    pid: child.pid!,
-    async rssMiB() {
-      const status = await readFile(`/proc/${child.pid}/status`, "utf8");
-      return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
-    },
-    stop: () => new Promise((done) => (child.once("exit", () => done()), child.kill("SIGTERM"))),
-  };
 }
 
 /** The store a server runs on: its environment, and for Redis, command counts. */
