@@ -51,6 +51,9 @@ const EnvSchema = z.object({
   TURN_CREDENTIAL: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "off"]).default("info"),
   AUTH_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  AUTH_JWKS_URL: z.url().optional(),
+  AUTH_JWT_ISSUER: z.string().min(1).optional(),
+  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
   TRUST_PROXY: flag,
   VERCEL: z.string().optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
@@ -92,6 +95,8 @@ export interface Config {
   /** `enabled: false` (RATE_LIMITS=off) where a gateway in front already limits, or to measure without them. */
   rateLimits: { enabled: boolean; roomsPerHour: number; callsPerHour: number; chatPerMinute: number };
   authSecret: string | null;
+  /** Room creation by JWT: the JWKS that signs them, and the issuer and audiences required. */
+  jwt: { jwksUrl: string; issuer?: string; audience?: string[] } | null;
   /** Take the client address from X-Forwarded-For (set by Vercel or a trusted reverse proxy). */
   trustProxy: boolean;
   /** TURN for every peer: time-limited credentials from a shared secret, or static ones. */
@@ -153,6 +158,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (turnUrls.length && !e.TURN_SECRET && !(e.TURN_USERNAME && e.TURN_CREDENTIAL)) {
     throw new ConfigError("Invalid configuration:\n  TURN_URLS needs TURN_SECRET, or TURN_USERNAME and TURN_CREDENTIAL");
   }
+  if ((e.AUTH_JWT_ISSUER || e.AUTH_JWT_AUDIENCE) && !e.AUTH_JWKS_URL) throw new ConfigError("Invalid configuration:\n  AUTH_JWT_ISSUER/AUTH_JWT_AUDIENCE need AUTH_JWKS_URL");
   if (mode === "live" && !e.OPENAI_API_KEY) throw new ConfigError("Invalid configuration:\n  OPENAI_MODE=live needs OPENAI_API_KEY");
   return {
     redis: url && token ? { url, token, timeoutMs: e.REDIS_TIMEOUT_MS } : null,
@@ -163,6 +169,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     inboxMaxMessages: e.INBOX_MAX_MESSAGES,
     rateLimits: { enabled: e.RATE_LIMITS === "on", roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR, chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE },
     authSecret: e.AUTH_SECRET ?? null,
+    jwt: e.AUTH_JWKS_URL
+      ? { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_JWT_ISSUER, audience: e.AUTH_JWT_AUDIENCE?.split(",").map((a) => a.trim()).filter(Boolean) }
+      : null,
     trustProxy: e.TRUST_PROXY || Boolean(e.VERCEL),
     logLevel: e.LOG_LEVEL,
     turn: turnUrls.length

@@ -37,14 +37,14 @@ function operation(path: string, method: string, spec: MethodSpec<any, any>, ope
   }
   if (spec.query || spec.body) responses["400"] = problem("The request is invalid (`invalid_request`, `invalid_json`); `errors` names each field");
   if (spec.auth) responses["401"] = problem("No token, or not a token of this room (`missing_token`, `invalid_token`)");
-  if (openRoom) responses["403"] = problem("This deployment requires its AUTH_SECRET (`forbidden`)");
+  if (openRoom) responses["403"] = problem("This deployment requires its AUTH_SECRET or a JWT from its identity provider (`forbidden`)");
   if (spec.auth || path === "/api/peers") responses["404"] = problem("No such room, or it has expired or was closed (`room_not_found`)");
   if (spec.body) {
     responses["413"] = problem("The body or a field is too large (`payload_too_large`)");
     responses["415"] = problem("The body is not JSON (`unsupported_media_type`)");
   }
   if (!spec.unlimited || spec.limit) responses["429"] = problem("Rate limited (`rate_limited`); see Retry-After");
-  responses["503"] = problem("The store cannot be reached (`store_unavailable`); see Retry-After");
+  responses["503"] = problem(openRoom ? "The store, or the identity provider's keys, cannot be reached (`store_unavailable`, `auth_unavailable`); see Retry-After" : "The store cannot be reached (`store_unavailable`); see Retry-After");
 
   const body = spec.body ? jsonSchema(spec.body) : null;
   return {
@@ -85,7 +85,7 @@ export function openApiDocument(routes: Record<string, Handler>) {
     },
     paths,
     components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A peer's room token (or, to create rooms, the deployment's AUTH_SECRET)" } },
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A peer's room token (or, to create rooms, the deployment's AUTH_SECRET or a JWT its AUTH_JWKS_URL verifies)" } },
       schemas: {
         Problem: {
           type: "object",

@@ -3,8 +3,8 @@
  * Each file in api/ exports one entry, so Vercel serves each as its own function.
  */
 import type { Context } from "./context.js";
+import { authorizeRoomCreation } from "./deployment-auth.js";
 import { noContent, ok, route, type Reply } from "./http/route.js";
-import { sameSecret } from "./ids.js";
 import * as bridge from "./openai/bridge.js";
 import { openApiDocument } from "./openapi.js";
 import { problems } from "./problem.js";
@@ -37,14 +37,6 @@ const mail = (result: { messages: unknown[] }): Reply => (result.messages.length
  */
 const LONG_POLL_SECONDS = 10;
 const isLongPoll = (query: { wait: number }) => query.wait >= LONG_POLL_SECONDS;
-
-/** With AUTH_SECRET set, only holders of it may create rooms. */
-function requireDeploymentSecret(ctx: Context, bearer: string | null) {
-  const secret = ctx.config.authSecret;
-  if (!secret) return;
-  if (!bearer) throw problems.missingToken();
-  if (!sameSecret(bearer, secret)) throw problems.forbidden("Creating rooms needs this deployment's AUTH_SECRET as bearer token");
-}
 
 const MAIL = { 200: "Messages waiting: `{messages}`", 204: "Nothing arrived within `wait` seconds" };
 
@@ -95,12 +87,12 @@ async function health(ctx: Context): Promise<Reply> {
 export const routes = {
   "/api/rooms": route({
     POST: {
-      summary: "Create a room; the creator is its host (needs AUTH_SECRET as bearer when the deployment sets it)",
+      summary: "Create a room; the creator is its host (with AUTH_SECRET or AUTH_JWKS_URL set, send that secret or a JWT as bearer)",
       responses: { 201: "`{roomId, peerId, token, expiresAt, room, iceServers}`" },
       body: CreateRoomBody,
       limit: "rooms",
       handle: async ({ ctx, body, bearer }) => {
-        requireDeploymentSecret(ctx, bearer);
+        await authorizeRoomCreation(ctx.config, bearer);
         return ok(await signaling.createRoom(ctx, body), 201);
       },
     },

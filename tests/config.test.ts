@@ -35,6 +35,8 @@ describe("configuration", () => {
     expect(refusal({ UPSTASH_REDIS_REST_URL: "https://u.example" })).toContain("must be set together");
     expect(refusal({ VERCEL: "1" })).toContain("on Vercel");
     expect(refusal({ AUTH_SECRET: "short" })).toContain("AUTH_SECRET");
+    expect(refusal({ AUTH_JWKS_URL: "not a url" })).toContain("AUTH_JWKS_URL");
+    expect(refusal({ AUTH_JWT_AUDIENCE: "signalbox" })).toContain("need AUTH_JWKS_URL");
     expect(refusal({ OPENAI_MODE: "live" })).toContain("needs OPENAI_API_KEY");
     expect(refusal({ OPENAI_PRESETS: "{nope" })).toContain("OPENAI_PRESETS");
     expect(refusal({ OPENAI_PRESETS: '{"x":{"type":"realtime"}}' })).toContain("needs a model");
