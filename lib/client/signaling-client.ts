@@ -169,6 +169,10 @@ class Api {
       body: options.body === undefined ? undefined : JSON.stringify(options.body),
       signal: options.signal,
       keepalive: options.keepalive,
+      // Not merely uncached: without this, Chromium holds a GET behind an identical one in
+      // flight (its cache lock), and two tabs in a room often poll the very same URL (fan-out
+      // messages share an id), so one tab's long-poll would wait out the other's.
+      cache: "no-store",
     });
     if (!res.ok) throw await errorFrom(res);
     const text = await res.text();
