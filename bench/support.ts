@@ -74,6 +74,7 @@ const BASE_ENV = {
   RATE_LIMIT_ROOMS_PER_HOUR: "10000000",
   RATE_LIMIT_CALLS_PER_HOUR: "10000000",
   RATE_LIMIT_CHAT_PER_MINUTE: "10000000",
+  RATE_LIMIT_PROBES_PER_HOUR: "10000000",
 };
 
 export async function startStore(kind: StoreKind): Promise<StoreUnderTest> {

@@ -43,6 +43,7 @@ const EnvSchema = z.object({
   RATE_LIMIT_ROOMS_PER_HOUR: positiveInt(50),
   RATE_LIMIT_CALLS_PER_HOUR: positiveInt(2000),
   RATE_LIMIT_CHAT_PER_MINUTE: positiveInt(60),
+  RATE_LIMIT_PROBES_PER_HOUR: positiveInt(100),
   RATE_LIMITS: z.enum(["on", "off"]).default("on"),
   TURN_URLS: z.string().optional(),
   TURN_SECRET: z.string().min(8, "must be at least 8 characters").optional(),
@@ -93,7 +94,7 @@ export interface Config {
   roomMaxLifetimeMs: number;
   inboxMaxMessages: number;
   /** `enabled: false` (RATE_LIMITS=off) where a gateway in front already limits, or to measure without them. */
-  rateLimits: { enabled: boolean; roomsPerHour: number; callsPerHour: number; chatPerMinute: number };
+  rateLimits: { enabled: boolean; roomsPerHour: number; callsPerHour: number; chatPerMinute: number; probesPerHour: number };
   authSecret: string | null;
   /** Room creation by JWT: the JWKS that signs them, and the issuer and audiences required. */
   jwt: { jwksUrl: string; issuer?: string; audience?: string[] } | null;
@@ -167,7 +168,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     roomTtlMs: e.ROOM_TTL_SECONDS * 1000,
     roomMaxLifetimeMs: Math.max(e.ROOM_MAX_LIFETIME_SECONDS, e.ROOM_TTL_SECONDS) * 1000,
     inboxMaxMessages: e.INBOX_MAX_MESSAGES,
-    rateLimits: { enabled: e.RATE_LIMITS === "on", roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR, chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE },
+    rateLimits: { enabled: e.RATE_LIMITS === "on", roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR, chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE, probesPerHour: e.RATE_LIMIT_PROBES_PER_HOUR },
     authSecret: e.AUTH_SECRET ?? null,
     jwt: e.AUTH_JWKS_URL
       ? { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_JWT_ISSUER, audience: e.AUTH_JWT_AUDIENCE?.split(",").map((a) => a.trim()).filter(Boolean) }

@@ -8,7 +8,7 @@ import { loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { SimulatedUpstream } from "./openai/simulator.js";
 import { OpenAIRealtimeUpstream, type RealtimeUpstream } from "./openai/upstream.js";
-import { memoryRateLimits, redisRateLimits, type RateLimits } from "./ratelimit.js";
+import { memoryRateLimits, ProbeGuard, redisRateLimits, type RateLimits } from "./ratelimit.js";
 import { MemoryStore } from "./store/memory.js";
 import { RedisStore } from "./store/redis.js";
 import type { SignalStore } from "./store/types.js";
@@ -17,6 +17,8 @@ export interface Context {
   config: Config;
   store: SignalStore;
   limits: RateLimits;
+  /** Refuses addresses that guess room IDs (per process, fed by `limits.probes`). */
+  probes: ProbeGuard;
   /** Who answers AI sessions: OpenAI, or the in-process simulator. */
   realtime: RealtimeUpstream;
   log: Logger;
@@ -38,18 +40,10 @@ function realtimeUpstream(config: Config): RealtimeUpstream {
 
 export function createContext(env: Record<string, string | undefined> = process.env): Context {
   const config = loadConfig(env);
-  if (config.redis) {
-    const store = new RedisStore(config.redis, config.inboxMaxMessages, config.redis.timeoutMs);
-    return { config, store, limits: redisRateLimits(store.client, config), realtime: realtimeUpstream(config), log: createLogger(config.logLevel), now: Date.now };
-  }
-  return {
-    config,
-    store: new MemoryStore(config.inboxMaxMessages),
-    limits: memoryRateLimits(config),
-    realtime: realtimeUpstream(config),
-    log: createLogger(config.logLevel),
-    now: Date.now,
-  };
+  const redis = config.redis ? new RedisStore(config.redis, config.inboxMaxMessages, config.redis.timeoutMs) : null;
+  const store = redis ?? new MemoryStore(config.inboxMaxMessages);
+  const limits = redis ? redisRateLimits(redis.client, config) : memoryRateLimits(config);
+  return { config, store, limits, probes: new ProbeGuard(limits.probes), realtime: realtimeUpstream(config), log: createLogger(config.logLevel), now: Date.now };
 }
 
 const bound = new WeakMap<IncomingMessage, Context>();

@@ -27,6 +27,8 @@ export interface RateLimits {
   calls: Limiter;
   /** AI sessions started, per host token. */
   sessions: Limiter;
+  /** Room lookups without a token that found no room, per client address. */
+  probes: Limiter;
   /** Chat messages, per sender in a room (per peer token). */
   chat: Limiter;
 }
@@ -34,7 +36,7 @@ export interface RateLimits {
 const HOUR_MS = 3_600_000;
 
 const unchecked: Limiter = { limit: async () => ({ success: true, limit: 0, remaining: 0, reset: 0, unchecked: true }) };
-const noLimits: RateLimits = { rooms: unchecked, calls: unchecked, sessions: unchecked, chat: unchecked };
+const noLimits: RateLimits = { rooms: unchecked, calls: unchecked, sessions: unchecked, probes: unchecked, chat: unchecked };
 
 export function redisRateLimits(redis: Redis, config: Config): RateLimits {
   if (!config.rateLimits.enabled) return noLimits;
@@ -59,6 +61,7 @@ export function redisRateLimits(redis: Redis, config: Config): RateLimits {
     rooms: limiter(config.rateLimits.roomsPerHour, "rooms"),
     calls: limiter(config.rateLimits.callsPerHour, "calls"),
     sessions: limiter(config.openai.sessionsPerHour, "sessions"),
+    probes: limiter(config.rateLimits.probesPerHour, "probes"),
     chat: limiter(config.rateLimits.chatPerMinute, "chat", "1 m"),
   };
 }
@@ -99,6 +102,41 @@ export function memoryRateLimits(config: Config): RateLimits {
     rooms: new MemoryLimiter(config.rateLimits.roomsPerHour, HOUR_MS),
     calls: new MemoryLimiter(config.rateLimits.callsPerHour, HOUR_MS),
     sessions: new MemoryLimiter(config.openai.sessionsPerHour, HOUR_MS),
+    probes: new MemoryLimiter(config.rateLimits.probesPerHour, HOUR_MS),
     chat: new MemoryLimiter(config.rateLimits.chatPerMinute, 60_000),
   };
+}
+
+/**
+ * Guessing room IDs: lookups without a token (join, diagnostics) that find no room count
+ * against the caller's address, and an address past its budget is refused every such lookup,
+ * hit or miss, until its window resets — so it cannot keep guessing until it hits. The
+ * refusal is remembered in this process (no Redis call per lookup); each process learns of it
+ * at that address's next miss.
+ */
+export class ProbeGuard {
+  private readonly blocked = new Map<string, number>();
+
+  constructor(
+    private readonly limiter: Limiter,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Seconds until `address` may look rooms up again; 0 when it may now. */
+  refusedFor(address: string): number {
+    const until = this.blocked.get(address);
+    if (until === undefined) return 0;
+    if (until > this.now()) return Math.ceil((until - this.now()) / 1000);
+    this.blocked.delete(address);
+    return 0;
+  }
+
+  /** Counts a miss; the seconds `address` is now refused for, or 0 while within its budget. */
+  async miss(address: string): Promise<number> {
+    const result = await this.limiter.limit(address);
+    if (result.success || result.unchecked) return 0;
+    if (this.blocked.size >= 10_000) this.blocked.clear(); // a bound, not a policy
+    this.blocked.set(address, result.reset);
+    return this.refusedFor(address) || 1;
+  }
 }

@@ -227,6 +227,34 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
     }
   });
 
+  test("an address guessing room IDs is refused once past its budget, even on a hit", async () => {
+    const h = await startHarness(kind, { RATE_LIMIT_PROBES_PER_HOUR: "3", TRUST_PROXY: "true" });
+    try {
+      const ip = `203.0.113.${Math.floor(Math.random() * 250)}-${Date.now()}`;
+      const headers = { "x-forwarded-for": ip };
+      const api = apiClient(h.url);
+      const real = await createRoom(api);
+      const unknown = (i: number) => `${"n".repeat(9)}${"23456789"[i]}`;
+      const probes = [];
+      for (let i = 0; i < 5; i++) {
+        const lookup = i % 2 ? `/api/diagnostics?roomId=${unknown(i)}` : "/api/peers";
+        const res = await api.call(i % 2 ? "GET" : "POST", lookup, { body: i % 2 ? undefined : { roomId: unknown(i) }, headers });
+        probes.push(res.status);
+        if (res.status === 429) expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+      }
+      expect(probes).toEqual([404, 404, 404, 429, 429]);
+      // Now even the right ID is refused from that address; others join as before.
+      expectProblem(await api.call("POST", "/api/peers", { body: { roomId: real.roomId }, headers }), 429, "rate_limited");
+      expectProblem(await api.call("GET", `/api/diagnostics?roomId=${real.roomId}`, { headers }), 429, "rate_limited");
+      expect((await api.call("POST", "/api/peers", { body: { roomId: real.roomId }, headers: { "x-forwarded-for": `${ip}-other` } })).status).toBe(201);
+      // Peers already in a room are not affected: their calls carry a token.
+      expect((await api.call("GET", `/api/peers?roomId=${real.roomId}`, { token: real.token, headers })).status).toBe(200);
+      expect((await joinRoom(api, real.roomId)).peerId).toMatch(/^[a-z0-9]{10}$/);
+    } finally {
+      await h.close();
+    }
+  });
+
   test("with AUTH_SECRET set, only its holders create rooms", async () => {
     const secret = "s3cret-for-deployment-tests";
     const h = await startHarness(kind, { AUTH_SECRET: secret });

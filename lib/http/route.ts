@@ -103,24 +103,36 @@ export function route(spec: Spec): Handler {
       const bearer = bearerOf(req);
       roomId = (query as { roomId?: string } | undefined)?.roomId ?? (body as { roomId?: string } | undefined)?.roomId;
 
+      // A room named without a token: a join or a lookup, which guessers are limited in.
+      const lookup = !method.auth && Boolean(roomId);
+      const address = `ip:${clientIp(req, ctx)}`;
+      if (lookup) {
+        const refused = ctx.probes.refusedFor(address);
+        if (refused) throw problems.rateLimited(refused);
+      }
+
       let caller = undefined as unknown as Caller;
       if (method.auth === "peer") {
         try {
           caller = callerFor(roomId ?? "", bearer);
         } catch (problem) {
-          await charge(ctx, `ip:${clientIp(req, ctx)}`, "calls", res);
+          await charge(ctx, address, "calls", res);
           throw problem;
         }
       }
-      const limitKey = method.limit === "rooms" || !caller ? `ip:${clientIp(req, ctx)}` : `peer:${caller.tokenHash.slice(0, 24)}`;
+      const limitKey = method.limit === "rooms" || !caller ? address : `peer:${caller.tokenHash.slice(0, 24)}`;
       if (!method.unlimited?.(query)) await charge(ctx, limitKey, method.limit ?? "calls", res);
 
       try {
         const reply = await method.handle({ ctx, query, body, caller, bearer, signal: aborted.signal, sentSdp });
         return send(res, reply);
       } catch (error) {
-        // Failed token guesses count against the guesser's address too.
-        if (error instanceof Problem && error.code === "invalid_token") await charge(ctx, `ip:${clientIp(req, ctx)}`, "calls", res);
+        // Failed token guesses count against the guesser's address too; so do room ID guesses.
+        if (error instanceof Problem && error.code === "invalid_token") await charge(ctx, address, "calls", res);
+        if (error instanceof Problem && error.code === "room_not_found" && lookup) {
+          const refused = await ctx.probes.miss(address);
+          if (refused) throw problems.rateLimited(refused);
+        }
         throw error;
       }
     } catch (error) {
