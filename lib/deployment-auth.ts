@@ -7,7 +7,7 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Config } from "./config.js";
 import { sameSecret } from "./ids.js";
-import { Problem, problems } from "./problem.js";
+import { problems, type Problem } from "./problem.js";
 
 // One key set per URL and process: jose caches the keys and refetches on an unknown key id.
 const keySets = new Map<string, JWTVerifyGetKey>();
@@ -22,7 +22,7 @@ function keySet(url: string): JWTVerifyGetKey {
 function refusal(error: unknown): Problem {
   // Unreachable (fetch's TypeError), too slow, or not serving a key set.
   if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || error instanceof TypeError) {
-    return new Problem(503, "auth_unavailable", "Authentication unavailable", "The identity provider's keys could not be fetched; retry shortly", {}, { "retry-after": "5" });
+    return problems.authUnavailable();
   }
   if (error instanceof errors.JWTExpired) return problems.forbidden("The token has expired");
   if (error instanceof errors.JWTClaimValidationFailed) return problems.forbidden(`The token's '${error.claim}' claim is not accepted here`);

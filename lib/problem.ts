@@ -51,5 +51,7 @@ export const problems = {
     new Problem(429, "rate_limited", "Too many requests", `Rate limit exceeded; retry in ${retryAfterSeconds} s`, {}, { "retry-after": String(retryAfterSeconds) }),
   storeUnavailable: (extra: Record<string, unknown> = {}) =>
     new Problem(503, "store_unavailable", "Store unavailable", "The signaling store cannot be reached; retry shortly", extra, { "retry-after": "2" }),
+  authUnavailable: () =>
+    new Problem(503, "auth_unavailable", "Authentication unavailable", "The identity provider's keys could not be fetched; retry shortly", {}, { "retry-after": "5" }),
   internal: () => new Problem(500, "internal_error", "Internal error", "Something went wrong on our side"),
 };
