@@ -101,7 +101,11 @@ export const routes = {
       responses: { 204: "Closed" },
       query: RoomQuery,
       auth: "peer",
-      handle: async ({ ctx, caller }) => (await signaling.closeRoom(ctx, caller), noContent()),
+      handle: async ({ ctx, caller }) => {
+        const { sessions } = await signaling.closeRoom(ctx, caller);
+        await bridge.hangupClosed(ctx, caller.roomId, sessions);
+        return noContent();
+      },
     },
   }),
 
@@ -124,7 +128,11 @@ export const routes = {
       responses: { 204: "Gone" },
       query: PeerQuery,
       auth: "peer",
-      handle: async ({ ctx, caller, query }) => (await signaling.leaveRoom(ctx, caller, query.peerId), noContent()),
+      handle: async ({ ctx, caller, query }) => {
+        const { sessions } = await signaling.leaveRoom(ctx, caller, query.peerId);
+        await bridge.hangupClosed(ctx, caller.roomId, sessions);
+        return noContent();
+      },
     },
   }),
 

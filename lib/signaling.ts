@@ -105,8 +105,11 @@ export async function listPeers(ctx: Context, caller: Caller) {
   return publicRoom(view);
 }
 
-/** Leave (peerId is the caller) or remove (the caller is the host). The host leaving closes the room. */
-export async function leaveRoom(ctx: Context, caller: Caller, peerId: string) {
+/**
+ * Leave (peerId is the caller) or remove (the caller is the host). The host leaving closes the
+ * room: then the AI session records it held are returned, for their calls to be hung up.
+ */
+export async function leaveRoom(ctx: Context, caller: Caller, peerId: string): Promise<{ sessions: string[] }> {
   const now = ctx.now();
   const reason = peerId === caller.peerId ? "left" : "removed";
   const left = await ctx.store.leaveRoom(
@@ -116,15 +119,17 @@ export async function leaveRoom(ctx: Context, caller: Caller, peerId: string) {
     outgoing("room-closed", caller.peerId, now),
     now,
   );
-  if (left !== "ok" && left !== "closed") {
-    deny(left, caller, { forbidden: "Only the host may remove another peer", to: peerId });
-  }
+  if (left === "ok") return { sessions: [] };
+  if (typeof left === "object") return { sessions: left.sessions };
+  deny(left, caller, { forbidden: "Only the host may remove another peer", to: peerId });
 }
 
-export async function closeRoom(ctx: Context, caller: Caller) {
+/** Closes the room; returns the AI session records it held, for their calls to be hung up. */
+export async function closeRoom(ctx: Context, caller: Caller): Promise<{ sessions: string[] }> {
   const now = ctx.now();
   const closed = await ctx.store.closeRoom(caller, outgoing("room-closed", caller.peerId, now), now);
-  if (closed !== "ok") deny(closed, caller, { forbidden: "Only the host may close the room" });
+  if (typeof closed === "object") return { sessions: closed.sessions };
+  deny(closed, caller, { forbidden: "Only the host may close the room" });
 }
 
 async function send(ctx: Context, caller: Caller, to: string, type: MessageType, fields: Record<string, unknown>) {

@@ -105,6 +105,29 @@ describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
     expect(keyless(await api.del(`/api/session?roomId=${host.roomId}&id=${res.body.sessionId}`, host.token)).body.code).toBe("session_not_found");
   });
 
+  test("closing the room, or the host leaving it, hangs up each of its AI calls", async () => {
+    openAiAnswers();
+    const start = async (host: { roomId: string; token: string }) =>
+      keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER }, host.token)).status;
+    const closing = await createRoom(api);
+    expect(await start(closing)).toBe(201);
+    expect((await api.del(`/api/rooms?roomId=${closing.roomId}`, closing.token)).status).toBe(204);
+    expect(calls.filter((c) => c.path.startsWith("hangup"))).toEqual([{ path: `hangup rtc_${callCount}`, auth: `Bearer ${KEY}` }]);
+
+    calls.length = 0;
+    const leaving = await createRoom(api);
+    expect(await start(leaving)).toBe(201);
+    expect((await api.del(`/api/peers?roomId=${leaving.roomId}&peerId=${leaving.peerId}`, leaving.token)).status).toBe(204);
+    expect(calls.filter((c) => c.path.startsWith("hangup"))).toEqual([{ path: `hangup rtc_${callCount}`, auth: `Bearer ${KEY}` }]);
+    // A viewer leaving hangs up nothing.
+    calls.length = 0;
+    const staying = await createRoom(api);
+    expect(await start(staying)).toBe(201);
+    const viewer = await joinRoom(api, staying.roomId);
+    expect((await api.del(`/api/peers?roomId=${staying.roomId}&peerId=${viewer.peerId}`, viewer.token)).status).toBe(204);
+    expect(calls.filter((c) => c.path.startsWith("hangup"))).toEqual([]);
+  });
+
   test("SDP proxy, raw SDP in and out, as OpenAI's own endpoint answers", async () => {
     openAiAnswers();
     const host = await createRoom(api);

@@ -219,7 +219,12 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const listeners = await Promise.all(viewers.map((v) => store.listen(roomId, v.peerId)));
     expect(await store.closeRoom(viewers[0], msg("room-closed"), Date.now())).toBe("forbidden");
-    expect(await store.closeRoom(host, msg("room-closed", 5), Date.now())).toBe("ok");
+    await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5);
+    await store.putSession(host, "ses_b", '{"callId":"rtc_b"}', 5);
+    // Closing hands back the room's session records, so their calls can be hung up.
+    const closed = await store.closeRoom(host, msg("room-closed", 5), Date.now());
+    expect(closed).toEqual({ closed: true, sessions: expect.arrayContaining(['{"callId":"rtc_a"}', '{"callId":"rtc_b"}']) });
+    expect(typeof closed === "object" && closed.sessions).toHaveLength(2);
     for (const l of listeners) {
       const wake = await l.next(5000);
       expect(wake).toEqual({ kind: "closed", body: msg("room-closed", 5).body });
@@ -231,7 +236,8 @@ describe.each(STORES)("store contract [%s]", (kind) => {
 
   it.skipIf(kind === "redis" && !hasRedis())("the host leaving closes the room", async () => {
     const { roomId, host } = await makeRoom({ viewers: 1 });
-    expect(await store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("closed");
+    await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5);
+    expect(await store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toEqual({ closed: true, sessions: ['{"callId":"rtc_a"}'] });
     expect(await store.describeRoom(roomId, Date.now())).toBeNull();
   });
 

@@ -150,6 +150,20 @@ export async function mintSecret(ctx: Context, host: Caller, presetName?: string
   };
 }
 
+/**
+ * A closed room's sessions: hangs up each call upstream, so none outlives its room (OpenAI would
+ * keep it, and bill it, until the browser's side drops). Failures are logged, not raised: the
+ * room is already gone.
+ */
+export async function hangupClosed(ctx: Context, roomId: string, records: string[]) {
+  const calls = records.map((r) => (JSON.parse(r) as SessionRecord).callId).filter((id): id is string => Boolean(id));
+  await Promise.all(
+    calls.map((callId) =>
+      ctx.realtime.hangup(callId).catch((error: Error) => ctx.log.warn({ event: "hangup_failed", roomId, callId, error: error.message })),
+    ),
+  );
+}
+
 /** Ends a session: hangs up upstream and, in room mode, removes the AI peer. */
 export async function hangup(ctx: Context, host: Caller, sessionId: string) {
   const session = await forget(ctx, host, sessionId);

@@ -69,13 +69,20 @@ local function announce(r, about, kind, body)
   end
 end
 
+-- Deletes the room, waking everyone with 'closed'; returns its session records.
 local function close(body)
+  local sessions = {}
+  local fields = redis.call('HGETALL', room)
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 's:' then sessions[#sessions + 1] = fields[i + 1] end
+  end
   local keys = { room, room .. ':chat' }
   for _, id in ipairs(peerIds()) do
     keys[#keys + 1] = inbox(id)
     redis.call('PUBLISH', channel(id), 'closed:' .. body)
   end
   redis.call('DEL', unpack(keys))
+  return sessions
 end
 `;
 
@@ -115,31 +122,27 @@ return {'ok', redis.call('HGETALL', room)}
 export const LEAVE_ROOM = script(`
 local now, caller, target = tonumber(ARGV[1]), ARGV[2], ARGV[4]
 local r = load(caller, target)
-if not r then return 'room-missing' end
-if r.a ~= ARGV[3] then return 'unauthorized' end
-if target ~= caller and caller ~= r.host then return 'forbidden' end
-if not r.b then return 'peer-missing' end
-if target == r.host then
-  close(ARGV[7])
-  return 'closed'
-end
+if not r then return {'room-missing'} end
+if r.a ~= ARGV[3] then return {'unauthorized'} end
+if target ~= caller and caller ~= r.host then return {'forbidden'} end
+if not r.b then return {'peer-missing'} end
+if target == r.host then return {'closed', unpack(close(ARGV[7]))} end
 redis.call('HDEL', room, 'p:' .. target, 't:' .. target)
 redis.call('HINCRBY', room, 'n', -1)
 redis.call('DEL', inbox(target))
 redis.call('PUBLISH', channel(target), 'gone')
 refresh(r, now)
 announce(r, target, ARGV[5], ARGV[6])
-return 'ok'
+return {'ok'}
 `);
 
-/** ARGV: callerId, tokenHash, closedBody */
+/** ARGV: callerId, tokenHash, closedBody → {'closed', session records...} | {status} */
 export const CLOSE_ROOM = script(`
 local r = load(ARGV[1])
-if not r then return 'room-missing' end
-if r.a ~= ARGV[2] then return 'unauthorized' end
-if ARGV[1] ~= r.host then return 'forbidden' end
-close(ARGV[3])
-return 'ok'
+if not r then return {'room-missing'} end
+if r.a ~= ARGV[2] then return {'unauthorized'} end
+if ARGV[1] ~= r.host then return {'forbidden'} end
+return {'closed', unpack(close(ARGV[3]))}
 `);
 
 /** KEYS[2]: the recipient's inbox. ARGV: now, callerId, tokenHash, to, type, body, inboxMax → {'ok', id} | {status} */

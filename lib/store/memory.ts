@@ -10,6 +10,7 @@ import { messagePayload, parseWake, WakeQueue } from "./wake-queue.js";
 import {
   READ_BATCH,
   type Caller,
+  type Closed,
   type Denied,
   type Listener,
   type NewRoom,
@@ -111,10 +112,7 @@ export class MemoryStore implements SignalStore {
     if (typeof room === "string") return room;
     if (peerId !== caller.peerId && caller.peerId !== room.info.hostId) return "forbidden" as const;
     if (!room.peers.has(peerId)) return "peer-missing" as const;
-    if (peerId === room.info.hostId) {
-      this.discard(room, closed);
-      return "closed" as const;
-    }
+    if (peerId === room.info.hostId) return this.discard(room, closed);
     room.peers.delete(peerId);
     room.inboxes.delete(peerId);
     this.notify(room.info.roomId, peerId, "gone");
@@ -127,8 +125,7 @@ export class MemoryStore implements SignalStore {
     const room = this.authorize(caller, now);
     if (typeof room === "string") return room;
     if (caller.peerId !== room.info.hostId) return "forbidden" as const;
-    this.discard(room, closed);
-    return "ok" as const;
+    return this.discard(room, closed);
   }
 
   async send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {
@@ -256,9 +253,10 @@ export class MemoryStore implements SignalStore {
     return entryId(entry);
   }
 
-  private discard(room: Room, closed: Outgoing) {
+  private discard(room: Room, closed: Outgoing): Closed {
     this.rooms.delete(room.info.roomId);
     for (const peerId of room.peers.keys()) this.notify(room.info.roomId, peerId, `closed:${closed.body}`);
+    return { closed: true, sessions: [...room.sessions.values()] };
   }
 
   private notify(roomId: string, peerId: string, payload: string) {

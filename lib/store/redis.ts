@@ -10,6 +10,7 @@ import {
   READ_BATCH,
   StoreUnavailable,
   type Caller,
+  type Closed,
   type Denied,
   type Listener,
   type NewRoom,
@@ -40,6 +41,8 @@ export function idAfter(id: string): string {
 }
 
 /** A room as HGETALL returns its hash (field, value, field, value, …). */
+const closedWith = (sessions: string[]): Closed => ({ closed: true, sessions });
+
 function viewFrom(fields: Reply): RoomView {
   const flat = fields as string[];
   let info: Omit<RoomInfo, "expiresAt"> | null = null;
@@ -117,13 +120,15 @@ export class RedisStore implements SignalStore {
   }
 
   async leaveRoom(c: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
-    return (await this.run("LEAVE_ROOM", [roomKey(c.roomId)], [
+    const [status, ...sessions] = (await this.run("LEAVE_ROOM", [roomKey(c.roomId)], [
       now, c.peerId, c.tokenHash, peerId, announce.type, announce.body, closed.body,
-    ])) as "ok" | "closed" | Denied | "forbidden" | "peer-missing";
+    ])) as string[];
+    return status === "closed" ? closedWith(sessions) : (status as "ok" | Denied | "forbidden" | "peer-missing");
   }
 
   async closeRoom(c: Caller, closed: Outgoing) {
-    return (await this.run("CLOSE_ROOM", [roomKey(c.roomId)], [c.peerId, c.tokenHash, closed.body])) as "ok" | Denied | "forbidden";
+    const [status, ...sessions] = (await this.run("CLOSE_ROOM", [roomKey(c.roomId)], [c.peerId, c.tokenHash, closed.body])) as string[];
+    return status === "closed" ? closedWith(sessions) : (status as Denied | "forbidden");
   }
 
   async send(c: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {

@@ -80,6 +80,12 @@ export interface Listener {
   close(): void;
 }
 
+/** A room just closed, with the session records it held (their calls still need hanging up). */
+export interface Closed {
+  closed: true;
+  sessions: string[];
+}
+
 export interface SignalStore {
   readonly kind: "memory" | "redis";
 
@@ -98,10 +104,10 @@ export interface SignalStore {
    * Removes `peerId` (the caller itself, or anyone when the caller is the host); the others are
    * told with `announce` as on join. The host leaving closes the room.
    */
-  leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number): Promise<"ok" | "closed" | Denied | "forbidden" | "peer-missing">;
+  leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number): Promise<"ok" | Closed | Denied | "forbidden" | "peer-missing">;
 
   /** Host only: wakes every waiting peer with `closed`, then deletes every key of the room. */
-  closeRoom(caller: Caller, closed: Outgoing, now: number): Promise<"ok" | Denied | "forbidden">;
+  closeRoom(caller: Caller, closed: Outgoing, now: number): Promise<Closed | Denied | "forbidden">;
 
   send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult>;
 
