@@ -4,19 +4,15 @@
  * Both ways in: the SDP proxy, and the AI as a room peer connected by the client library.
  */
 import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect } from "vitest";
-import { STORES, useHarness, type Harness } from "../support/harness.js";
-import { ARTIFACTS, hasChromium, launchBrowser, watchConsole } from "./browser.js";
+import { describe, expect } from "vitest";
+import { STORES, type Harness } from "../support/harness.js";
+import { ARTIFACTS, watchConsole } from "./browser.js";
+import { useBrowser } from "./use-browser.js";
 
 describe.each(STORES)("AI page in Chromium, simulated upstream [%s]", (kind) => {
   let h: Harness;
   let browser: Browser;
-  const available = useHarness(kind, (started) => (h = started));
-  const test = hasChromium ? available : available.skip;
-  beforeAll(async () => {
-    if (hasChromium) browser = await launchBrowser();
-  });
-  afterAll(async () => browser?.close());
+  const test = useBrowser(kind, (started, b) => ((h = started), (browser = b)));
 
   for (const via of ["proxy", "peer"] as const) {
     test(`connects through the ${via === "proxy" ? "SDP proxy" : "room, the AI as a peer"} and shows transcript lines`, async () => {

@@ -4,9 +4,10 @@
  * each; chat reaches the others; someone leaving updates everyone else.
  */
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect } from "vitest";
-import { apiClient, joinRoom, STORES, useHarness, type Harness } from "../support/harness.js";
-import { ARTIFACTS, hasChromium, launchBrowser, watchConsole } from "./browser.js";
+import { describe, expect } from "vitest";
+import { apiClient, joinRoom, STORES, type Harness } from "../support/harness.js";
+import { ARTIFACTS, watchConsole } from "./browser.js";
+import { useBrowser } from "./use-browser.js";
 
 /** Links on the page: remote peer → connection state, frames decoded, audio packets received. */
 function meshStats(page: Page) {
@@ -50,12 +51,7 @@ async function joinMeeting(context: BrowserContext, url: string, name: string, r
 describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
   let h: Harness;
   let browser: Browser;
-  const available = useHarness(kind, (started) => (h = started));
-  const test = hasChromium ? available : available.skip;
-  beforeAll(async () => {
-    if (hasChromium) browser = await launchBrowser();
-  });
-  afterAll(async () => browser?.close());
+  const test = useBrowser(kind, (started, b) => ((h = started), (browser = b)));
 
   test("four people all connect to each other with media, chat, and see one leave", async () => {
     const context = await browser.newContext();

@@ -4,9 +4,10 @@
  */
 import { writeFile } from "node:fs/promises";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hasRedis, startHarness, STORES, type Harness } from "../support/harness.js";
-import { ARTIFACTS, firstFrameAt, framesDecoded, hasChromium, launchBrowser, watchConsole } from "./browser.js";
+import { describe, expect } from "vitest";
+import { STORES, type Harness } from "../support/harness.js";
+import { ARTIFACTS, firstFrameAt, framesDecoded, watchConsole } from "./browser.js";
+import { useBrowser } from "./use-browser.js";
 
 /** Opens the host page and starts sharing; returns the page and its room ID. */
 async function startSharing(context: BrowserContext, base: string) {
@@ -31,19 +32,9 @@ async function openViewer(context: BrowserContext, base: string, roomId: string,
 const linkState = (page: Page) => page.evaluate(() => (window as any).signalbox.link?.state);
 
 describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
-  const skip = !hasChromium || (kind === "redis" && !hasRedis());
   let h: Harness;
   let browser: Browser;
-  beforeAll(async () => {
-    if (skip) return;
-    h = await startHarness(kind);
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await h?.close();
-  });
-  const test = it.skipIf(skip);
+  const test = useBrowser(kind, (started, b) => ((h = started), (browser = b)));
 
   test("one host, three viewers: each connects, plays the screen and keeps decoding", async () => {
     const context = await browser.newContext();
