@@ -120,7 +120,7 @@ export async function leaveRoom(ctx: Context, caller: Caller, peerId: string): P
     now,
   );
   if (left === "ok") return { sessions: [] };
-  if (typeof left === "object") return { sessions: left.sessions };
+  if (typeof left === "object") return left;
   deny(left, caller, { forbidden: "Only the host may remove another peer", to: peerId });
 }
 
@@ -128,7 +128,7 @@ export async function leaveRoom(ctx: Context, caller: Caller, peerId: string): P
 export async function closeRoom(ctx: Context, caller: Caller): Promise<{ sessions: string[] }> {
   const now = ctx.now();
   const closed = await ctx.store.closeRoom(caller, outgoing("room-closed", caller.peerId, now), now);
-  if (typeof closed === "object") return { sessions: closed.sessions };
+  if (typeof closed === "object") return closed;
   deny(closed, caller, { forbidden: "Only the host may close the room" });
 }
 

@@ -4,9 +4,9 @@
  * with the client library — join, offer/answer, trickle, chat, a departure, the room's close —
  * with every long-poll woken by a message another process wrote.
  */
-import { afterAll, beforeAll, describe, expect } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignalingClient, type Message, type SessionEndedError } from "../lib/client/signaling-client.js";
-import { hasRedis, redisUrl, TEST_ENV, useHarness } from "./support/harness.js";
+import { hasRedis, redisUrl, TEST_ENV } from "./support/harness.js";
 import { spawnPrinting, startServer, type ServerProcess } from "./support/processes.js";
 
 /** Messages one client has received, and a way to wait for the next that matches. */
@@ -34,8 +34,7 @@ describe.each([2, 3])("%i server processes sharing one Redis [redis]", (count) =
   let bridge: { url: string; child: import("node:child_process").ChildProcess };
   let servers: ServerProcess[] = [];
   const token = "multiprocess-bridge";
-  // A harness only for its skip rule: these tests need redis-server.
-  const test = useHarness("redis", () => {});
+  const test = it.skipIf(!hasRedis());
 
   beforeAll(async () => {
     if (!hasRedis()) return;

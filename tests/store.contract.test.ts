@@ -223,7 +223,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     await store.putSession(host, "ses_b", '{"callId":"rtc_b"}', 5);
     // Closing hands back the room's session records, so their calls can be hung up.
     const closed = await store.closeRoom(host, msg("room-closed", 5), Date.now());
-    expect(closed).toEqual({ closed: true, sessions: expect.arrayContaining(['{"callId":"rtc_a"}', '{"callId":"rtc_b"}']) });
+    expect(closed).toEqual({ sessions: expect.arrayContaining(['{"callId":"rtc_a"}', '{"callId":"rtc_b"}']) });
     expect(typeof closed === "object" && closed.sessions).toHaveLength(2);
     for (const l of listeners) {
       const wake = await l.next(5000);
@@ -237,7 +237,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
   it.skipIf(kind === "redis" && !hasRedis())("the host leaving closes the room", async () => {
     const { roomId, host } = await makeRoom({ viewers: 1 });
     await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5);
-    expect(await store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toEqual({ closed: true, sessions: ['{"callId":"rtc_a"}'] });
+    expect(await store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toEqual({ sessions: ['{"callId":"rtc_a"}'] });
     expect(await store.describeRoom(roomId, Date.now())).toBeNull();
   });
 

@@ -256,7 +256,7 @@ export class MemoryStore implements SignalStore {
   private discard(room: Room, closed: Outgoing): Closed {
     this.rooms.delete(room.info.roomId);
     for (const peerId of room.peers.keys()) this.notify(room.info.roomId, peerId, `closed:${closed.body}`);
-    return { closed: true, sessions: [...room.sessions.values()] };
+    return { sessions: [...room.sessions.values()] };
   }
 
   private notify(roomId: string, peerId: string, payload: string) {

@@ -10,7 +10,6 @@ import {
   READ_BATCH,
   StoreUnavailable,
   type Caller,
-  type Closed,
   type Denied,
   type Listener,
   type NewRoom,
@@ -41,8 +40,6 @@ export function idAfter(id: string): string {
 }
 
 /** A room as HGETALL returns its hash (field, value, field, value, …). */
-const closedWith = (sessions: string[]): Closed => ({ closed: true, sessions });
-
 function viewFrom(fields: Reply): RoomView {
   const flat = fields as string[];
   let info: Omit<RoomInfo, "expiresAt"> | null = null;
@@ -123,12 +120,12 @@ export class RedisStore implements SignalStore {
     const [status, ...sessions] = (await this.run("LEAVE_ROOM", [roomKey(c.roomId)], [
       now, c.peerId, c.tokenHash, peerId, announce.type, announce.body, closed.body,
     ])) as string[];
-    return status === "closed" ? closedWith(sessions) : (status as "ok" | Denied | "forbidden" | "peer-missing");
+    return status === "closed" ? { sessions } : (status as "ok" | Denied | "forbidden" | "peer-missing");
   }
 
   async closeRoom(c: Caller, closed: Outgoing) {
     const [status, ...sessions] = (await this.run("CLOSE_ROOM", [roomKey(c.roomId)], [c.peerId, c.tokenHash, closed.body])) as string[];
-    return status === "closed" ? closedWith(sessions) : (status as Denied | "forbidden");
+    return status === "closed" ? { sessions } : (status as Denied | "forbidden");
   }
 
   async send(c: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {

@@ -82,7 +82,6 @@ export interface Listener {
 
 /** A room just closed, with the session records it held (their calls still need hanging up). */
 export interface Closed {
-  closed: true;
   sessions: string[];
 }
 
