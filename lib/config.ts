@@ -13,11 +13,6 @@ const iceServer = z.object({
   credential: z.string().optional(),
 });
 
-const flag = z
-  .enum(["true", "false", "1", "0", ""])
-  .optional()
-  .transform((v) => v === "true" || v === "1");
-
 const EnvSchema = z.object({
   UPSTASH_REDIS_REST_URL: z.url().optional(),
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
@@ -39,10 +34,14 @@ const EnvSchema = z.object({
   ROOM_TTL_SECONDS: positiveInt(3600),
   ROOM_MAX_LIFETIME_SECONDS: positiveInt(86_400),
   INBOX_MAX_MESSAGES: positiveInt(1000),
+  ROOM_MAIL_MAX_BYTES: z.coerce.number().int().min(65_536, "must be at least 65536").default(4 * 1024 * 1024),
+  WAITING_READS_PER_ADDRESS: positiveInt(100),
   REDIS_TIMEOUT_MS: positiveInt(3000),
   RATE_LIMIT_ROOMS_PER_HOUR: positiveInt(50),
   RATE_LIMIT_CALLS_PER_HOUR: positiveInt(2000),
   RATE_LIMIT_CHAT_PER_MINUTE: positiveInt(60),
+  RATE_LIMIT_ROOM_CHAT_PER_MINUTE: positiveInt(120),
+  RATE_LIMIT_JOINS_PER_HOUR: positiveInt(300),
   RATE_LIMIT_PROBES_PER_HOUR: positiveInt(100),
   RATE_LIMITS: z.enum(["on", "off"]).default("on"),
   TURN_URLS: z.string().optional(),
@@ -55,7 +54,11 @@ const EnvSchema = z.object({
   AUTH_JWKS_URL: z.url().optional(),
   AUTH_JWT_ISSUER: z.string().min(1).optional(),
   AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
-  TRUST_PROXY: flag,
+  TRUST_PROXY: z
+    .string()
+    .regex(/^(true|false|\d{1,2})$/, "must be true, false, or the number of proxies in front (e.g. 1)")
+    .optional()
+    .transform((v) => (v === "true" ? 1 : v === "false" || v === undefined ? 0 : Number(v))),
   VERCEL: z.string().optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_MODE: z.enum(["simulate", "live"]).optional(),
@@ -93,13 +96,30 @@ export interface Config {
   roomTtlMs: number;
   roomMaxLifetimeMs: number;
   inboxMaxMessages: number;
+  /** Unread mail a room may hold, all inboxes together (bytes); chat may fill at most half. */
+  roomMailMaxBytes: number;
+  /** Long-polls one client address may hold open at once, in this process. */
+  waitingReadsPerAddress: number;
   /** `enabled: false` (RATE_LIMITS=off) where a gateway in front already limits, or to measure without them. */
-  rateLimits: { enabled: boolean; roomsPerHour: number; callsPerHour: number; chatPerMinute: number; probesPerHour: number };
+  rateLimits: {
+    enabled: boolean;
+    roomsPerHour: number;
+    callsPerHour: number;
+    /** Chat per sender, and per room whoever sends. */
+    chatPerMinute: number;
+    roomChatPerMinute: number;
+    probesPerHour: number;
+    /** Joins per client address: each join mints a new sender. */
+    joinsPerHour: number;
+  };
   authSecret: string | null;
   /** Room creation by JWT: the JWKS that signs them, and the issuer and audiences required. */
   jwt: { jwksUrl: string; issuer?: string; audience?: string[] } | null;
-  /** Take the client address from X-Forwarded-For (set by Vercel or a trusted reverse proxy). */
-  trustProxy: boolean;
+  /**
+   * How many proxies in front append to X-Forwarded-For (Vercel: 1); the client address is the
+   * entry that many places from the right. 0: the socket's address.
+   */
+  trustProxy: number;
   /** TURN for every peer: time-limited credentials from a shared secret, or static ones. */
   turn: { urls: string[]; secret?: string; ttlSeconds: number; username?: string; credential?: string } | null;
   /** info: a line per request; warn/error: only problems; off: nothing. */
@@ -168,12 +188,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     roomTtlMs: e.ROOM_TTL_SECONDS * 1000,
     roomMaxLifetimeMs: Math.max(e.ROOM_MAX_LIFETIME_SECONDS, e.ROOM_TTL_SECONDS) * 1000,
     inboxMaxMessages: e.INBOX_MAX_MESSAGES,
-    rateLimits: { enabled: e.RATE_LIMITS === "on", roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR, callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR, chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE, probesPerHour: e.RATE_LIMIT_PROBES_PER_HOUR },
+    roomMailMaxBytes: e.ROOM_MAIL_MAX_BYTES,
+    waitingReadsPerAddress: e.WAITING_READS_PER_ADDRESS,
+    rateLimits: {
+      enabled: e.RATE_LIMITS === "on",
+      roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR,
+      callsPerHour: e.RATE_LIMIT_CALLS_PER_HOUR,
+      chatPerMinute: e.RATE_LIMIT_CHAT_PER_MINUTE,
+      roomChatPerMinute: e.RATE_LIMIT_ROOM_CHAT_PER_MINUTE,
+      probesPerHour: e.RATE_LIMIT_PROBES_PER_HOUR,
+      joinsPerHour: e.RATE_LIMIT_JOINS_PER_HOUR,
+    },
     authSecret: e.AUTH_SECRET ?? null,
     jwt: e.AUTH_JWKS_URL
       ? { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_JWT_ISSUER, audience: e.AUTH_JWT_AUDIENCE?.split(",").map((a) => a.trim()).filter(Boolean) }
       : null,
-    trustProxy: e.TRUST_PROXY || Boolean(e.VERCEL),
+    trustProxy: e.TRUST_PROXY || (e.VERCEL ? 1 : 0),
     logLevel: e.LOG_LEVEL,
     turn: turnUrls.length
       ? { urls: turnUrls, secret: e.TURN_SECRET, ttlSeconds: e.TURN_TTL_SECONDS, username: e.TURN_USERNAME, credential: e.TURN_CREDENTIAL }

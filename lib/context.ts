@@ -8,7 +8,7 @@ import { loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { SimulatedUpstream } from "./openai/simulator.js";
 import { OpenAIRealtimeUpstream, type RealtimeUpstream } from "./openai/upstream.js";
-import { memoryRateLimits, ProbeGuard, redisRateLimits, type RateLimits } from "./ratelimit.js";
+import { memoryRateLimits, ProbeGuard, redisRateLimits, VerifiedPeers, WaitingReads, type RateLimits } from "./ratelimit.js";
 import { MemoryStore } from "./store/memory.js";
 import { RedisStore } from "./store/redis.js";
 import type { SignalStore } from "./store/types.js";
@@ -19,6 +19,10 @@ export interface Context {
   limits: RateLimits;
   /** Refuses addresses that guess room IDs (per process, fed by `limits.probes`). */
   probes: ProbeGuard;
+  /** Tokens seen to work in this process: only their requests are charged per peer. */
+  verified: VerifiedPeers;
+  /** Long-polls held per client address in this process. */
+  waiting: WaitingReads;
   /** Who answers AI sessions: OpenAI, or the in-process simulator. */
   realtime: RealtimeUpstream;
   log: Logger;
@@ -40,10 +44,21 @@ function realtimeUpstream(config: Config): RealtimeUpstream {
 
 export function createContext(env: Record<string, string | undefined> = process.env): Context {
   const config = loadConfig(env);
-  const redis = config.redis ? new RedisStore(config.redis, config.inboxMaxMessages, config.redis.timeoutMs) : null;
-  const store = redis ?? new MemoryStore(config.inboxMaxMessages);
+  const budget = { inboxMax: config.inboxMaxMessages, roomMailMaxBytes: config.roomMailMaxBytes };
+  const redis = config.redis ? new RedisStore(config.redis, budget, config.redis.timeoutMs) : null;
+  const store = redis ?? new MemoryStore(budget);
   const limits = redis ? redisRateLimits(redis.client, config) : memoryRateLimits(config);
-  return { config, store, limits, probes: new ProbeGuard(limits.probes), realtime: realtimeUpstream(config), log: createLogger(config.logLevel), now: Date.now };
+  return {
+    config,
+    store,
+    limits,
+    probes: new ProbeGuard(limits.probes),
+    verified: new VerifiedPeers(),
+    waiting: new WaitingReads(config.waitingReadsPerAddress),
+    realtime: realtimeUpstream(config),
+    log: createLogger(config.logLevel),
+    now: Date.now,
+  };
 }
 
 const bound = new WeakMap<IncomingMessage, Context>();

@@ -38,12 +38,13 @@ function operation(path: string, method: string, spec: MethodSpec<any, any>, ope
   if (spec.query || spec.body) responses["400"] = problem("The request is invalid (`invalid_request`, `invalid_json`); `errors` names each field");
   if (spec.auth) responses["401"] = problem("No token, or not a token of this room (`missing_token`, `invalid_token`)");
   if (openRoom) responses["403"] = problem("This deployment requires its AUTH_SECRET or a JWT from its identity provider (`forbidden`)");
-  if (spec.auth || path === "/api/peers") responses["404"] = problem("No such room, or it has expired or was closed (`room_not_found`)");
+  if (spec.auth) responses["404"] = problem("No such recipient or session (`peer_not_found`, `session_not_found`)");
+  else if (path === "/api/peers") responses["404"] = problem("No such room, or it has expired or was closed (`room_not_found`)");
   if (spec.body) {
     responses["413"] = problem("The body or a field is too large (`payload_too_large`)");
     responses["415"] = problem("The body is not JSON (`unsupported_media_type`)");
   }
-  if (!spec.unlimited || spec.limit) responses["429"] = problem("Rate limited (`rate_limited`); see Retry-After");
+  responses["429"] = problem("Rate limited (`rate_limited`), too many waiting reads (`too_many_waiting`), or the recipient's or room's mail is full (`inbox_full`, `room_busy`); see Retry-After");
   responses["503"] = problem(openRoom ? "The store, or the identity provider's keys, cannot be reached (`store_unavailable`, `auth_unavailable`); see Retry-After" : "The store cannot be reached (`store_unavailable`); see Retry-After");
 
   const body = spec.body ? jsonSchema(spec.body) : null;

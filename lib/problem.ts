@@ -39,7 +39,7 @@ export const problems = {
   missingToken: () =>
     new Problem(401, "missing_token", "Authentication required", "Send the peer token as 'Authorization: Bearer <token>'", {}, { "www-authenticate": "Bearer" }),
   invalidToken: () =>
-    new Problem(401, "invalid_token", "Invalid token", "The token is not valid for this room (the peer may have left or been removed)", {}, { "www-authenticate": 'Bearer error="invalid_token"' }),
+    new Problem(401, "invalid_token", "Invalid token", "The token is not valid for this room (the peer left or was removed, or the room closed or expired)", {}, { "www-authenticate": 'Bearer error="invalid_token"' }),
   forbidden: (detail: string) => new Problem(403, "forbidden", "Forbidden", detail),
   roomNotFound: (roomId: string) =>
     new Problem(404, "room_not_found", "Room not found", `Room '${roomId}' does not exist, has expired or was closed`),
@@ -47,6 +47,12 @@ export const problems = {
   roomFull: (maxPeers: number) => new Problem(409, "room_full", "Room is full", `This room holds at most ${maxPeers} peers`),
   inboxFull: (peerId: string) =>
     new Problem(429, "inbox_full", "Recipient inbox is full", `Peer '${peerId}' has too many unread messages; retry once it has read them`, {}, { "retry-after": "1" }),
+  roomBusy: () =>
+    new Problem(429, "room_busy", "Room has too much unread mail", "This room's peers have too much unread mail for more; retry once they have read it", {}, { "retry-after": "2" }),
+  tooManyWaiting: (max: number) =>
+    new Problem(429, "too_many_waiting", "Too many waiting reads", `This address already holds ${max} waiting reads; end some, or read without 'wait'`, {}, { "retry-after": "5" }),
+  /** The client went away mid-request: nobody reads this answer, and it is no defect of ours. */
+  clientClosed: () => new Problem(400, "client_closed", "Client closed the request", "The connection closed before the request was complete"),
   rateLimited: (retryAfterSeconds: number) =>
     new Problem(429, "rate_limited", "Too many requests", `Rate limit exceeded; retry in ${retryAfterSeconds} s`, {}, { "retry-after": String(retryAfterSeconds) }),
   storeUnavailable: (extra: Record<string, unknown> = {}) =>

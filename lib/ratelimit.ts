@@ -23,24 +23,48 @@ export interface Limiter {
 export interface RateLimits {
   /** Room creation, per client address. */
   rooms: Limiter;
-  /** Every other API call, per peer token (per address when unauthenticated). */
+  /** Joins, per client address: each join mints a new sender. */
+  joins: Limiter;
+  /** Every other API call, per verified peer (per address until this process has seen the token work). */
   calls: Limiter;
-  /** AI sessions started, per host token. */
+  /** AI sessions started, per host. */
   sessions: Limiter;
   /** Room lookups without a token that found no room, per client address. */
   probes: Limiter;
-  /** Chat messages, per sender in a room (per peer token). */
+  /** Chat messages, per sender in a room. */
   chat: Limiter;
+  /** Chat messages, per room, whoever sends them. */
+  roomChat: Limiter;
 }
 
-const HOUR_MS = 3_600_000;
+type Policy = { max: number; window: "1 h" | "1 m" };
+
+function policies(config: Config): Record<keyof RateLimits, Policy> {
+  const r = config.rateLimits;
+  return {
+    rooms: { max: r.roomsPerHour, window: "1 h" },
+    joins: { max: r.joinsPerHour, window: "1 h" },
+    calls: { max: r.callsPerHour, window: "1 h" },
+    sessions: { max: config.openai.sessionsPerHour, window: "1 h" },
+    probes: { max: r.probesPerHour, window: "1 h" },
+    chat: { max: r.chatPerMinute, window: "1 m" },
+    roomChat: { max: r.roomChatPerMinute, window: "1 m" },
+  };
+}
+
+const WINDOW_MS = { "1 h": 3_600_000, "1 m": 60_000 };
 
 const unchecked: Limiter = { limit: async () => ({ success: true, limit: 0, remaining: 0, reset: 0, unchecked: true }) };
-const noLimits: RateLimits = { rooms: unchecked, calls: unchecked, sessions: unchecked, probes: unchecked, chat: unchecked };
+
+function build(config: Config, limiter: (policy: Policy, name: string) => Limiter): RateLimits {
+  const table = policies(config);
+  return Object.fromEntries(
+    Object.entries(table).map(([name, policy]) => [name, config.rateLimits.enabled ? limiter(policy, name) : unchecked]),
+  ) as unknown as RateLimits;
+}
 
 export function redisRateLimits(redis: Redis, config: Config): RateLimits {
-  if (!config.rateLimits.enabled) return noLimits;
-  const limiter = (max: number, name: string, window: "1 h" | "1 m" = "1 h"): Limiter => {
+  return build(config, ({ max, window }, name) => {
     const ratelimit = new Ratelimit({
       redis,
       limiter: Ratelimit.slidingWindow(max, window),
@@ -56,14 +80,7 @@ export function redisRateLimits(redis: Redis, config: Config): RateLimits {
       limit: (key) =>
         ratelimit.limit(key).catch(() => ({ success: true, limit: max, remaining: max, reset: Date.now(), unchecked: true })),
     };
-  };
-  return {
-    rooms: limiter(config.rateLimits.roomsPerHour, "rooms"),
-    calls: limiter(config.rateLimits.callsPerHour, "calls"),
-    sessions: limiter(config.openai.sessionsPerHour, "sessions"),
-    probes: limiter(config.rateLimits.probesPerHour, "probes"),
-    chat: limiter(config.rateLimits.chatPerMinute, "chat", "1 m"),
-  };
+  });
 }
 
 /** Upstash's sliding window: the previous window's count, weighted by how much of it still overlaps. */
@@ -97,14 +114,50 @@ export class MemoryLimiter implements Limiter {
 }
 
 export function memoryRateLimits(config: Config): RateLimits {
-  if (!config.rateLimits.enabled) return noLimits;
-  return {
-    rooms: new MemoryLimiter(config.rateLimits.roomsPerHour, HOUR_MS),
-    calls: new MemoryLimiter(config.rateLimits.callsPerHour, HOUR_MS),
-    sessions: new MemoryLimiter(config.openai.sessionsPerHour, HOUR_MS),
-    probes: new MemoryLimiter(config.rateLimits.probesPerHour, HOUR_MS),
-    chat: new MemoryLimiter(config.rateLimits.chatPerMinute, 60_000),
-  };
+  return build(config, ({ max, window }) => new MemoryLimiter(max, WINDOW_MS[window]));
+}
+
+/**
+ * Token hashes this process has seen succeed. Requests with any other token are charged to
+ * their address, so forged tokens cannot make a rate-limit key each: keys exist only per
+ * address and per verified peer. Bounded: the oldest are forgotten first.
+ */
+export class VerifiedPeers {
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly max = 100_000) {}
+
+  has(tokenHash: string) {
+    return this.seen.has(tokenHash);
+  }
+
+  add(tokenHash: string) {
+    if (this.seen.has(tokenHash)) return;
+    if (this.seen.size >= this.max) this.seen.delete(this.seen.values().next().value!);
+    this.seen.add(tokenHash);
+  }
+}
+
+/** Long-polls held open per client address in this process, up to a cap. */
+export class WaitingReads {
+  private readonly held = new Map<string, number>();
+
+  constructor(private readonly max: number) {}
+
+  /** A release function, or null when `address` already holds its cap. */
+  enter(address: string): (() => void) | null {
+    const n = this.held.get(address) ?? 0;
+    if (n >= this.max) return null;
+    this.held.set(address, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.held.get(address) ?? 1) - 1;
+      if (left > 0) this.held.set(address, left);
+      else this.held.delete(address);
+    };
+  }
 }
 
 /**

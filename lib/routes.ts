@@ -31,12 +31,7 @@ let document: ReturnType<typeof openApiDocument> | undefined;
 
 const mail = (result: { messages: unknown[] }): Reply => (result.messages.length ? ok(result) : noContent());
 
-/**
- * A long-poll is not charged against the call limit: its wait paces it (an idle peer makes
- * ~2.4 a minute), and charging it would add a third of an idle peer's Redis bill.
- */
-const LONG_POLL_SECONDS = 10;
-const isLongPoll = (query: { wait: number }) => query.wait >= LONG_POLL_SECONDS;
+const waits = (query: { wait: number }) => query.wait > 0;
 
 const MAIL = { 200: "Messages waiting: `{messages}`", 204: "Nothing arrived within `wait` seconds" };
 
@@ -54,8 +49,8 @@ function descriptionRoute(type: "offer" | "answer") {
       responses: MAIL,
       query: TakeQuery,
       auth: "peer",
-      unlimited: isLongPoll,
-      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, type, query.wait * 1000, signal)),
+      waits,
+      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, type, { waitMs: query.wait * 1000, signal })),
     },
   });
 }
@@ -114,6 +109,7 @@ export const routes = {
       summary: "Join a room by its ID",
       responses: { 201: "`{roomId, peerId, token, expiresAt, room, peers, iceServers}`" },
       body: JoinBody,
+      limit: "joins",
       handle: async ({ ctx, body }) => ok(await signaling.joinRoom(ctx, body), 201),
     },
     GET: {
@@ -152,8 +148,8 @@ export const routes = {
       responses: MAIL,
       query: TakeQuery,
       auth: "peer",
-      unlimited: isLongPoll,
-      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, "candidate", query.wait * 1000, signal)),
+      waits,
+      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, "candidate", { waitMs: query.wait * 1000, signal })),
     },
   }),
 
@@ -163,8 +159,11 @@ export const routes = {
       responses: { 200: "`{messages, cursor}`", 204: "Nothing arrived within `wait` seconds" },
       query: PollQuery,
       auth: "peer",
-      unlimited: isLongPoll,
-      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.poll(ctx, caller, query.after ?? null, query.wait * 1000, signal)),
+      waits,
+      // A waiting poll is charged when it answers at once or is superseded, never for waiting.
+      chargesItself: waits,
+      handle: async ({ ctx, caller, query, signal, charge }) =>
+        mail(await signaling.poll(ctx, caller, query.after ?? null, { waitMs: query.wait * 1000, signal, charge: () => charge("calls") })),
     },
   }),
 
@@ -174,8 +173,9 @@ export const routes = {
       responses: { 201: "`{from, name, text, at}`" },
       body: ChatBody,
       auth: "peer",
-      limit: "chat",
-      handle: async ({ ctx, caller, body }) => ok(await signaling.chat(ctx, caller, body.text), 201),
+      // Per sender and per room, once the sender's token is verified.
+      chargesItself: () => true,
+      handle: async ({ ctx, caller, body, charge }) => ok(await signaling.chat(ctx, caller, body.text, charge), 201),
     },
     GET: {
       summary: "The room's last 50 chat messages",

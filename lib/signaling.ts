@@ -2,6 +2,7 @@
  * The signaling protocol: rooms, peers, messages and how they are read. Handlers in api/
  * call one function here each; the store (lib/store) makes each step atomic.
  */
+import { nanoid } from "nanoid";
 import type { Context } from "./context.js";
 import { iceServersFor } from "./ice.js";
 import { hashToken, newPeerId, newRoomId, newToken, tokenPeerId } from "./ids.js";
@@ -29,11 +30,14 @@ function outgoing(type: MessageType, from: string, at: number, fields: Record<st
 
 const toMessage = (m: StoredMessage): Message => ({ id: m.id, ...JSON.parse(m.body) });
 
-/** Throws the problem for a store's refusal. */
-function deny(status: Denied | "forbidden" | "peer-missing" | "inbox-full", caller: Caller, detail: { forbidden?: string; to?: string } = {}): never {
+/**
+ * Throws the problem for a store's refusal. A missing room is an invalid token: a caller
+ * whose token the room could not verify must not learn whether the room exists (only the
+ * budgeted join and lookup say so).
+ */
+function deny(status: Denied | "forbidden" | "peer-missing" | "inbox-full" | "room-busy", detail: { forbidden?: string; to?: string } = {}): never {
   switch (status) {
     case "room-missing":
-      throw problems.roomNotFound(caller.roomId);
     case "unauthorized":
       throw problems.invalidToken();
     case "forbidden":
@@ -42,6 +46,8 @@ function deny(status: Denied | "forbidden" | "peer-missing" | "inbox-full", call
       throw problems.peerNotFound(detail.to ?? "");
     case "inbox-full":
       throw problems.inboxFull(detail.to ?? "");
+    case "room-busy":
+      throw problems.roomBusy();
   }
 }
 
@@ -67,11 +73,10 @@ export async function createRoom(ctx: Context, input: CreateRoomInput) {
     const host: PeerInfo = { peerId: newPeerId(), role: "host", joinedAt: now, ...(input.name ? { name: input.name } : {}) };
     const token = newToken(host.peerId);
     const room = { roomId, topology: input.topology, maxPeers, hostId: host.peerId, createdAt: now };
-    const created = await ctx.store.createRoom(
-      { room, ttlMs, capAt: now + ctx.config.roomMaxLifetimeMs, host, hostTokenHash: hashToken(token) },
-      now,
-    );
+    const hostTokenHash = hashToken(token);
+    const created = await ctx.store.createRoom({ room, ttlMs, capAt: now + ctx.config.roomMaxLifetimeMs, host, hostTokenHash }, now);
     if (created === "ok") {
+      ctx.verified.add(hostTokenHash);
       const expiresAt = Math.min(now + ttlMs, now + ctx.config.roomMaxLifetimeMs);
       return { roomId, peerId: host.peerId, token, expiresAt, room: { ...room, expiresAt }, iceServers: iceServersFor(ctx.config, host.peerId, now) };
     }
@@ -83,12 +88,14 @@ export async function joinRoom(ctx: Context, input: JoinInput) {
   const now = ctx.now();
   const peer: PeerInfo = { peerId: newPeerId(), role: "viewer", joinedAt: now, ...(input.name ? { name: input.name } : {}) };
   const token = newToken(peer.peerId);
-  const joined = await ctx.store.joinRoom(input.roomId, peer, hashToken(token), outgoing("peer-joined", peer.peerId, now, { peer }), now);
+  const tokenHash = hashToken(token);
+  const joined = await ctx.store.joinRoom(input.roomId, peer, tokenHash, outgoing("peer-joined", peer.peerId, now, { peer }), now);
   if (joined === "room-missing") throw problems.roomNotFound(input.roomId);
   if (joined === "room-full") {
     const room = await ctx.store.describeRoom(input.roomId, now);
     throw problems.roomFull(room?.room.maxPeers ?? 0);
   }
+  ctx.verified.add(tokenHash);
   return {
     roomId: input.roomId,
     peerId: peer.peerId,
@@ -101,7 +108,7 @@ export async function joinRoom(ctx: Context, input: JoinInput) {
 
 export async function listPeers(ctx: Context, caller: Caller) {
   const view = await ctx.store.listPeers(caller, ctx.now());
-  if (typeof view === "string") deny(view, caller);
+  if (typeof view === "string") deny(view);
   return publicRoom(view);
 }
 
@@ -121,7 +128,7 @@ export async function leaveRoom(ctx: Context, caller: Caller, peerId: string): P
   );
   if (left === "ok") return { sessions: [] };
   if (typeof left === "object") return left;
-  deny(left, caller, { forbidden: "Only the host may remove another peer", to: peerId });
+  deny(left, { forbidden: "Only the host may remove another peer", to: peerId });
 }
 
 /** Closes the room; returns the AI session records it held, for their calls to be hung up. */
@@ -129,14 +136,14 @@ export async function closeRoom(ctx: Context, caller: Caller): Promise<{ session
   const now = ctx.now();
   const closed = await ctx.store.closeRoom(caller, outgoing("room-closed", caller.peerId, now), now);
   if (typeof closed === "object") return closed;
-  deny(closed, caller, { forbidden: "Only the host may close the room" });
+  deny(closed, { forbidden: "Only the host may close the room" });
 }
 
 async function send(ctx: Context, caller: Caller, to: string, type: MessageType, fields: Record<string, unknown>) {
   const now = ctx.now();
   const sent = await ctx.store.send(caller, to, outgoing(type, caller.peerId, now, fields), now);
   if (typeof sent === "string") {
-    deny(sent, caller, { forbidden: "In a star room a viewer may address only the host", to });
+    deny(sent, { forbidden: "In a star room a viewer may address only the host", to });
   }
   return { id: sent.id };
 }
@@ -147,30 +154,65 @@ export const sendDescription = (ctx: Context, caller: Caller, to: string, descri
 export const sendCandidates = (ctx: Context, caller: Caller, input: CandidateInput) =>
   send(ctx, caller, input.to, "candidate", { candidates: input.candidates });
 
+/** What a read may do besides reading. */
+export interface ReadOptions {
+  waitMs: number;
+  signal?: AbortSignal;
+  /**
+   * Charges the caller: a waiting read is charged when it answers at once (it was a plain
+   * read) or is superseded, never for the waiting itself. Reads without a wait are charged
+   * before they start, by the route.
+   */
+  charge?: () => Promise<void>;
+}
+
 /**
  * Reads with an optional wait. A waiting read subscribes to the peer's notifications first,
  * then reads (so nothing sent in between is missed), then waits for a wake-up or the deadline
  * and reads again. It costs O(1) store commands however long it waits; it never sleeps and retries.
+ *
+ * A peer holds at most one waiting read: each one's first read publishes its waiter mark (in
+ * the store's step, once the token is verified), and a waiting read that hears another mark
+ * after its own ends at once with nothing. Marks reach every subscriber in publish order, so
+ * of any number of racing reads exactly the last to read stays.
  */
-async function receive(ctx: Context, caller: Caller, read: () => Promise<StoredMessage[] | Denied>, waitMs: number, signal?: AbortSignal, wokenBy?: (wake: Extract<Wake, { kind: "message" }>) => StoredMessage | null) {
-  const readOrDeny = async () => {
-    const found = await read();
-    if (typeof found === "string") deny(found, caller);
+async function receive(
+  ctx: Context,
+  caller: Caller,
+  read: (waiter?: string) => Promise<StoredMessage[] | Denied>,
+  { waitMs, signal, charge }: ReadOptions,
+  wokenBy?: (wake: Extract<Wake, { kind: "message" }>) => StoredMessage | null,
+) {
+  const readOrDeny = async (waiter?: string) => {
+    const found = await read(waiter);
+    if (typeof found === "string") deny(found);
     return found.map(toMessage);
   };
   if (waitMs <= 0) return readOrDeny();
 
   const deadline = ctx.now() + waitMs;
+  const mark = nanoid(12);
   const listener = await ctx.store.listen(caller.roomId, caller.peerId);
   try {
+    const first = await readOrDeny(mark);
+    if (first.length > 0) {
+      await charge?.();
+      return first;
+    }
+    let markSeen = false;
     for (;;) {
-      const found = await readOrDeny();
-      if (found.length > 0) return found;
       const wake = await listener.next(deadline - ctx.now(), signal);
       if (wake.kind === "timeout") return [];
       if (wake.kind === "closed") return [{ id: "0-0", ...JSON.parse(wake.body) } as Message];
+      if (wake.kind === "waiter") {
+        if (wake.mark === mark) markSeen = true;
+        else if (markSeen) return (await charge?.(), []); // a newer read of this peer took over
+        continue;
+      }
       const delivered = wake.kind === "message" ? wokenBy?.(wake) : null;
       if (delivered) return [toMessage(delivered)];
+      const found = await readOrDeny();
+      if (found.length > 0) return found;
     }
   } finally {
     listener.close();
@@ -182,30 +224,36 @@ async function receive(ctx: Context, caller: Caller, read: () => Promise<StoredM
  * poll woken by a new message answers with that message as published (it stays in the inbox
  * until acknowledged, like any other), saving a read.
  */
-export async function poll(ctx: Context, caller: Caller, after: string | null, waitMs: number, signal?: AbortSignal) {
-  const messages = await receive(ctx, caller, () => ctx.store.read(caller, after, ctx.now()), waitMs, signal, (wake) => wake.message ?? null);
+export async function poll(ctx: Context, caller: Caller, after: string | null, options: ReadOptions) {
+  const read = (waiter?: string) => ctx.store.read(caller, after, ctx.now(), waiter);
+  const messages = await receive(ctx, caller, read, options, (wake) => wake.message ?? null);
   return { messages, cursor: messages.at(-1)?.id ?? after };
 }
 
 /** Single-use read of one type: each message goes to exactly one request. */
-export async function take(ctx: Context, caller: Caller, type: MessageType, waitMs: number, signal?: AbortSignal) {
-  const messages = await receive(ctx, caller, () => ctx.store.take(caller, type, ctx.now()), waitMs, signal);
+export async function take(ctx: Context, caller: Caller, type: MessageType, options: ReadOptions) {
+  const messages = await receive(ctx, caller, (waiter) => ctx.store.take(caller, type, ctx.now(), waiter), options);
   return { messages };
 }
 
-/** Room chat: to every other peer, whatever the topology, and into the room's history. */
-export async function chat(ctx: Context, caller: Caller, text: string) {
+/**
+ * Room chat: to every other peer, whatever the topology, and into the room's history. Charged
+ * per sender and per room once the token is verified, so a forged token spends no room's budget.
+ */
+export async function chat(ctx: Context, caller: Caller, text: string, charge: (which: "chat" | "roomChat", key?: string) => Promise<void>) {
   const { peers } = await listPeers(ctx, caller);
+  await charge("chat");
+  await charge("roomChat", `room:${caller.roomId}`);
   const name = peers.find((p) => p.peerId === caller.peerId)?.name ?? null;
   const now = ctx.now();
   const sent = await ctx.store.chat(caller, outgoing("chat", caller.peerId, now, { name, text }), CHAT_HISTORY, now);
-  if (sent !== "ok") deny(sent, caller);
+  if (sent !== "ok") deny(sent);
   return { from: caller.peerId, name, text, at: now };
 }
 
 export async function chatHistory(ctx: Context, caller: Caller) {
   const bodies = await ctx.store.chatHistory(caller);
-  if (typeof bodies === "string") deny(bodies, caller);
+  if (typeof bodies === "string") deny(bodies);
   return { messages: bodies.map((b) => JSON.parse(b) as Record<string, unknown>) };
 }
 

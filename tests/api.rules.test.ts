@@ -4,7 +4,7 @@
  * never a 500, nothing changed), CORS and rate limits — on both stores.
  */
 import { describe, expect, it } from "vitest";
-import { apiClient, useHarness, createRoom, drain, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, type Api, type ApiResponse, type Harness } from "./support/harness.js";
+import { apiClient, useHarness, createRoom, drain, freshAddress, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, type Api, type ApiResponse, type Harness } from "./support/harness.js";
 
 const offer = { type: "offer", sdp: "v=0\r\n" };
 const answer = { type: "answer", sdp: "v=0\r\n" };
@@ -99,7 +99,8 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
     const closed = await closing;
     expect(closed.status).toBe(200);
     expect(closed.body.messages).toEqual([expect.objectContaining({ type: "room-closed", from: host.peerId })]);
-    expectProblem(await api.get(`/api/poll?roomId=${host.roomId}`, c.token), 404, "room_not_found");
+    // A token cannot tell a closed room from a wrong token (only budgeted lookups say "not found").
+    expectProblem(await api.get(`/api/poll?roomId=${host.roomId}`, c.token), 401, "invalid_token");
     expectProblem(await api.get(`/api/diagnostics?roomId=${host.roomId}`), 404, "room_not_found");
     expectProblem(await api.post("/api/peers", { roomId: host.roomId }), 404, "room_not_found");
   });
@@ -192,9 +193,9 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
   test("answers 429 with Retry-After and RateLimit headers past the limits", async () => {
     const h = await startHarness(kind, { RATE_LIMIT_ROOMS_PER_HOUR: "2", RATE_LIMIT_CALLS_PER_HOUR: "4", TRUST_PROXY: "true" });
     try {
-      // A fresh client address per run: counters in Redis outlive a test run.
-      const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${Date.now()}`;
-      const headers = { "x-forwarded-for": `${ip}, 10.0.0.1` };
+      // One proxy in front: the client is the entry it appended (the rightmost); what the client wrote to its left is ignored.
+      const ip = freshAddress();
+      const headers = { "x-forwarded-for": `192.0.2.7, ${ip}` };
       const api = apiClient(h.url);
       const create = () => api.call("POST", "/api/rooms", { body: {}, headers });
       const host = (await create()).body;
@@ -206,17 +207,26 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
       expectProblem(third, 429, "rate_limited");
       expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
       expect(Number(third.headers.get("ratelimit-reset"))).toBeGreaterThan(0);
-      // Another address is not affected.
-      expect((await api.call("POST", "/api/rooms", { body: {}, headers: { "x-forwarded-for": `${ip}-other` } })).status).toBe(201);
+      // A client writing other addresses in front of its own gets no new budget...
+      for (const spoofed of ["192.0.2.8", "192.0.2.9, 192.0.2.10"]) {
+        expectProblem(await api.call("POST", "/api/rooms", { body: {}, headers: { "x-forwarded-for": `${spoofed}, ${ip}` } }), 429, "rate_limited");
+      }
+      // ...nor does one with another address of its /64; another address is not affected.
+      const sibling = ip.replace(/::1$/, "::2");
+      expectProblem(await api.call("POST", "/api/rooms", { body: {}, headers: { "x-forwarded-for": sibling } }), 429, "rate_limited");
+      expect((await api.call("POST", "/api/rooms", { body: {}, headers: { "x-forwarded-for": freshAddress() } })).status).toBe(201);
       // Calls are counted per peer token: the host's fifth call is refused...
       const poll = () => api.call("GET", `/api/poll?roomId=${host.roomId}`, { token: host.token, headers });
       for (let i = 0; i < 4; i++) expect((await poll()).status).toBe(204);
       expectProblem(await poll(), 429, "rate_limited");
-      // A long-poll is paced by its wait and not charged (a message ends this one at once).
+      // The waiting itself is free: a long-poll woken by a message after it waited is not charged...
       const waiting = api.call("GET", `/api/poll?roomId=${host.roomId}&wait=10`, { token: host.token, headers });
       await new Promise((r) => setTimeout(r, 150));
-      await api.call("POST", "/api/peers", { body: { roomId: host.roomId }, headers: { "x-forwarded-for": `${ip}-joiner` } });
-      expect((await waiting).status).toBe(200);
+      await api.call("POST", "/api/peers", { body: { roomId: host.roomId }, headers: { "x-forwarded-for": freshAddress() } });
+      const woken = await waiting;
+      expect(woken.status).toBe(200);
+      // ...but one that answers at once, with mail already waiting, is a read like any other.
+      expectProblem(await api.call("GET", `/api/poll?roomId=${host.roomId}&wait=10`, { token: host.token, headers }), 429, "rate_limited");
       // ...and failed token guesses, each with a different forged token, per address.
       const guess = (i: number) => api.call("GET", `/api/poll?roomId=${host.roomId}`, { token: `${host.peerId}.${String(i).padStart(32, "B")}`, headers });
       const guesses = [];
@@ -230,7 +240,7 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
   test("an address guessing room IDs is refused once past its budget, even on a hit", async () => {
     const h = await startHarness(kind, { RATE_LIMIT_PROBES_PER_HOUR: "3", TRUST_PROXY: "true" });
     try {
-      const ip = `203.0.113.${Math.floor(Math.random() * 250)}-${Date.now()}`;
+      const ip = freshAddress();
       const headers = { "x-forwarded-for": ip };
       const api = apiClient(h.url);
       const real = await createRoom(api);
@@ -246,10 +256,60 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
       // Now even the right ID is refused from that address; others join as before.
       expectProblem(await api.call("POST", "/api/peers", { body: { roomId: real.roomId }, headers }), 429, "rate_limited");
       expectProblem(await api.call("GET", `/api/diagnostics?roomId=${real.roomId}`, { headers }), 429, "rate_limited");
-      expect((await api.call("POST", "/api/peers", { body: { roomId: real.roomId }, headers: { "x-forwarded-for": `${ip}-other` } })).status).toBe(201);
+      expect((await api.call("POST", "/api/peers", { body: { roomId: real.roomId }, headers: { "x-forwarded-for": freshAddress() } })).status).toBe(201);
       // Peers already in a room are not affected: their calls carry a token.
       expect((await api.call("GET", `/api/peers?roomId=${real.roomId}`, { token: real.token, headers })).status).toBe(200);
       expect((await joinRoom(api, real.roomId)).peerId).toMatch(/^[a-z0-9]{10}$/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("joins are limited per address, so one address cannot mint senders without end", async () => {
+    const h = await startHarness(kind, { RATE_LIMIT_JOINS_PER_HOUR: "2", TRUST_PROXY: "1" });
+    try {
+      const api = apiClient(h.url);
+      const { roomId } = await createRoom(api);
+      const headers = { "x-forwarded-for": freshAddress() };
+      const join = () => api.call("POST", "/api/peers", { body: { roomId }, headers });
+      expect([(await join()).status, (await join()).status]).toEqual([201, 201]);
+      expectProblem(await join(), 429, "rate_limited");
+      expect((await api.call("POST", "/api/peers", { body: { roomId }, headers: { "x-forwarded-for": freshAddress() } })).status).toBe(201);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("without a valid token, no route tells an existing room from a missing one, and forged tokens make no limiter keys", async () => {
+    const h = await startHarness(kind, { TRUST_PROXY: "1" });
+    try {
+      const api = apiClient(h.url);
+      const real = await createRoom(api);
+      const viewer = await joinRoom(api, real.roomId);
+      const missing = "zzzzzzzzz2";
+      const headers = { "x-forwarded-for": freshAddress() };
+      const limiterKeys = async () => (h.redis ? (await signalboxKeys(h.redis, "sb:rl:calls:*")).length : 0);
+      const keysBefore = await limiterKeys();
+      const answers = async (roomId: string, i: number) => {
+        const token = `${viewer.peerId}.${String(i).padStart(32, "Q")}`;
+        const seen = [];
+        for (const [method, path, body] of [
+          ["GET", `/api/peers?roomId=${roomId}`],
+          ["GET", `/api/poll?roomId=${roomId}&wait=1`],
+          ["GET", `/api/offer?roomId=${roomId}`],
+          ["POST", "/api/offer", { roomId, to: real.peerId, description: offer }],
+          ["POST", "/api/chat", { roomId, text: "hi" }],
+          ["DELETE", `/api/rooms?roomId=${roomId}`],
+          ["POST", "/api/session/token", { roomId }],
+        ] as [string, string, unknown?][]) {
+          const res = await api.call(method, path, { body, token, headers });
+          seen.push(`${method} ${path.split("?")[0]} ${res.status} ${res.body?.code} ${res.body?.detail}`);
+        }
+        return seen;
+      };
+      for (let i = 0; i < 10; i++) expect(await answers(real.roomId, i)).toEqual(await answers(missing, i));
+      // 140 requests with 10 forged tokens: at most one new key, the address's.
+      if (h.redis) expect((await limiterKeys()) - keysBefore).toBeLessThanOrEqual(1);
     } finally {
       await h.close();
     }

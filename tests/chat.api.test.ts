@@ -71,4 +71,26 @@ describe.each(STORES)("chat limit [%s]", (kind) => {
       await h.close();
     }
   });
+
+  it.skipIf(kind === "redis" && !hasRedis())("answers 429 past the per-room limit, however many senders join; forged tokens spend none of it", async () => {
+    const h = await startHarness(kind, { RATE_LIMIT_CHAT_PER_MINUTE: "2", RATE_LIMIT_ROOM_CHAT_PER_MINUTE: "5" });
+    try {
+      const api = apiClient(h.url);
+      const host = await createRoom(api);
+      const other = await createRoom(api);
+      const forged = `${host.peerId}.${"F".repeat(32)}`;
+      for (let i = 0; i < 8; i++) expect((await api.post("/api/chat", { roomId: host.roomId, text: "x" }, forged)).status).toBe(401);
+      const statuses = [];
+      for (let i = 0; i < 4; i++) {
+        const sender = await joinRoom(api, host.roomId);
+        for (let j = 0; j < 2; j++) statuses.push((await api.post("/api/chat", { roomId: host.roomId, text: `m${i}${j}` }, sender.token)).status);
+      }
+      expect(statuses).toEqual([201, 201, 201, 201, 201, 429, 429, 429]);
+      expect((await api.get(`/api/chat?roomId=${host.roomId}`, host.token)).body.messages).toHaveLength(5);
+      // Another room has its own budget.
+      expect((await api.post("/api/chat", { roomId: other.roomId, text: "hi" }, other.token)).status).toBe(201);
+    } finally {
+      await h.close();
+    }
+  });
 });

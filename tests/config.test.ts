@@ -17,7 +17,19 @@ describe("configuration", () => {
     const c = loadConfig({});
     expect(c.redis).toBeNull();
     expect(c.openai).toMatchObject({ mode: "simulate", apiKey: null, baseUrl: "https://api.openai.com/v1", defaultPreset: "transcribe", allowedPresets: ["transcribe", "assistant"] });
-    expect(c).toMatchObject({ allowedOrigins: "*", roomTtlMs: 3_600_000, roomMaxLifetimeMs: 86_400_000, inboxMaxMessages: 1000, rateLimits: { roomsPerHour: 50, callsPerHour: 2000 }, authSecret: null, trustProxy: false });
+    expect(c).toMatchObject({
+      allowedOrigins: "*", roomTtlMs: 3_600_000, roomMaxLifetimeMs: 86_400_000, inboxMaxMessages: 1000, roomMailMaxBytes: 4 * 1024 * 1024,
+      waitingReadsPerAddress: 100, rateLimits: { roomsPerHour: 50, callsPerHour: 2000, joinsPerHour: 300, chatPerMinute: 60, roomChatPerMinute: 120 },
+      authSecret: null, trustProxy: 0,
+    });
+  });
+
+  it("counts trusted proxies: true is one, a number is that many, and Vercel is one", () => {
+    expect(loadConfig({ TRUST_PROXY: "true" }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: "2" }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: "false" }).trustProxy).toBe(0);
+    expect(loadConfig({ VERCEL: "1", KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t" }).trustProxy).toBe(1);
+    expect(() => loadConfig({ TRUST_PROXY: "yes" })).toThrow(/TRUST_PROXY/);
   });
 
   it("takes Redis from the Upstash or the Vercel KV names, and goes live with an OpenAI key", () => {

@@ -6,11 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken, newPeerId, newRoomId } from "../lib/ids.js";
 import { MemoryStore } from "../lib/store/memory.js";
 import { idAfter, RedisStore } from "../lib/store/redis.js";
-import type { Caller, Outgoing, PeerInfo, SignalStore, Topology } from "../lib/store/types.js";
+import { ENTRY_OVERHEAD, type Caller, type Outgoing, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { hasRedis, redisUrl, STORES } from "./support/harness.js";
 
 const INBOX_MAX = 20;
+const MAIL_MAX_BYTES = 64 * 1024;
+const BUDGET = { inboxMax: INBOX_MAX, roomMailMaxBytes: MAIL_MAX_BYTES };
 const HOUR = 3_600_000;
 
 const msg = (type: string, n = 0): Outgoing => ({ type, body: JSON.stringify({ type, n }) });
@@ -23,9 +25,9 @@ describe.each(STORES)("store contract [%s]", (kind) => {
   beforeAll(async () => {
     if (kind === "redis") {
       bridge = await startUpstashBridge({ redisUrl: redisUrl() });
-      store = new RedisStore({ url: bridge.url, token: bridge.token }, INBOX_MAX);
+      store = new RedisStore({ url: bridge.url, token: bridge.token }, BUDGET);
     } else {
-      store = new MemoryStore(INBOX_MAX);
+      store = new MemoryStore(BUDGET);
     }
   });
   afterAll(async () => {
@@ -73,6 +75,11 @@ describe.each(STORES)("store contract [%s]", (kind) => {
   const send = (from: Caller, to: Caller, m: Outgoing) => store.send(from, to.peerId, m, Date.now());
   const read = (c: Caller, after: string | null = null) => store.read(c, after, Date.now());
   const take = (c: Caller, type: string) => store.take(c, type, Date.now());
+  /** Reads and acknowledges everything pending. */
+  async function ackAll(c: Caller) {
+    const pending = (await read(c)) as { id: string }[];
+    if (pending.length) await read(c, pending.at(-1)!.id);
+  }
 
   it.skipIf(kind === "redis" && !hasRedis())("creates a room once per ID and describes it without secrets", async () => {
     const { roomId, host } = await makeRoom();
@@ -196,6 +203,79 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(all.map(bodyN)).toEqual([...Array(INBOX_MAX).keys()]);
     await read(v, all.at(-1)!.id);
     expect(await send(host, v, msg("candidate", 99))).toEqual({ id: expect.any(String) });
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("chat fills at most half of an inbox, and never keeps an offer out", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    await ackAll(host);
+    for (let n = 0; n < INBOX_MAX; n++) expect(await store.chat(v, msg("chat", n), 50, Date.now())).toBe("ok");
+    // The host is not reading: it got half an inbox of chat, the rest only went to the history.
+    expect(((await read(host)) as { body: string }[]).map(bodyN)).toEqual([...Array(INBOX_MAX / 2).keys()]);
+    expect(((await store.chatHistory(host)) as string[])).toHaveLength(INBOX_MAX);
+    // Its inbox still takes answers and candidates, up to the whole cap, fan-out included.
+    for (let n = 0; n < INBOX_MAX / 2; n++) expect(await send(v, host, msg("candidate", n))).toEqual({ id: expect.any(String) });
+    expect(await send(v, host, msg("answer"))).toBe("inbox-full");
+    expect(((await take(host, "candidate")) as unknown[]).length).toBe(INBOX_MAX / 2);
+    expect(await send(v, host, msg("answer"))).toEqual({ id: expect.any(String) });
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("a room's unread mail stays within its byte budget, and chat gets at most half", async () => {
+    const { host, viewers } = await makeRoom({ topology: "mesh", viewers: 3 });
+    for (const c of [host, ...viewers]) await ackAll(c);
+    const big = (type: string, n: number): Outgoing => ({ type, body: JSON.stringify({ type, n, pad: "x".repeat(3000) }) });
+    const size = ENTRY_OVERHEAD + "chat".length + big("chat", 0).body.length;
+    // Each chat is three copies; the room refuses the one that would pass half the budget.
+    const fits = Math.floor(MAIL_MAX_BYTES / 2 / (3 * size));
+    for (let n = 0; n < fits; n++) expect(await store.chat(viewers[0], big("chat", n), 50, Date.now())).toBe("ok");
+    expect(await store.chat(viewers[0], big("chat", fits), 50, Date.now())).toBe("room-busy");
+    // Offers still fit in the other half, and only until the whole budget is spent.
+    let sent = 0;
+    for (let n = 0; ; n++) {
+      const result = await send(host, viewers[1 + (n % 2)], big("offer", n));
+      if (typeof result === "string") {
+        expect(result).toBe("room-busy");
+        break;
+      }
+      sent++;
+    }
+    expect(sent).toBeGreaterThanOrEqual(Math.floor(MAIL_MAX_BYTES / 2 / size) - 1);
+    expect((fits * 3 + sent) * size).toBeLessThanOrEqual(MAIL_MAX_BYTES);
+    // Reading gives the bytes back: acknowledged mail no longer counts, nor does a taken offer.
+    const mail = (await read(viewers[1])) as { id: string }[];
+    await read(viewers[1], mail.at(-1)!.id);
+    expect(((await take(viewers[2], "offer")) as unknown[]).length).toBeGreaterThan(0);
+    expect(await send(host, viewers[1], big("offer", 99))).toEqual({ id: expect.any(String) });
+    // So does a peer leaving with unread mail.
+    expect(await store.leaveRoom(viewers[2], viewers[2].peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("ok");
+    expect(await store.chat(viewers[0], big("chat", 100), 50, Date.now())).toBe("ok");
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("a take skips what was acknowledged since, and takes oldest first", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    const first = (await send(host, v, msg("candidate", 1))) as { id: string };
+    await send(host, v, msg("offer", 2));
+    await read(v, first.id); // acknowledges candidate 1
+    for (let n = 3; n <= 5; n++) await send(host, v, msg("candidate", n));
+    expect(((await take(v, "candidate")) as { body: string }[]).map(bodyN)).toEqual([3, 4, 5]);
+    expect(((await take(v, "offer")) as { body: string }[]).map(bodyN)).toEqual([2]);
+    expect(await take(v, "candidate")).toEqual([]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("a waiting read's mark reaches the peer's listeners, only with a valid token", async () => {
+    const { roomId, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    const listener = await store.listen(roomId, v.peerId);
+    expect(await store.read({ ...v, tokenHash: hashToken("guess") }, null, Date.now(), "forged")).toBe("unauthorized");
+    expect(await store.take({ ...v, tokenHash: hashToken("guess") }, "offer", Date.now(), "forged")).toBe("unauthorized");
+    expect(await store.read(v, null, Date.now(), "first")).toEqual([]);
+    expect(await store.take(v, "offer", Date.now(), "second")).toEqual([]);
+    expect(await store.read(v, null, Date.now())).toEqual([]); // no mark: not a waiting read
+    expect(await listener.next(5000)).toEqual({ kind: "waiter", mark: "first" });
+    expect(await listener.next(5000)).toEqual({ kind: "waiter", mark: "second" });
+    expect(await listener.next(200)).toEqual({ kind: "timeout" });
+    listener.close();
   });
 
   it.skipIf(kind === "redis" && !hasRedis())("a leaving viewer is announced, loses its token and its mail", async () => {

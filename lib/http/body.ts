@@ -29,7 +29,8 @@ export function readBody(req: IncomingMessage, limit: number, options: { sdp?: b
       }
       chunks.push(chunk);
     });
-    req.on("error", (error) => reject(error));
+    // A client that hangs up mid-body is no fault of ours: a Problem, not an error to log.
+    req.on("error", () => reject(problems.clientClosed()));
     req.on("end", () => {
       if (failed) return;
       const raw = Buffer.concat(chunks);

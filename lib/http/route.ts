@@ -10,11 +10,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { z } from "zod";
 import { contextOf, type Context } from "../context.js";
 import { Problem, problems } from "../problem.js";
-import type { LimitResult } from "../ratelimit.js";
+import type { LimitResult, RateLimits } from "../ratelimit.js";
 import { LIMITS, SIZE_LIMITED_FIELDS } from "../schemas.js";
 import { callerFor } from "../signaling.js";
 import { StoreUnavailable, type Caller } from "../store/types.js";
 import { contentTypeOf, readBody } from "./body.js";
+import { clientAddress } from "./client-address.js";
 import { applyCors } from "./cors.js";
 import { API_HEADERS } from "./security-headers.js";
 
@@ -32,6 +33,11 @@ export interface Input<Q, B> {
   signal: AbortSignal;
   /** The request's body was raw SDP (routes that accept it answer in kind). */
   sentSdp: boolean;
+  /**
+   * Charges the (by now verified) caller against a limit — per peer, or per `key` — for
+   * routes that charge only once they know the request does work; throws 429 past it.
+   */
+  charge(which: keyof RateLimits, key?: string): Promise<void>;
 }
 
 export interface Reply {
@@ -50,10 +56,12 @@ export interface MethodSpec<Q, B> {
   body?: z.ZodType<B>;
   /** "peer": a token of the room named by `roomId` (query or body) is required. */
   auth?: "peer";
-  /** Which rate limit applies: room creation per address, AI sessions per host, or calls (the default). */
-  limit?: "rooms" | "calls" | "sessions" | "chat";
-  /** Requests this says yes to are not charged against the rate limit. */
-  unlimited?: (query: Q) => boolean;
+  /** Which rate limit applies: room creation or joins per address, AI sessions per host, or calls (the default). */
+  limit?: "rooms" | "joins" | "calls" | "sessions";
+  /** Requests this says yes to are not charged up front: the handler charges them through `charge` when they do work. */
+  chargesItself?: (query: Q) => boolean;
+  /** Requests this says yes to may wait (long-poll): they count against the address's waiting reads. */
+  waits?: (query: Q) => boolean;
   /** Also take the body as raw `application/sdp` (query parameters fill in the other fields). */
   acceptsSdp?: boolean;
   handle(input: Input<Q, B>): Promise<Reply>;
@@ -93,6 +101,7 @@ export function route(spec: Spec): Handler {
 
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());
+    let release: (() => void) | null | undefined;
     try {
       const method = spec[req.method as Method];
       if (!method) throw problems.methodNotAllowed(allowed);
@@ -105,7 +114,8 @@ export function route(spec: Spec): Handler {
 
       // A room named without a token: a join or a lookup, which guessers are limited in.
       const lookup = !method.auth && Boolean(roomId);
-      const address = `ip:${clientIp(req, ctx)}`;
+      const forwarded = ctx.config.trustProxy ? String(req.headers["x-forwarded-for"] ?? "") : undefined;
+      const address = `ip:${clientAddress(req.socket.remoteAddress, forwarded, ctx.config.trustProxy)}`;
       if (lookup) {
         const refused = ctx.probes.refusedFor(address);
         if (refused) throw problems.rateLimited(refused);
@@ -120,15 +130,25 @@ export function route(spec: Spec): Handler {
           throw problem;
         }
       }
-      const limitKey = method.limit === "rooms" || !caller ? address : `peer:${caller.tokenHash.slice(0, 24)}`;
-      if (!method.unlimited?.(query)) await charge(ctx, limitKey, method.limit ?? "calls", res);
+      // Per verified peer; anyone else per address, so that forged tokens mint no limiter keys.
+      const peerKey = caller ? `peer:${caller.tokenHash.slice(0, 24)}` : address;
+      const perPeer = caller && ctx.verified.has(caller.tokenHash) && method.limit !== "rooms" && method.limit !== "joins";
+      const limitKey = perPeer ? peerKey : address;
+      if (!method.chargesItself?.(query)) await charge(ctx, limitKey, method.limit ?? "calls", res);
+
+      release = method.waits?.(query) ? ctx.waiting.enter(address) : undefined;
+      if (release === null) throw problems.tooManyWaiting(ctx.config.waitingReadsPerAddress);
 
       try {
-        const reply = await method.handle({ ctx, query, body, caller, bearer, signal: aborted.signal, sentSdp });
+        const reply = await method.handle({
+          ctx, query, body, caller, bearer, signal: aborted.signal, sentSdp,
+          charge: (which, key) => charge(ctx, key ?? peerKey, which, res),
+        });
+        if (caller && reply.status < 300) ctx.verified.add(caller.tokenHash);
         return send(res, reply);
       } catch (error) {
-        // Failed token guesses count against the guesser's address too; so do room ID guesses.
-        if (error instanceof Problem && error.code === "invalid_token") await charge(ctx, address, "calls", res);
+        // Failed token guesses count against the guesser's address (if not already charged there); so do room ID guesses.
+        if (error instanceof Problem && error.code === "invalid_token" && limitKey !== address) await charge(ctx, address, "calls", res);
         if (error instanceof Problem && error.code === "room_not_found" && lookup) {
           const refused = await ctx.probes.miss(address);
           if (refused) throw problems.rateLimited(refused);
@@ -137,13 +157,18 @@ export function route(spec: Spec): Handler {
       }
     } catch (error) {
       return sendProblem(res, toProblem(error, requestId, ctx));
+    } finally {
+      release?.();
     }
   };
   return Object.assign(handler, { spec });
 }
 
 function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
-  if (error instanceof Problem) return error;
+  if (error instanceof Problem) {
+    if (error.code === "client_closed") ctx.log.info({ requestId, event: "client_closed" });
+    return error;
+  }
   if (error instanceof StoreUnavailable) {
     // Upstash errors quote the whole command (token hashes, SDP): log only what went wrong.
     const cause = String((error.cause as Error)?.message ?? error.cause).split(", command was:")[0];
@@ -154,7 +179,7 @@ function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
   return problems.internal();
 }
 
-async function charge(ctx: Context, key: string, which: keyof Context["limits"], res: ServerResponse) {
+async function charge(ctx: Context, key: string, which: keyof RateLimits, res: ServerResponse) {
   const result = await ctx.limits[which].limit(key);
   if (result.unchecked) return;
   setRateLimitHeaders(res, result, ctx.now());
@@ -191,14 +216,6 @@ function queryOf(req: IncomingMessage): Record<string, string> {
 function bearerOf(req: IncomingMessage): string | null {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
   return match ? match[1] : null;
-}
-
-function clientIp(req: IncomingMessage, ctx: Context): string {
-  if (ctx.config.trustProxy) {
-    const forwarded = String(req.headers["x-forwarded-for"] ?? "").split(",")[0].trim();
-    if (forwarded) return forwarded;
-  }
-  return req.socket.remoteAddress ?? "unknown";
 }
 
 function send(res: ServerResponse, reply: Reply) {

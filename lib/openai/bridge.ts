@@ -46,13 +46,13 @@ async function record(ctx: Context, caller: Caller, sessionId: string, value: Se
     throw new Problem(429, "too_many_sessions", "Too many AI sessions", `This room already has ${ctx.config.openai.maxSessionsPerRoom} AI sessions; hang one up first`);
   }
   if (put === "forbidden") throw problems.forbidden("Only the room's host may start AI sessions");
-  if (put !== "ok") throw put === "room-missing" ? problems.roomNotFound(caller.roomId) : problems.invalidToken();
+  if (put !== "ok") throw problems.invalidToken(); // a missing room too: see signaling's deny()
 }
 
 async function forget(ctx: Context, caller: Caller, sessionId: string): Promise<SessionRecord | null> {
   const removed = await ctx.store.removeSession(caller, sessionId);
   if (removed === "forbidden") throw problems.forbidden("Only the room's host may end AI sessions");
-  if (typeof removed === "string") throw removed === "room-missing" ? problems.roomNotFound(caller.roomId) : problems.invalidToken();
+  if (typeof removed === "string") throw problems.invalidToken();
   return removed.record ? (JSON.parse(removed.record) as SessionRecord) : null;
 }
 
@@ -77,7 +77,7 @@ async function offerFor(ctx: Context, agent: Caller, deadline: number, signal?: 
   for (let failures = 0; ctx.now() < deadline && !signal?.aborted; ) {
     try {
       const wait = Math.min(25_000, deadline - ctx.now());
-      const { messages } = await signaling.take(ctx, agent, "offer", wait, signal);
+      const { messages } = await signaling.take(ctx, agent, "offer", { waitMs: wait, signal });
       const offer = messages.at(-1);
       if (offer) return offer as signaling.Message & { description: { sdp: string } };
     } catch (error) {
@@ -94,7 +94,7 @@ async function trickledCandidates(ctx: Context, agent: Caller, signal?: AbortSig
   const collected: CandidateInput["candidates"] = [];
   const until = ctx.now() + CANDIDATE_WINDOW_MS;
   while (ctx.now() < until && !collected.some((c) => !c || !c.candidate)) {
-    const { messages } = await signaling.take(ctx, agent, "candidate", until - ctx.now(), signal);
+    const { messages } = await signaling.take(ctx, agent, "candidate", { waitMs: until - ctx.now(), signal });
     for (const m of messages) collected.push(...(m.candidates as CandidateInput["candidates"]));
   }
   return collected;

@@ -3,28 +3,56 @@
  *
  * Keys (all share the `{roomId}` hash tag, so a room lives in one cluster slot):
  *   sb:{R}          hash: info (room JSON), exp/ttl/cap (ms), max, host, topo, n (peer count),
- *                   p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the peer's token),
- *                   s:<sessionId> (an AI session's record)
+ *                   im/mb (the mail budget: messages per inbox, bytes per room), q (bytes of
+ *                   unread mail now), p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the
+ *                   peer's token), s:<sessionId> (an AI session's record)
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
+ *   sb:{R}:tk:<P>:<type>  list: ids of P's offers, answers or candidates, oldest first, so a
+ *                   take finds them without scanning the inbox (ids acknowledged since are skipped)
  *   sb:{R}:chat     list: the room's last chat messages
- *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m:<id>:<type>:<JSON>", "gone" or "closed:<JSON>"
+ *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m:<id>:<type>:<JSON>", "gone",
+ *                   "closed:<JSON>" or "w:<mark>" (a waiting read of P began)
+ *
+ * The mail budget: every delivery counts against its recipient's inbox (at most `im` messages)
+ * and the room's bytes (at most `mb`, each message counted as its size plus ENTRY_OVERHEAD).
+ * Chat fills at most half of either, so it can never starve offers, answers and candidates.
  *
  * Fan-out (join, leave, close, TTL refresh) reaches inboxes named from the room hash rather than
  * declared in KEYS: they share the room's slot, which Redis Cluster and Upstash (whose scripts
  * take its global lock unless flagged allow-key-locking) both accept.
  */
 
+import { ENTRY_OVERHEAD } from "./types.js";
+
 const PRELUDE = `
 local room = KEYS[1]
 local function inbox(id) return room .. ':in:' .. id end
 local function channel(id) return room .. ':ch:' .. id end
+local TAKEABLE = { offer = true, answer = true, candidate = true }
+local function index(id, kind) return room .. ':tk:' .. id .. ':' .. kind end
+-- Every key a peer's mail occupies.
+local function mailKeys(id) return { inbox(id), index(id, 'offer'), index(id, 'answer'), index(id, 'candidate') } end
 
 -- The room's settings and, for each id given, that peer's token hash (false if absent).
 local function load(a, b)
-  local f = redis.call('HMGET', room, 'host', 'topo', 'exp', 'ttl', 'cap', 'max', 'n', 't:' .. (a or ''), 't:' .. (b or ''))
+  local f = redis.call('HMGET', room, 'host', 'topo', 'exp', 'ttl', 'cap', 'max', 'n', 't:' .. (a or ''), 't:' .. (b or ''), 'im', 'mb', 'q')
   if not f[1] then return nil end
   return { host = f[1], topo = f[2], exp = tonumber(f[3]), ttl = tonumber(f[4]), cap = tonumber(f[5]),
-           max = tonumber(f[6]), n = tonumber(f[7]), a = f[8], b = f[9] }
+           max = tonumber(f[6]), n = tonumber(f[7]), a = f[8], b = f[9],
+           im = tonumber(f[10]) or 1000, mb = tonumber(f[11]) or 4194304, q = tonumber(f[12]) or 0 }
+end
+
+-- What a message counts against the room's bytes.
+local function size(kind, body) return #kind + #body + ${ENTRY_OVERHEAD} end
+
+-- Stream entries leave the room's byte count.
+local function forget(r, entries)
+  local bytes = 0
+  for _, e in ipairs(entries) do bytes = bytes + size(e[2][2], e[2][4]) end
+  if bytes > 0 then
+    r.q = r.q - bytes
+    redis.call('HINCRBY', room, 'q', -bytes)
+  end
 end
 
 local function peerIds()
@@ -43,30 +71,57 @@ local function refresh(r, now)
   r.exp = extended
   redis.call('HSET', room, 'exp', extended)
   redis.call('PEXPIREAT', room, extended)
-  for _, id in ipairs(peerIds()) do redis.call('PEXPIREAT', inbox(id), extended) end
+  for _, id in ipairs(peerIds()) do
+    for _, key in ipairs(mailKeys(id)) do redis.call('PEXPIREAT', key, extended) end
+  end
   redis.call('PEXPIREAT', room .. ':chat', extended)
 end
 
--- Appends to a peer's inbox and wakes its waiting read; false if the inbox is at 'max'.
-local function deliver(r, to, kind, body, max)
+-- Whether the budget takes one more message for 'to': share 1 is the whole budget, 2 is half
+-- (chat). Returns nil, or why not: 'inbox-full' or 'room-busy'.
+local function refusal(r, to, bytes, share)
+  if redis.call('XLEN', inbox(to)) >= r.im / share then return 'inbox-full' end
+  if r.q + bytes > r.mb / share then return 'room-busy' end
+  return nil
+end
+
+-- Appends to a peer's inbox, within the budget, and wakes its waiting read: the id, or nil and why not.
+local function deliver(r, to, kind, body, share)
+  local bytes = size(kind, body)
+  local refused = refusal(r, to, bytes, share)
+  if refused then return nil, refused end
   local key = inbox(to)
-  if max > 0 and redis.call('XLEN', key) >= max then return false end
   local id = redis.call('XADD', key, '*', 't', kind, 'b', body)
   redis.call('PEXPIREAT', key, r.exp)
+  r.q = r.q + bytes
+  redis.call('HINCRBY', room, 'q', bytes)
+  if TAKEABLE[kind] then
+    -- Live ids are always the newest of their type, and an inbox holds at most im.
+    local ix = index(to, kind)
+    redis.call('RPUSH', ix, id)
+    redis.call('LTRIM', ix, -r.im, -1)
+    redis.call('PEXPIREAT', ix, r.exp)
+  end
   -- The message rides along, so a waiting poll needs no read to answer.
   redis.call('PUBLISH', channel(to), 'm:' .. id .. ':' .. kind .. ':' .. body)
   return id
 end
 
--- Who hears of a peer joining or leaving: in a star room only the host, in a mesh everyone else.
+-- Who hears of a peer joining or leaving: in a star room only the host, in a mesh everyone
+-- else; a recipient whose inbox is full misses the notice rather than fail the join or leave.
 local function announce(r, about, kind, body)
   if r.topo == 'star' then
-    if r.host ~= about then deliver(r, r.host, kind, body, 0) end
+    if r.host ~= about then deliver(r, r.host, kind, body, 1) end
     return
   end
   for _, id in ipairs(peerIds()) do
-    if id ~= about then deliver(r, id, kind, body, 0) end
+    if id ~= about then deliver(r, id, kind, body, 1) end
   end
+end
+
+-- A waiting read of 'id' began: older waiting reads of that peer end.
+local function markWaiter(id, mark)
+  if mark ~= '' then redis.call('PUBLISH', channel(id), 'w:' .. mark) end
 end
 
 -- Deletes the room, waking everyone with 'closed'; returns its session records.
@@ -78,7 +133,7 @@ local function close(body)
   end
   local keys = { room, room .. ':chat' }
   for _, id in ipairs(peerIds()) do
-    keys[#keys + 1] = inbox(id)
+    for _, key in ipairs(mailKeys(id)) do keys[#keys + 1] = key end
     redis.call('PUBLISH', channel(id), 'closed:' .. body)
   end
   redis.call('DEL', unpack(keys))
@@ -88,11 +143,12 @@ end
 
 const script = (body: string) => PRELUDE + body;
 
-/** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash */
+/** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash, inboxMax, mailMaxBytes */
 export const CREATE_ROOM = script(`
 if redis.call('EXISTS', room) == 1 then return 'exists' end
 redis.call('HSET', room, 'info', ARGV[1], 'exp', ARGV[2], 'ttl', ARGV[3], 'cap', ARGV[4], 'max', ARGV[5],
-  'host', ARGV[6], 'topo', ARGV[7], 'n', 1, 'p:' .. ARGV[6], ARGV[8], 't:' .. ARGV[6], ARGV[9])
+  'host', ARGV[6], 'topo', ARGV[7], 'n', 1, 'p:' .. ARGV[6], ARGV[8], 't:' .. ARGV[6], ARGV[9],
+  'im', ARGV[10], 'mb', ARGV[11], 'q', 0)
 redis.call('PEXPIREAT', room, ARGV[2])
 return 'ok'
 `);
@@ -129,7 +185,8 @@ if not r.b then return {'peer-missing'} end
 if target == r.host then return {'closed', unpack(close(ARGV[7]))} end
 redis.call('HDEL', room, 'p:' .. target, 't:' .. target)
 redis.call('HINCRBY', room, 'n', -1)
-redis.call('DEL', inbox(target))
+forget(r, redis.call('XRANGE', inbox(target), '-', '+'))
+redis.call('DEL', unpack(mailKeys(target)))
 redis.call('PUBLISH', channel(target), 'gone')
 refresh(r, now)
 announce(r, target, ARGV[5], ARGV[6])
@@ -145,7 +202,7 @@ if ARGV[1] ~= r.host then return {'forbidden'} end
 return {'closed', unpack(close(ARGV[3]))}
 `);
 
-/** KEYS[2]: the recipient's inbox. ARGV: now, callerId, tokenHash, to, type, body, inboxMax → {'ok', id} | {status} */
+/** ARGV: now, callerId, tokenHash, to, type, body → {'ok', id} | {status} */
 export const SEND = script(`
 local now, caller, to = tonumber(ARGV[1]), ARGV[2], ARGV[4]
 local r = load(caller, to)
@@ -154,41 +211,57 @@ if r.a ~= ARGV[3] then return {'unauthorized'} end
 if to == caller or not r.b then return {'peer-missing'} end
 if r.topo == 'star' and caller ~= r.host and to ~= r.host then return {'forbidden'} end
 refresh(r, now)
-local id = deliver(r, to, ARGV[5], ARGV[6], tonumber(ARGV[7]))
-if not id then return {'inbox-full'} end
+local id, refused = deliver(r, to, ARGV[5], ARGV[6], 1)
+if not id then return {refused} end
 return {'ok', id}
 `);
 
 /**
  * KEYS[2]: the caller's inbox. ARGV: now, callerId, tokenHash, after ('' for none),
- * trimBelow (the id just past 'after'; entries below it are acknowledged), batch.
+ * trimBelow (the id just past 'after'; entries below it are acknowledged), batch, waiter mark ('' for none).
  */
 export const READ = script(`
 local r = load(ARGV[2])
 if not r then return {'room-missing'} end
 if r.a ~= ARGV[3] then return {'unauthorized'} end
-if ARGV[5] ~= '' then redis.call('XTRIM', KEYS[2], 'MINID', ARGV[5]) end
+markWaiter(ARGV[2], ARGV[7])
+if ARGV[5] ~= '' then
+  forget(r, redis.call('XRANGE', KEYS[2], '-', ARGV[4]))
+  redis.call('XTRIM', KEYS[2], 'MINID', ARGV[5])
+end
 refresh(r, tonumber(ARGV[1]))
 local start = '-'
 if ARGV[4] ~= '' then start = '(' .. ARGV[4] end
 return {'ok', redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[6])}
 `);
 
-/** KEYS[2]: the caller's inbox. ARGV: now, callerId, tokenHash, type, batch */
+/**
+ * KEYS[2]: the caller's inbox. ARGV: now, callerId, tokenHash, type, batch, waiter mark ('' for none).
+ * Follows the type's index, so it costs what it takes (plus ids acknowledged since, once each).
+ */
 export const TAKE = script(`
 local r = load(ARGV[2])
 if not r then return {'room-missing'} end
 if r.a ~= ARGV[3] then return {'unauthorized'} end
+markWaiter(ARGV[2], ARGV[6])
 refresh(r, tonumber(ARGV[1]))
 local taken, ids, batch = {}, {}, tonumber(ARGV[5])
-for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
-  if entry[2][2] == ARGV[4] then
-    taken[#taken + 1] = entry
-    ids[#ids + 1] = entry[1]
-    if #taken >= batch then break end
+if TAKEABLE[ARGV[4]] then
+  local ix = index(ARGV[2], ARGV[4])
+  while #taken < batch do
+    local id = redis.call('LPOP', ix)
+    if not id then break end
+    local entry = redis.call('XRANGE', KEYS[2], id, id)[1]
+    if entry then
+      taken[#taken + 1] = entry
+      ids[#ids + 1] = id
+    end
   end
 end
-if #ids > 0 then redis.call('XDEL', KEYS[2], unpack(ids)) end
+if #ids > 0 then
+  redis.call('XDEL', KEYS[2], unpack(ids))
+  forget(r, taken)
+end
 return {'ok', taken}
 `);
 
@@ -227,9 +300,14 @@ local r = load(ARGV[2])
 if not r then return 'room-missing' end
 if r.a ~= ARGV[3] then return 'unauthorized' end
 refresh(r, tonumber(ARGV[1]))
+-- Chat has half the budget: a recipient with half a full inbox is not reading, and misses it
+-- (the history keeps it); the room's half full refuses it whole.
+local to = {}
 for _, id in ipairs(peerIds()) do
-  if id ~= ARGV[2] then deliver(r, id, 'chat', ARGV[4], 0) end
+  if id ~= ARGV[2] and redis.call('XLEN', inbox(id)) < r.im / 2 then to[#to + 1] = id end
 end
+if r.q + #to * size('chat', ARGV[4]) > r.mb / 2 then return 'room-busy' end
+for _, id in ipairs(to) do deliver(r, id, 'chat', ARGV[4], 2) end
 redis.call('RPUSH', KEYS[2], ARGV[4])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
 redis.call('PEXPIREAT', KEYS[2], r.exp)

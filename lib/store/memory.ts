@@ -8,13 +8,16 @@ import { EventEmitter } from "node:events";
 import { timingSafeEqual } from "node:crypto";
 import { messagePayload, parseWake, WakeQueue } from "./wake-queue.js";
 import {
+  ENTRY_OVERHEAD,
   READ_BATCH,
   type Caller,
   type Closed,
   type Denied,
   type Listener,
+  type MailBudget,
   type NewRoom,
   type Outgoing,
+  type OverBudget,
   type PeerInfo,
   type RoomInfo,
   type RoomView,
@@ -31,10 +34,16 @@ interface Entry {
 }
 
 interface Inbox {
-  entries: Entry[];
+  /** By id, oldest first (ids only grow). */
+  entries: Map<string, Entry>;
+  /** Ids of offers, answers and candidates, oldest first; ids acknowledged since are skipped when met. */
+  takeable: Map<string, string[]>;
   lastMs: number;
   lastSeq: number;
 }
+
+const TAKEABLE = new Set(["offer", "answer", "candidate"]);
+const entrySize = (e: { type: string; body: string }) => Buffer.byteLength(e.type) + Buffer.byteLength(e.body) + ENTRY_OVERHEAD;
 
 interface Room {
   info: Omit<RoomInfo, "expiresAt">;
@@ -45,6 +54,9 @@ interface Room {
   inboxes: Map<string, Inbox>;
   sessions: Map<string, string>;
   chat: string[];
+  budget: MailBudget;
+  /** Bytes of unread mail in all inboxes. */
+  bytes: number;
 }
 
 const entryId = (e: Entry) => `${e.ms}-${e.seq}`;
@@ -68,7 +80,7 @@ export class MemoryStore implements SignalStore {
   private readonly events = new EventEmitter().setMaxListeners(0);
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly inboxMax: number) {
+  constructor(private readonly budget: MailBudget) {
     this.sweeper = setInterval(() => this.sweep(Date.now()), 60_000).unref();
   }
 
@@ -83,6 +95,8 @@ export class MemoryStore implements SignalStore {
       inboxes: new Map(),
       sessions: new Map(),
       chat: [],
+      budget: this.budget,
+      bytes: 0,
     });
     return "ok";
   }
@@ -103,7 +117,7 @@ export class MemoryStore implements SignalStore {
     if (room.peers.size >= room.info.maxPeers) return "room-full" as const;
     this.refresh(room, now);
     room.peers.set(peer.peerId, { info: peer, tokenHash });
-    for (const to of this.audience(room, peer.peerId)) this.deliver(room, to, announce, now, false);
+    for (const to of this.audience(room, peer.peerId)) this.deliver(room, to, announce, now, 1);
     return this.view(room);
   }
 
@@ -114,10 +128,11 @@ export class MemoryStore implements SignalStore {
     if (!room.peers.has(peerId)) return "peer-missing" as const;
     if (peerId === room.info.hostId) return this.discard(room, closed);
     room.peers.delete(peerId);
+    this.forget(room, [...(room.inboxes.get(peerId)?.entries.values() ?? [])]);
     room.inboxes.delete(peerId);
     this.notify(room.info.roomId, peerId, "gone");
     this.refresh(room, now);
-    for (const to of this.audience(room, peerId)) this.deliver(room, to, announce, now, false);
+    for (const to of this.audience(room, peerId)) this.deliver(room, to, announce, now, 1);
     return "ok" as const;
   }
 
@@ -134,31 +149,54 @@ export class MemoryStore implements SignalStore {
     if (!room.peers.has(to) || to === caller.peerId) return "peer-missing";
     if (room.info.topology === "star" && caller.peerId !== room.info.hostId && to !== room.info.hostId) return "forbidden";
     this.refresh(room, now);
-    const id = this.deliver(room, to, message, now, true);
-    return id ? { id } : "inbox-full";
+    const id = this.deliver(room, to, message, now, 1);
+    return id === "inbox-full" || id === "room-busy" ? (id as OverBudget) : { id };
   }
 
-  async read(caller: Caller, after: string | null, now: number): Promise<StoredMessage[] | Denied> {
+  async read(caller: Caller, after: string | null, now: number, waiter?: string): Promise<StoredMessage[] | Denied> {
     const room = this.authorize(caller, now);
     if (typeof room === "string") return room;
+    if (waiter) this.notify(room.info.roomId, caller.peerId, `w:${waiter}`);
     this.refresh(room, now);
     const inbox = room.inboxes.get(caller.peerId);
     if (!inbox) return [];
     if (after) {
       const upTo = parseId(after);
-      inbox.entries = inbox.entries.filter((e) => !atOrBefore(e, upTo));
+      const acknowledged: Entry[] = [];
+      for (const [id, e] of inbox.entries) {
+        if (!atOrBefore(e, upTo)) break;
+        inbox.entries.delete(id);
+        acknowledged.push(e);
+      }
+      this.forget(room, acknowledged);
     }
-    return inbox.entries.slice(0, READ_BATCH).map((e) => ({ id: entryId(e), body: e.body }));
+    const unread: StoredMessage[] = [];
+    for (const [id, e] of inbox.entries) {
+      if (unread.length >= READ_BATCH) break;
+      unread.push({ id, body: e.body });
+    }
+    return unread;
   }
 
-  async take(caller: Caller, type: string, now: number): Promise<StoredMessage[] | Denied> {
+  async take(caller: Caller, type: string, now: number, waiter?: string): Promise<StoredMessage[] | Denied> {
     const room = this.authorize(caller, now);
     if (typeof room === "string") return room;
+    if (waiter) this.notify(room.info.roomId, caller.peerId, `w:${waiter}`);
     this.refresh(room, now);
     const inbox = room.inboxes.get(caller.peerId);
-    if (!inbox) return [];
-    const taken = inbox.entries.filter((e) => e.type === type).slice(0, READ_BATCH);
-    inbox.entries = inbox.entries.filter((e) => !taken.includes(e));
+    const ids = inbox?.takeable.get(type);
+    if (!inbox || !ids) return [];
+    const taken: Entry[] = [];
+    let used = 0;
+    while (taken.length < READ_BATCH && used < ids.length) {
+      const id = ids[used++];
+      const entry = inbox.entries.get(id);
+      if (!entry) continue; // acknowledged since
+      inbox.entries.delete(id);
+      taken.push(entry);
+    }
+    ids.splice(0, used);
+    this.forget(room, taken);
     return taken.map((e) => ({ id: entryId(e), body: e.body }));
   }
 
@@ -166,7 +204,11 @@ export class MemoryStore implements SignalStore {
     const room = this.authorize(caller, now);
     if (typeof room === "string") return room;
     this.refresh(room, now);
-    for (const to of room.peers.keys()) if (to !== caller.peerId) this.deliver(room, to, message, now, false);
+    // Chat has half the budget (see lib/store/lua.ts).
+    const { inboxMax, roomMailMaxBytes } = room.budget;
+    const to = [...room.peers.keys()].filter((id) => id !== caller.peerId && (room.inboxes.get(id)?.entries.size ?? 0) < inboxMax / 2);
+    if (room.bytes + to.length * entrySize(message) > roomMailMaxBytes / 2) return "room-busy" as const;
+    for (const id of to) this.deliver(room, id, message, now, 2);
     room.chat.push(message.body);
     room.chat.splice(0, Math.max(0, room.chat.length - historyMax));
     return "ok" as const;
@@ -236,21 +278,37 @@ export class MemoryStore implements SignalStore {
     room.exp = Math.max(room.exp, Math.min(now + room.ttlMs, room.capAt));
   }
 
-  private deliver(room: Room, to: string, message: Outgoing, now: number, capped: boolean): string | null {
+  /** Appends within the budget (share 1: all of it; 2: half, for chat): the id, or why not. */
+  private deliver(room: Room, to: string, message: Outgoing, now: number, share: 1 | 2): string {
     let inbox = room.inboxes.get(to);
     if (!inbox) {
-      inbox = { entries: [], lastMs: 0, lastSeq: -1 };
+      inbox = { entries: new Map(), takeable: new Map(), lastMs: 0, lastSeq: -1 };
       room.inboxes.set(to, inbox);
     }
-    if (capped && inbox.entries.length >= this.inboxMax) return null;
+    const bytes = entrySize(message);
+    if (inbox.entries.size >= room.budget.inboxMax / share) return "inbox-full";
+    if (room.bytes + bytes > room.budget.roomMailMaxBytes / share) return "room-busy";
     const ms = Math.max(now, inbox.lastMs);
     const seq = ms === inbox.lastMs ? inbox.lastSeq + 1 : 0;
     inbox.lastMs = ms;
     inbox.lastSeq = seq;
     const entry = { ms, seq, type: message.type, body: message.body };
-    inbox.entries.push(entry);
-    this.notify(room.info.roomId, to, messagePayload(entryId(entry), message.type, message.body));
-    return entryId(entry);
+    const id = entryId(entry);
+    inbox.entries.set(id, entry);
+    room.bytes += bytes;
+    if (TAKEABLE.has(message.type)) {
+      const ids = inbox.takeable.get(message.type) ?? [];
+      ids.push(id);
+      // Live ids are always the newest of their type, and an inbox holds at most inboxMax.
+      if (ids.length > room.budget.inboxMax) ids.splice(0, ids.length - room.budget.inboxMax);
+      inbox.takeable.set(message.type, ids);
+    }
+    this.notify(room.info.roomId, to, messagePayload(id, message.type, message.body));
+    return id;
+  }
+
+  private forget(room: Room, entries: Entry[]) {
+    for (const e of entries) room.bytes -= entrySize(e);
   }
 
   private discard(room: Room, closed: Outgoing): Closed {

@@ -12,6 +12,7 @@ import {
   type Caller,
   type Denied,
   type Listener,
+  type MailBudget,
   type NewRoom,
   type Outgoing,
   type PeerInfo,
@@ -66,7 +67,7 @@ export class RedisStore implements SignalStore {
 
   constructor(
     connection: { url: string; token: string },
-    private readonly inboxMax: number,
+    private readonly budget: MailBudget,
     /** A command that takes longer fails (503) rather than holding the request. */
     commandTimeoutMs = 3000,
   ) {
@@ -95,7 +96,7 @@ export class RedisStore implements SignalStore {
     const exp = Math.min(now + r.ttlMs, r.capAt);
     return (await this.run("CREATE_ROOM", [roomKey(r.room.roomId)], [
       JSON.stringify(r.room), exp, r.ttlMs, r.capAt, r.room.maxPeers, r.room.hostId, r.room.topology,
-      JSON.stringify(r.host), r.hostTokenHash,
+      JSON.stringify(r.host), r.hostTokenHash, this.budget.inboxMax, this.budget.roomMailMaxBytes,
     ])) as "ok" | "exists";
   }
 
@@ -130,27 +131,27 @@ export class RedisStore implements SignalStore {
 
   async send(c: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {
     const [status, id] = (await this.run("SEND", [roomKey(c.roomId), inboxKey(c.roomId, to)], [
-      now, c.peerId, c.tokenHash, to, message.type, message.body, this.inboxMax,
+      now, c.peerId, c.tokenHash, to, message.type, message.body,
     ])) as string[];
     return status === "ok" ? { id } : (status as SendResult);
   }
 
-  async read(c: Caller, after: string | null, now: number): Promise<StoredMessage[] | Denied> {
+  async read(c: Caller, after: string | null, now: number, waiter = ""): Promise<StoredMessage[] | Denied> {
     const [status, entries] = (await this.run("READ", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
-      now, c.peerId, c.tokenHash, after ?? "", after ? idAfter(after) : "", READ_BATCH,
+      now, c.peerId, c.tokenHash, after ?? "", after ? idAfter(after) : "", READ_BATCH, waiter,
     ])) as Reply[];
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
   }
 
-  async take(c: Caller, type: string, now: number): Promise<StoredMessage[] | Denied> {
+  async take(c: Caller, type: string, now: number, waiter = ""): Promise<StoredMessage[] | Denied> {
     const [status, entries] = (await this.run("TAKE", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
-      now, c.peerId, c.tokenHash, type, READ_BATCH,
+      now, c.peerId, c.tokenHash, type, READ_BATCH, waiter,
     ])) as Reply[];
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
   }
 
   async chat(c: Caller, message: Outgoing, historyMax: number, now: number) {
-    return (await this.run("CHAT", [roomKey(c.roomId), chatKey(c.roomId)], [now, c.peerId, c.tokenHash, message.body, historyMax])) as "ok" | Denied;
+    return (await this.run("CHAT", [roomKey(c.roomId), chatKey(c.roomId)], [now, c.peerId, c.tokenHash, message.body, historyMax])) as "ok" | Denied | "room-busy";
   }
 
   async chatHistory(c: Caller) {

@@ -65,13 +65,28 @@ export interface RoomView {
 
 export type Denied = "room-missing" | "unauthorized";
 
-export type SendResult = { id: string } | Denied | "forbidden" | "peer-missing" | "inbox-full";
+/** The mail budget a room is created with (see lib/store/lua.ts). */
+export interface MailBudget {
+  /** Messages one inbox may hold unread; chat may fill half. */
+  inboxMax: number;
+  /** Bytes all of a room's unread mail may take; chat may fill half. */
+  roomMailMaxBytes: number;
+}
+
+/** What each message counts for in a room's bytes beyond its type and body: about what Redis spends on a stream entry. */
+export const ENTRY_OVERHEAD = 64;
+
+/** Over the budget: the recipient's inbox, or the room's bytes. */
+export type OverBudget = "inbox-full" | "room-busy";
+
+export type SendResult = { id: string } | Denied | "forbidden" | "peer-missing" | OverBudget;
 
 /** Why a waiting read woke up. */
 export type Wake =
   | { kind: "message"; message?: StoredMessage & { type: string } } // the new message, when it fits
   | { kind: "gone" } // this peer left or was removed
   | { kind: "closed"; body: string } // the room was closed; body is the room-closed message
+  | { kind: "waiter"; mark: string } // a waiting read of this peer began (its mark)
   | { kind: "timeout" };
 
 export interface Listener {
@@ -112,18 +127,25 @@ export interface SignalStore {
 
   /**
    * Room chat: delivers `message` to every other peer (whatever the topology) and keeps it in the
-   * room's history, of which the last `historyMax` stay.
+   * room's history, of which the last `historyMax` stay. Chat has half the mail budget: a peer
+   * whose inbox is half full misses it, and a room whose bytes are half spent refuses it.
    */
-  chat(caller: Caller, message: Outgoing, historyMax: number, now: number): Promise<"ok" | Denied>;
+  chat(caller: Caller, message: Outgoing, historyMax: number, now: number): Promise<"ok" | Denied | "room-busy">;
 
   /** The room's kept chat messages, oldest first (bodies as sent). */
   chatHistory(caller: Caller): Promise<string[] | Denied>;
 
-  /** Acknowledges (deletes) the caller's messages up to and including `after`, returns the rest in order. */
-  read(caller: Caller, after: string | null, now: number): Promise<StoredMessage[] | Denied>;
+  /**
+   * Acknowledges (deletes) the caller's messages up to and including `after`, returns the rest
+   * in order. With `waiter`, a waiting read begins: its mark goes to the peer's listeners.
+   */
+  read(caller: Caller, after: string | null, now: number, waiter?: string): Promise<StoredMessage[] | Denied>;
 
-  /** Removes and returns the caller's messages of one type; each is taken by exactly one request. */
-  take(caller: Caller, type: string, now: number): Promise<StoredMessage[] | Denied>;
+  /**
+   * Removes and returns the caller's messages of one type (offer, answer or candidate); each is
+   * taken by exactly one request, at a cost in proportion to what is taken. `waiter` as for read.
+   */
+  take(caller: Caller, type: string, now: number, waiter?: string): Promise<StoredMessage[] | Denied>;
 
   /**
    * Host only: records an AI session of the room (creating it only while the room holds fewer

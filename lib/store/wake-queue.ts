@@ -42,12 +42,13 @@ export class WakeQueue implements Listener {
 }
 
 /**
- * Decodes a notification as both stores publish it: "gone", "closed:<body>", or
+ * Decodes a notification as both stores publish it: "gone", "closed:<body>", "w:<mark>", or
  * "m:<id>:<type>:<body>" — the new message itself, so a waiting poll can answer without
  * reading it back.
  */
 export function parseWake(payload: string): Wake {
   if (payload === "gone") return { kind: "gone" };
+  if (payload.startsWith("w:")) return { kind: "waiter", mark: payload.slice(2) };
   if (payload.startsWith("closed:")) return { kind: "closed", body: payload.slice("closed:".length) };
   const match = /^m:([0-9]+-[0-9]+):([a-z-]+):/.exec(payload);
   if (!match) return { kind: "message" };
