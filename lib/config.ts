@@ -36,6 +36,8 @@ const EnvSchema = z.object({
   INBOX_MAX_MESSAGES: positiveInt(1000),
   ROOM_MAIL_MAX_BYTES: z.coerce.number().int().min(65_536, "must be at least 65536").default(4 * 1024 * 1024),
   WAITING_READS_PER_ADDRESS: positiveInt(100),
+  REQUEST_TIMEOUT_MS: positiveInt(10_000),
+  CONNECTIONS_PER_ADDRESS: positiveInt(128),
   REDIS_TIMEOUT_MS: positiveInt(3000),
   RATE_LIMIT_ROOMS_PER_HOUR: positiveInt(50),
   RATE_LIMIT_CALLS_PER_HOUR: positiveInt(2000),
@@ -100,6 +102,10 @@ export interface Config {
   roomMailMaxBytes: number;
   /** Long-polls one client address may hold open at once, in this process. */
   waitingReadsPerAddress: number;
+  /** Self-hosted server: a request's headers and body must arrive within this (ms). */
+  requestTimeoutMs: number;
+  /** Self-hosted server, with no proxy in front: sockets one address may hold open. */
+  connectionsPerAddress: number;
   /** `enabled: false` (RATE_LIMITS=off) where a gateway in front already limits, or to measure without them. */
   rateLimits: {
     enabled: boolean;
@@ -190,6 +196,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     inboxMaxMessages: e.INBOX_MAX_MESSAGES,
     roomMailMaxBytes: e.ROOM_MAIL_MAX_BYTES,
     waitingReadsPerAddress: e.WAITING_READS_PER_ADDRESS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    connectionsPerAddress: e.CONNECTIONS_PER_ADDRESS,
     rateLimits: {
       enabled: e.RATE_LIMITS === "on",
       roomsPerHour: e.RATE_LIMIT_ROOMS_PER_HOUR,

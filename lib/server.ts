@@ -4,11 +4,12 @@
  */
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { bindContext, createContext, type Context } from "./context.js";
+import { clientAddress } from "./http/client-address.js";
 import { PAGE_HEADERS } from "./http/security-headers.js";
 import { problems } from "./problem.js";
 
@@ -74,12 +75,40 @@ function notFound(res: ServerResponse, pathname: string) {
   res.writeHead(404, { "content-type": "application/problem+json; charset=utf-8" }).end(JSON.stringify(problem));
 }
 
+/**
+ * With no proxy in front, one address may hold at most `connectionsPerAddress` sockets; more
+ * are closed at once. Behind a proxy every socket comes from the proxy, which must do this.
+ */
+function limitConnectionsPerAddress(server: Server, context: Context) {
+  if (context.config.trustProxy) return;
+  const max = context.config.connectionsPerAddress;
+  const open = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const address = clientAddress(socket.remoteAddress, undefined, 0);
+    const n = (open.get(address) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, n);
+    socket.once("close", () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+}
+
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const context = options.context ?? createContext(options.env ?? process.env);
   const functions = await loadFunctions();
   const webRoot = join(root, "web", "dist");
 
-  const server = createServer(async (req, res) => {
+  const { requestTimeoutMs } = context.config;
+  // A request's headers and body must arrive within requestTimeoutMs (408 after), checked every
+  // second: trickling bodies cannot hold sockets. Long-polls are unaffected: their requests are
+  // complete at once, and only the answer waits.
+  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: requestTimeoutMs, connectionsCheckingInterval: 1000 }, async (req, res) => {
     let pathname: string;
     try {
       pathname = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -103,7 +132,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   });
   // Long-polls hold a request for up to 25 s; keep idle sockets a little longer than that.
   server.keepAliveTimeout = 30_000;
-  server.headersTimeout = 35_000;
+  limitConnectionsPerAddress(server, context);
 
   await new Promise<void>((ready, fail) => {
     server.once("error", fail);
