@@ -8,7 +8,7 @@ import { iceServersFor } from "./ice.js";
 import { hashToken, newPeerId, newRoomId, newToken, tokenPeerId } from "./ids.js";
 import { problems } from "./problem.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
-import type { Caller, Denied, Outgoing, PeerInfo, RoomView, StoredMessage, Wake } from "./store/types.js";
+import { StoreUnavailable, type Caller, type Denied, type Outgoing, type PeerInfo, type RoomView, type StoredMessage, type Wake } from "./store/types.js";
 
 export type MessageType = "offer" | "answer" | "candidate" | "peer-joined" | "peer-left" | "room-closed" | "chat";
 
@@ -204,6 +204,7 @@ async function receive(
       const wake = await listener.next(deadline - ctx.now(), signal);
       if (wake.kind === "timeout") return [];
       if (wake.kind === "closed") return [{ id: "0-0", ...JSON.parse(wake.body) } as Message];
+      if (wake.kind === "lost") throw new StoreUnavailable("subscription lost");
       if (wake.kind === "waiter") {
         if (wake.mark === mark) markSeen = true;
         else if (markSeen) return (await charge?.(), []); // a newer read of this peer took over

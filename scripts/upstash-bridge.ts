@@ -180,9 +180,12 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
   // One connection carries every subscription, as a pub/sub server would; each SSE caller adds
   // its own listener and removes it when it goes away.
   const subscriber = redis.duplicate();
-  subscriber.on("error", () => {});
   const streams = new Set<ServerResponse>();
-  subscriber.on("end", () => streams.forEach((res) => res.end()));
+  // A subscription that lost its connection may have missed messages: end its stream, as a
+  // hosted Redis dropping would, and let the caller subscribe afresh once Redis is back.
+  const endStreams = () => streams.forEach((res) => res.end());
+  subscriber.on("error", endStreams);
+  subscriber.on("end", endStreams);
   await subscriber.connect();
 
   async function subscribe(res: ServerResponse, channel: string) {

@@ -63,9 +63,17 @@ describe("faults [redis]", () => {
       const offer = (n: number) => api.post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp: `v=0 ${n}` } }, host.token);
       expect((await offer(1)).status).toBe(201);
       await until("the first offer", async () => received.length === 1);
+      // A long-poll already waiting when Redis dies.
+      const { cursor } = await drain(api, host);
+      const held = api.get(`/api/poll?roomId=${host.roomId}&wait=20${cursor ? `&after=${cursor}` : ""}`, host.token);
+      await new Promise((r) => setTimeout(r, 300));
 
       redis!.kill("SIGKILL");
       const started = performance.now();
+      // Its subscription drops with Redis: it answers 503 at once, not 204 at its deadline.
+      const dropped = await held;
+      expect([dropped.status, dropped.body?.code]).toEqual([503, "store_unavailable"]);
+      expect(performance.now() - started).toBeLessThan(5000);
       const refused = await offer(2);
       expect(refused.status).toBe(503);
       expect(refused.body.code).toBe("store_unavailable");
@@ -75,9 +83,8 @@ describe("faults [redis]", () => {
       const waiting = await api.get(`/api/poll?roomId=${host.roomId}&wait=10`, host.token);
       expect(waiting.status).toBe(503);
       expect(performance.now() - started).toBeLessThan(8000);
-      // The viewer's loop meets the outage when its wait ends (a dropped subscription is not
-      // reported by @upstash/redis), then backs off.
-      await until("the viewer's client to meet the outage", async () => errors > 0, 12_000);
+      // The viewer's loop meets the outage at once too (its long-poll's subscription drops), then backs off.
+      await until("the viewer's client to meet the outage", async () => errors > 0, 3_000);
 
       await startRedis();
       await until("diagnostics to see Redis again", async () => (await api.get("/api/diagnostics")).status === 200);

@@ -1,10 +1,12 @@
 /**
  * The production store: Redis through Upstash's REST API (@upstash/redis). Every operation is
  * one Lua script (lib/store/lua.ts), so one round trip; a waiting read subscribes to the peer's
- * channel (Upstash serves SUBSCRIBE as server-sent events; it serves no blocking commands).
+ * channel (Upstash serves SUBSCRIBE as server-sent events, lib/store/rest-subscription.ts; it
+ * serves no blocking commands).
  */
 import { Redis } from "@upstash/redis";
 import { SCRIPTS } from "./lua.js";
+import { subscribeOverRest } from "./rest-subscription.js";
 import { parseWake, WakeQueue } from "./wake-queue.js";
 import {
   READ_BATCH,
@@ -66,7 +68,7 @@ export class RedisStore implements SignalStore {
   private readonly scripts: Record<keyof typeof SCRIPTS, Script>;
 
   constructor(
-    connection: { url: string; token: string },
+    private readonly connection: { url: string; token: string },
     private readonly budget: MailBudget,
     /** A command that takes longer fails (503) rather than holding the request. */
     commandTimeoutMs = 3000,
@@ -169,24 +171,24 @@ export class RedisStore implements SignalStore {
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {
-    const subscriber = this.redis.subscribe(channelName(roomId, peerId));
-    const queue = new WakeQueue(() => void subscriber.unsubscribe().catch(() => {}));
-    subscriber.on("message", ({ message }) => queue.push(parseWake(String(message))));
+    const subscription = subscribeOverRest(
+      this.connection,
+      channelName(roomId, peerId),
+      (payload) => queue.push(parseWake(payload)),
+      () => queue.push({ kind: "lost" }),
+    );
+    const queue = new WakeQueue(() => subscription.close());
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("subscription not confirmed in time")), SUBSCRIBE_TIMEOUT_MS);
-        subscriber.on("subscribe", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        subscriber.on("error", (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
+      await Promise.race([
+        subscription.ready,
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("subscription not confirmed in time")), SUBSCRIBE_TIMEOUT_MS))),
+      ]);
     } catch (error) {
       queue.close();
       throw new StoreUnavailable(error);
+    } finally {
+      clearTimeout(timer);
     }
     return queue;
   }

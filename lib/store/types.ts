@@ -87,6 +87,7 @@ export type Wake =
   | { kind: "gone" } // this peer left or was removed
   | { kind: "closed"; body: string } // the room was closed; body is the room-closed message
   | { kind: "waiter"; mark: string } // a waiting read of this peer began (its mark)
+  | { kind: "lost" } // the subscription broke: the store cannot be reached
   | { kind: "timeout" };
 
 export interface Listener {
@@ -156,7 +157,7 @@ export interface SignalStore {
   /** Host only: removes a session record and returns it (null if there was none). */
   removeSession(caller: Caller, sessionId: string): Promise<{ record: string | null } | Denied | "forbidden">;
 
-  /** Subscribes to the peer's notifications; resolves once the subscription is live. */
+  /** Subscribes to the peer's notifications; resolves once the subscription is live, throws StoreUnavailable if it cannot be made. */
   listen(roomId: string, peerId: string): Promise<Listener>;
 
   /** Round-trip time to the store in ms; throws StoreUnavailable. */
