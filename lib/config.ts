@@ -85,7 +85,8 @@ const EnvSchema = z.object({
   OPENAI_TIMEOUT_MS: positiveInt(20_000),
   OPENAI_ATTEMPTS: positiveInt(3),
   OPENAI_OFFER_TIMEOUT_MS: positiveInt(20_000),
-  OPENAI_SECRET_TTL_SECONDS: z.coerce.number().int().min(10).max(7200).default(600),
+  OPENAI_SECRET_TTL_SECONDS: z.coerce.number().int().min(10).max(7200).default(60),
+  OPENAI_CLIENT_CALLS_URL: z.url().default("https://api.openai.com/v1/realtime/calls"),
   RATE_LIMIT_SESSIONS_PER_HOUR: positiveInt(30),
 });
 
@@ -150,6 +151,8 @@ export interface OpenAIConfig {
   /** How long a room-mode session waits for the host's offer. */
   offerTimeoutMs: number;
   secretTtlSeconds: number;
+  /** Where clients holding a minted secret post their offer (OpenAI's, not OPENAI_BASE_URL). */
+  clientCallsUrl: string;
   sessionsPerHour: number;
 }
 
@@ -229,6 +232,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       attempts: e.OPENAI_ATTEMPTS,
       offerTimeoutMs: e.OPENAI_OFFER_TIMEOUT_MS,
       secretTtlSeconds: e.OPENAI_SECRET_TTL_SECONDS,
+      clientCallsUrl: e.OPENAI_CLIENT_CALLS_URL,
       sessionsPerHour: e.RATE_LIMIT_SESSIONS_PER_HOUR,
     },
   };

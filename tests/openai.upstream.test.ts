@@ -149,6 +149,15 @@ describe("OpenAI Realtime upstream (msw)", () => {
     }
   });
 
+  it("never passes on a gateway's key, whatever its format, when the gateway quotes it", async () => {
+    const gatewayKey = "gw-live-0a9b8c7d6e5f4a3b2c1d";
+    server.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.json({ error: { message: `Bad offer for key ${gatewayKey} (gw-live-0a9b****2c1d)` } }, { status: 400 })));
+    const problem = await problemOf(upstream({ apiKey: gatewayKey }).connect(OFFER, DEFAULT_PRESETS.assistant));
+    expect([problem.status, problem.code]).toEqual([400, "upstream_rejected"]);
+    expect(problem.detail).toContain("Bad offer for key");
+    for (const part of [gatewayKey, gatewayKey.slice(0, 8), "2c1d"]) expect(JSON.stringify(problem)).not.toContain(part);
+  });
+
   it("answers 503 once retries are spent, 504 on a timeout, 503 when OpenAI cannot be reached", async () => {
     let calls = 0;
     server.use(http.post(`${BASE}/realtime/calls`, () => (calls++, HttpResponse.json({ error: { message: "overloaded" } }, { status: 503 }))));
@@ -165,6 +174,12 @@ describe("OpenAI Realtime upstream (msw)", () => {
     server.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.error()));
     const down = await problemOf(upstream().connect(OFFER, DEFAULT_PRESETS.assistant));
     expect([down.status, down.code]).toEqual([503, "upstream_unavailable"]);
+  });
+
+  it("redacts the configured key, whatever its format, whole or masked", () => {
+    const gateway = "gw-live-9f8e7d6c5b4a3928";
+    expect(redactSecrets(`key ${gateway} refused`, [gateway])).toBe("key [redacted] refused");
+    expect(redactSecrets(`key 'gw-live-9f8e****' or '***3928' refused; 3928 requests`, [gateway])).toBe("key '[redacted]' or '[redacted]' refused; 3928 requests");
   });
 
   it("redacts key-shaped strings from anything it passes on", () => {

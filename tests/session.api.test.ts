@@ -187,8 +187,16 @@ describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
     const viewer = await joinRoom(api, host.roomId);
     const minted = keyless(await api.post("/api/session/token", { roomId: host.roomId, preset: "assistant" }, host.token));
     expect(minted.status).toBe(201);
-    expect(minted.body).toEqual({ value: "ek_minted_123", expiresAt: 1_900_000_000_000, preset: "assistant", upstream: "openai", callsUrl: `${BASE}/realtime/calls` });
+    // Clients are sent to OpenAI itself, never to the server's OPENAI_BASE_URL (a gateway, maybe internal).
+    expect(minted.body).toEqual({ value: "ek_minted_123", expiresAt: 1_900_000_000_000, preset: "assistant", upstream: "openai", callsUrl: "https://api.openai.com/v1/realtime/calls" });
+    expect(JSON.stringify(minted.body)).not.toContain(BASE);
     expect(keyless(await api.post("/api/session/token", { roomId: host.roomId }, viewer.token)).status).toBe(403);
+    expect(calls.map((c) => c.path)).toEqual(["client_secrets"]);
+    // A secret takes one of the room's places (here 1) while it can be redeemed: minting cannot outrun the cap.
+    const second = keyless(await api.post("/api/session/token", { roomId: host.roomId }, host.token));
+    expect([second.status, second.body.code]).toEqual([429, "too_many_sessions"]);
+    const call = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER }, host.token));
+    expect([call.status, call.body.code]).toEqual([429, "too_many_sessions"]);
     expect(calls.map((c) => c.path)).toEqual(["client_secrets"]);
   });
 

@@ -299,8 +299,8 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const listeners = await Promise.all(viewers.map((v) => store.listen(roomId, v.peerId)));
     expect(await store.closeRoom(viewers[0], msg("room-closed"), Date.now())).toBe("forbidden");
-    await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5);
-    await store.putSession(host, "ses_b", '{"callId":"rtc_b"}', 5);
+    await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5, Date.now());
+    await store.putSession(host, "ses_b", '{"callId":"rtc_b"}', 5, Date.now());
     // Closing hands back the room's session records, so their calls can be hung up.
     const closed = await store.closeRoom(host, msg("room-closed", 5), Date.now());
     expect(closed).toEqual({ sessions: expect.arrayContaining(['{"callId":"rtc_a"}', '{"callId":"rtc_b"}']) });
@@ -316,7 +316,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
 
   it.skipIf(kind === "redis" && !hasRedis())("the host leaving closes the room", async () => {
     const { roomId, host } = await makeRoom({ viewers: 1 });
-    await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5);
+    await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5, Date.now());
     expect(await store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toEqual({ sessions: ['{"callId":"rtc_a"}'] });
     expect(await store.describeRoom(roomId, Date.now())).toBeNull();
   });
@@ -354,19 +354,31 @@ describe.each(STORES)("store contract [%s]", (kind) => {
 
   it.skipIf(kind === "redis" && !hasRedis())("the host records AI sessions up to a cap; they go with the room", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 1 });
-    expect(await store.putSession(viewers[0], "s1", "{}", 2)).toBe("forbidden");
-    expect(await store.putSession(host, "s1", '{"n":1}', 2)).toBe("ok");
-    expect(await store.putSession(host, "s2", '{"n":2}', 2)).toBe("ok");
-    expect(await store.putSession(host, "s3", '{"n":3}', 2)).toBe("limit");
-    expect(await store.putSession(host, "s1", '{"n":11}', 2)).toBe("ok"); // updating is not adding
+    expect(await store.putSession(viewers[0], "s1", "{}", 2, Date.now())).toBe("forbidden");
+    expect(await store.putSession(host, "s1", '{"n":1}', 2, Date.now())).toBe("ok");
+    expect(await store.putSession(host, "s2", '{"n":2}', 2, Date.now())).toBe("ok");
+    expect(await store.putSession(host, "s3", '{"n":3}', 2, Date.now())).toBe("limit");
+    expect(await store.putSession(host, "s1", '{"n":11}', 2, Date.now())).toBe("ok"); // updating is not adding
     expect(await store.removeSession(host, "s1")).toEqual({ record: '{"n":11}' });
     expect(await store.removeSession(host, "s1")).toEqual({ record: null });
-    expect(await store.putSession(host, "s3", '{"n":3}', 2)).toBe("ok");
+    expect(await store.putSession(host, "s3", '{"n":3}', 2, Date.now())).toBe("ok");
     expect(await store.removeSession({ ...host, tokenHash: "x" }, "s2")).toBe("unauthorized");
     const view = await store.describeRoom(roomId, Date.now());
     expect(view?.peers).toHaveLength(2); // sessions are not peers
     await store.closeRoom(host, msg("room-closed"), Date.now());
     expect(await store.removeSession(host, "s2")).toBe("room-missing");
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("a session record given an expiry stops counting toward the cap once it passes", async () => {
+    const { host } = await makeRoom();
+    const now = Date.now();
+    expect(await store.putSession(host, "secret1", '{"mode":"secret"}', 2, now, now + 60_000)).toBe("ok");
+    expect(await store.putSession(host, "call1", '{"callId":"rtc_1"}', 2, now)).toBe("ok");
+    expect(await store.putSession(host, "call2", "{}", 2, now)).toBe("limit");
+    // A minute on, the secret can no longer be redeemed: its place is free, the call's is not.
+    expect(await store.putSession(host, "call2", "{}", 2, now + 60_000)).toBe("ok");
+    expect(await store.putSession(host, "call3", "{}", 2, now + 60_000)).toBe("limit");
+    expect(await store.removeSession(host, "secret1")).toEqual({ record: null });
   });
 
   it.skipIf(kind === "redis" && !hasRedis())("rooms expire, and activity extends them only up to their cap", async () => {

@@ -18,7 +18,8 @@ import type { Preset } from "./presets.js";
 import { withCandidates } from "./sdp.js";
 
 interface SessionRecord {
-  mode: "proxy" | "peer";
+  /** A minted client secret counts until it expires: the call it may open is out of our sight. */
+  mode: "proxy" | "peer" | "secret";
   preset: string;
   callId?: string;
   peerId?: string;
@@ -40,8 +41,8 @@ export function choosePreset(ctx: Context, name: string | undefined): { name: st
   return { name: chosen, preset: o.presets[chosen] };
 }
 
-async function record(ctx: Context, caller: Caller, sessionId: string, value: SessionRecord) {
-  const put = await ctx.store.putSession(caller, sessionId, JSON.stringify(value), ctx.config.openai.maxSessionsPerRoom);
+async function record(ctx: Context, caller: Caller, sessionId: string, value: SessionRecord, expiresAt?: number) {
+  const put = await ctx.store.putSession(caller, sessionId, JSON.stringify(value), ctx.config.openai.maxSessionsPerRoom, ctx.now(), expiresAt);
   if (put === "limit") {
     throw new Problem(429, "too_many_sessions", "Too many AI sessions", `This room already has ${ctx.config.openai.maxSessionsPerRoom} AI sessions; hang one up first`);
   }
@@ -132,22 +133,30 @@ export async function addAgent(ctx: Context, host: Caller, presetName?: string, 
   }
 }
 
-/** An ephemeral client secret, for clients that connect to OpenAI themselves. */
+/**
+ * An ephemeral client secret, for clients that connect to OpenAI themselves. Only the host may
+ * mint, and each secret takes one of the room's session places until it expires.
+ */
 export async function mintSecret(ctx: Context, host: Caller, presetName?: string) {
   const { name, preset } = choosePreset(ctx, presetName);
-  // Only the host may mint, as only the host may start sessions.
-  const view = await signaling.listPeers(ctx, host);
-  if (view.room.hostId !== host.peerId) throw problems.forbidden("Only the room's host may mint AI session keys");
   const ttl = ctx.config.openai.secretTtlSeconds;
-  const secret = await ctx.realtime.mintSecret(preset, ttl);
-  return {
-    value: secret.value,
-    expiresAt: secret.expiresAt,
-    preset: name,
-    upstream: ctx.realtime.kind,
-    // Where a client posts its offer (raw SDP, the secret as bearer) to connect by itself.
-    callsUrl: ctx.realtime.kind === "openai" ? `${ctx.config.openai.baseUrl}/realtime/calls` : null,
-  };
+  const sessionId = newSessionId();
+  await record(ctx, host, sessionId, { mode: "secret", preset: name, startedAt: ctx.now() }, ctx.now() + ttl * 1000);
+  try {
+    const secret = await ctx.realtime.mintSecret(preset, ttl);
+    return {
+      value: secret.value,
+      expiresAt: secret.expiresAt,
+      preset: name,
+      upstream: ctx.realtime.kind,
+      // Where a client posts its offer (raw SDP, the secret as bearer): OpenAI's own endpoint,
+      // never the server's OPENAI_BASE_URL (which may be an internal gateway).
+      callsUrl: ctx.realtime.kind === "openai" ? ctx.config.openai.clientCallsUrl : null,
+    };
+  } catch (error) {
+    await forget(ctx, host, sessionId).catch(() => {});
+    throw error;
+  }
 }
 
 /**

@@ -31,9 +31,22 @@ export interface UpstreamOptions {
 const upstreamProblem = (status: number, code: string, title: string, detail: string, headers: Record<string, string> = {}) =>
   new Problem(status, code, title, detail, {}, headers);
 
-/** OpenAI's error messages can quote part of a key; never pass one on. */
-export function redactSecrets(text: string): string {
-  return text.replace(/\b(sk|ek|rk)[-_][A-Za-z0-9_*\-.]{4,}/g, "[redacted]");
+/**
+ * OpenAI's (or a gateway's) error messages can quote a key, whole or masked; never pass one on.
+ * Gone: anything shaped like an OpenAI key, and any word holding the start of one of `secrets`
+ * (the configured key, whatever its format), or masked with its last four characters.
+ */
+export function redactSecrets(text: string, secrets: string[] = []): string {
+  let redacted = text.replace(/\b(sk|ek|rk)[-_][A-Za-z0-9_*\-.]{4,}/g, "[redacted]");
+  for (const secret of secrets.filter((s) => s.length >= 8)) {
+    const head = secret.slice(0, 8);
+    const tail = secret.slice(-4);
+    redacted = redacted.split(secret).join("[redacted]");
+    redacted = redacted.replace(/[^\s"'`,;()[\]{}<>]+/g, (word) =>
+      word.includes(head) || (word.includes("*") && word.endsWith(tail)) ? "[redacted]" : word,
+    );
+  }
+  return redacted;
 }
 
 interface Attempt {
@@ -63,23 +76,23 @@ function shouldRetry(attempt: Attempt): boolean {
   return status === 408 || status === 409 || status >= 500;
 }
 
-function upstreamMessage(body: string | undefined): string {
+function upstreamMessage(body: string | undefined, secrets: string[]): string {
   try {
     const message = (JSON.parse(body ?? "") as { error?: { message?: string } }).error?.message;
-    return message ? redactSecrets(message) : "no details";
+    return message ? redactSecrets(message, secrets) : "no details";
   } catch {
     return "no details";
   }
 }
 
-/** Turns a final upstream failure into our problem document (no upstream secrets in it). */
-function failure(attempt: Attempt, retried: boolean): Problem {
+/** Turns a final upstream failure into our problem document (no upstream secrets in it, nor `secrets`). */
+function failure(attempt: Attempt, retried: boolean, secrets: string[]): Problem {
   if (attempt.timedOut) return upstreamProblem(504, "upstream_timeout", "OpenAI did not answer in time", "OpenAI did not answer in time; try again");
   const res = attempt.res;
   if (!res) return upstreamProblem(503, "upstream_unavailable", "OpenAI unreachable", "OpenAI could not be reached; try again shortly", { "retry-after": "5" });
   const status = res.status;
   if (status === 401) return upstreamProblem(502, "upstream_auth_failed", "OpenAI refused the server's credentials", "OpenAI rejected this server's API key: the operator must fix OPENAI_API_KEY");
-  if (status === 403) return upstreamProblem(502, "upstream_forbidden", "OpenAI refused the request", `OpenAI refused access: ${upstreamMessage(attempt.body)}`);
+  if (status === 403) return upstreamProblem(502, "upstream_forbidden", "OpenAI refused the request", `OpenAI refused access: ${upstreamMessage(attempt.body, secrets)}`);
   if (status === 429 && attempt.body?.includes("insufficient_quota")) {
     return upstreamProblem(503, "upstream_quota_exhausted", "OpenAI quota exhausted", "The OpenAI account behind this server has no quota left");
   }
@@ -88,7 +101,7 @@ function failure(attempt: Attempt, retried: boolean): Problem {
     return upstreamProblem(503, "upstream_unavailable", "OpenAI unavailable", `OpenAI answered ${status}${retried ? " on every attempt" : ""}; try again shortly`, { "retry-after": String(seconds) });
   }
   if (status === 400 || status === 404 || status === 422) {
-    return upstreamProblem(400, "upstream_rejected", "OpenAI rejected the session", `OpenAI rejected the offer or session: ${upstreamMessage(attempt.body)}`);
+    return upstreamProblem(400, "upstream_rejected", "OpenAI rejected the session", `OpenAI rejected the offer or session: ${upstreamMessage(attempt.body, secrets)}`);
   }
   return upstreamProblem(502, "upstream_error", "Unexpected answer from OpenAI", `OpenAI answered ${status}`);
 }
@@ -137,7 +150,7 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
       if (last.res?.ok) return { res: last.res, body: last.body ?? "" };
       if (!shouldRetry(last)) break;
     }
-    throw failure(last, this.o.attempts > 1);
+    throw failure(last, this.o.attempts > 1, [this.o.apiKey]);
   }
 
   private async once(path: string, headers: Record<string, string>, body: BodyInit | undefined, bearer: string): Promise<Attempt> {

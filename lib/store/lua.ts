@@ -5,7 +5,8 @@
  *   sb:{R}          hash: info (room JSON), exp/ttl/cap (ms), max, host, topo, n (peer count),
  *                   im/mb (the mail budget: messages per inbox, bytes per room), q (bytes of
  *                   unread mail now), p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the
- *                   peer's token), s:<sessionId> (an AI session's record)
+ *                   peer's token), s:<sessionId> (an AI session's record), e:<sessionId> (when
+ *                   that record expires, ms; records without one last as long as the room)
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
  *   sb:{R}:tk:<P>:<type>  list: ids of P's offers, answers or candidates, oldest first, so a
  *                   take finds them without scanning the inbox (ids acknowledged since are skipped)
@@ -265,21 +266,27 @@ end
 return {'ok', taken}
 `);
 
-/** ARGV: callerId, tokenHash, sessionId, record, max */
+/** ARGV: callerId, tokenHash, sessionId, record, max, now, expiresAt ('' for none) */
 export const PUT_SESSION = script(`
 local r = load(ARGV[1])
 if not r then return 'room-missing' end
 if r.a ~= ARGV[2] then return 'unauthorized' end
 if ARGV[1] ~= r.host then return 'forbidden' end
-local field = 's:' .. ARGV[3]
+local field, now = 's:' .. ARGV[3], tonumber(ARGV[6])
 if redis.call('HEXISTS', room, field) == 0 then
   local count = 0
   for _, f in ipairs(redis.call('HKEYS', room)) do
-    if string.sub(f, 1, 2) == 's:' then count = count + 1 end
+    if string.sub(f, 1, 2) == 's:' then
+      local id = string.sub(f, 3)
+      local expires = tonumber(redis.call('HGET', room, 'e:' .. id))
+      if expires and expires <= now then redis.call('HDEL', room, f, 'e:' .. id)
+      else count = count + 1 end
+    end
   end
   if count >= tonumber(ARGV[5]) then return 'limit' end
 end
 redis.call('HSET', room, field, ARGV[4])
+if ARGV[7] ~= '' then redis.call('HSET', room, 'e:' .. ARGV[3], ARGV[7]) end
 return 'ok'
 `);
 
@@ -290,7 +297,7 @@ if not r then return {'room-missing'} end
 if r.a ~= ARGV[2] then return {'unauthorized'} end
 if ARGV[1] ~= r.host then return {'forbidden'} end
 local record = redis.call('HGET', room, 's:' .. ARGV[3])
-if record then redis.call('HDEL', room, 's:' .. ARGV[3]) end
+if record then redis.call('HDEL', room, 's:' .. ARGV[3], 'e:' .. ARGV[3]) end
 return {'ok', record}
 `);
 

@@ -52,7 +52,7 @@ interface Room {
   capAt: number;
   peers: Map<string, { info: PeerInfo; tokenHash: string }>;
   inboxes: Map<string, Inbox>;
-  sessions: Map<string, string>;
+  sessions: Map<string, { record: string; expiresAt?: number }>;
   chat: string[];
   budget: MailBudget;
   /** Bytes of unread mail in all inboxes. */
@@ -219,12 +219,13 @@ export class MemoryStore implements SignalStore {
     return typeof room === "string" ? room : [...room.chat];
   }
 
-  async putSession(caller: Caller, sessionId: string, record: string, max: number) {
+  async putSession(caller: Caller, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
     const room = this.authorize(caller, Date.now());
     if (typeof room === "string") return room;
     if (caller.peerId !== room.info.hostId) return "forbidden" as const;
+    for (const [id, s] of room.sessions) if (s.expiresAt !== undefined && s.expiresAt <= now) room.sessions.delete(id);
     if (!room.sessions.has(sessionId) && room.sessions.size >= max) return "limit" as const;
-    room.sessions.set(sessionId, record);
+    room.sessions.set(sessionId, { record, expiresAt });
     return "ok" as const;
   }
 
@@ -232,7 +233,7 @@ export class MemoryStore implements SignalStore {
     const room = this.authorize(caller, Date.now());
     if (typeof room === "string") return room;
     if (caller.peerId !== room.info.hostId) return "forbidden" as const;
-    const record = room.sessions.get(sessionId) ?? null;
+    const record = room.sessions.get(sessionId)?.record ?? null;
     room.sessions.delete(sessionId);
     return { record };
   }
@@ -314,7 +315,7 @@ export class MemoryStore implements SignalStore {
   private discard(room: Room, closed: Outgoing): Closed {
     this.rooms.delete(room.info.roomId);
     for (const peerId of room.peers.keys()) this.notify(room.info.roomId, peerId, `closed:${closed.body}`);
-    return { sessions: [...room.sessions.values()] };
+    return { sessions: [...room.sessions.values()].map((s) => s.record) };
   }
 
   private notify(roomId: string, peerId: string, payload: string) {

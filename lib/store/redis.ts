@@ -161,8 +161,8 @@ export class RedisStore implements SignalStore {
     return status === "ok" ? (bodies as string[]) : (status as Denied);
   }
 
-  async putSession(c: Caller, sessionId: string, record: string, max: number) {
-    return (await this.run("PUT_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId, record, max])) as "ok" | "limit" | Denied | "forbidden";
+  async putSession(c: Caller, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
+    return (await this.run("PUT_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId, record, max, now, expiresAt ?? ""])) as "ok" | "limit" | Denied | "forbidden";
   }
 
   async removeSession(c: Caller, sessionId: string) {

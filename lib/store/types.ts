@@ -150,9 +150,11 @@ export interface SignalStore {
 
   /**
    * Host only: records an AI session of the room (creating it only while the room holds fewer
-   * than `max`; overwriting an existing one always). Records go with the room.
+   * than `max`; overwriting an existing one always). Records go with the room. A record given
+   * `expiresAt` (ms) stops counting, and is dropped, from then on (a client secret nobody can
+   * redeem any more).
    */
-  putSession(caller: Caller, sessionId: string, record: string, max: number): Promise<"ok" | "limit" | Denied | "forbidden">;
+  putSession(caller: Caller, sessionId: string, record: string, max: number, now: number, expiresAt?: number): Promise<"ok" | "limit" | Denied | "forbidden">;
 
   /** Host only: removes a session record and returns it (null if there was none). */
   removeSession(caller: Caller, sessionId: string): Promise<{ record: string | null } | Denied | "forbidden">;
