@@ -1,4 +1,5 @@
-/** npm run bench: the five benchmarks, one after another, on the memory store and on Redis. */
+/** npm run bench: the six benchmarks, one after another, on the memory store and on Redis. */
+import { abuseBenchmark } from "./abuse.js";
 import { capacityBenchmark } from "./capacity.js";
 import { costsBenchmark } from "./costs.js";
 import { firstFrameBenchmark } from "./first-frame.js";
@@ -14,3 +15,4 @@ await costsBenchmark();
 await capacityBenchmark();
 await firstFrameBenchmark();
 await scaleOutBenchmark();
+await abuseBenchmark();

@@ -61,6 +61,8 @@ export async function saveResult(name: string, data: unknown) {
 export interface StoreUnderTest {
   kind: StoreKind;
   env: Record<string, string>;
+  /** Redis: bytes redis-server uses (INFO memory), and what keys matching a pattern take (MEMORY USAGE). */
+  memory?: { used(): Promise<number>; ofKeys(pattern: string): Promise<number> };
   /** Commands sent to "Upstash" (billed) and run by redis-server (scripts' included), since the last reset. */
   commands(): Promise<{ sent: Record<string, number>; run: Record<string, number> }>;
   resetCommands(): Promise<void>;
@@ -77,6 +79,9 @@ const BASE_ENV = {
   RATE_LIMIT_PROBES_PER_HOUR: "10000000",
   RATE_LIMIT_JOINS_PER_HOUR: "10000000",
   RATE_LIMIT_ROOM_CHAT_PER_MINUTE: "10000000",
+  // One benchmark client plays thousands of users from one address.
+  WAITING_READS_PER_ADDRESS: "10000000",
+  CONNECTIONS_PER_ADDRESS: "10000000",
 };
 
 export async function startStore(kind: StoreKind): Promise<StoreUnderTest> {
@@ -94,6 +99,14 @@ export async function startStore(kind: StoreKind): Promise<StoreUnderTest> {
   return {
     kind,
     env: { ...BASE_ENV, UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: token },
+    memory: {
+      used: async () => Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1]),
+      async ofKeys(pattern) {
+        let bytes = 0;
+        for await (const keys of redis.scanIterator({ MATCH: pattern, COUNT: 1000 })) for (const key of keys) bytes += (await redis.memoryUsage(key)) ?? 0;
+        return bytes;
+      },
+    },
     async commands() {
       const sent = (await (await fetch(`${bridge.url}/__counts`, { headers: auth })).json()) as Record<string, number>;
       const run: Record<string, number> = {};

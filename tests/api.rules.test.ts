@@ -227,8 +227,8 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
       expect(woken.status).toBe(200);
       // ...but one that answers at once, with mail already waiting, is a read like any other.
       expectProblem(await api.call("GET", `/api/poll?roomId=${host.roomId}&wait=10`, { token: host.token, headers }), 429, "rate_limited");
-      // ...and failed token guesses, each with a different forged token, per address.
-      const guess = (i: number) => api.call("GET", `/api/poll?roomId=${host.roomId}`, { token: `${host.peerId}.${String(i).padStart(32, "B")}`, headers });
+      // ...and failed token guesses, each with a different forged token, per address (long-polls too).
+      const guess = (i: number) => api.call("GET", `/api/poll?roomId=${host.roomId}${i % 2 ? "&wait=5" : ""}`, { token: `${host.peerId}.${String(i).padStart(32, "B")}`, headers });
       const guesses = [];
       for (let i = 0; i < 6; i++) guesses.push((await guess(i)).status);
       expect(guesses).toEqual([401, 401, 401, 401, 429, 429]);

@@ -134,7 +134,8 @@ export function route(spec: Spec): Handler {
       const peerKey = caller ? `peer:${caller.tokenHash.slice(0, 24)}` : address;
       const perPeer = caller && ctx.verified.has(caller.tokenHash) && method.limit !== "rooms" && method.limit !== "joins";
       const limitKey = perPeer ? peerKey : address;
-      if (!method.chargesItself?.(query)) await charge(ctx, limitKey, method.limit ?? "calls", res);
+      const upFront = !method.chargesItself?.(query);
+      if (upFront) await charge(ctx, limitKey, method.limit ?? "calls", res);
 
       release = method.waits?.(query) ? ctx.waiting.enter(address) : undefined;
       if (release === null) throw problems.tooManyWaiting(ctx.config.waitingReadsPerAddress);
@@ -147,8 +148,9 @@ export function route(spec: Spec): Handler {
         if (caller && reply.status < 300) ctx.verified.add(caller.tokenHash);
         return send(res, reply);
       } catch (error) {
-        // Failed token guesses count against the guesser's address (if not already charged there); so do room ID guesses.
-        if (error instanceof Problem && error.code === "invalid_token" && limitKey !== address) await charge(ctx, address, "calls", res);
+        // Failed token guesses count against the guesser's address (once); so do room ID guesses.
+        const chargedAddress = upFront && limitKey === address;
+        if (error instanceof Problem && error.code === "invalid_token" && !chargedAddress) await charge(ctx, address, "calls", res);
         if (error instanceof Problem && error.code === "room_not_found" && lookup) {
           const refused = await ctx.probes.miss(address);
           if (refused) throw problems.rateLimited(refused);

@@ -15,7 +15,10 @@ export const STORES: StoreKind[] = ["memory", "redis"];
 export const redisUrl = () => inject("redisUrl");
 export const hasRedis = () => redisUrl() !== "";
 
-/** Settings every test server starts with: no public STUN, limits out of the way. */
+/**
+ * Settings every test server starts with: no public STUN, limits out of the way (a test is
+ * many clients on one address; tests/abuse.test.ts sets the per-address limits it checks).
+ */
 export const TEST_ENV = {
   ICE_SERVERS: "[]",
   LOG_LEVEL: "warn",
@@ -24,6 +27,8 @@ export const TEST_ENV = {
   RATE_LIMIT_PROBES_PER_HOUR: "1000000",
   RATE_LIMIT_JOINS_PER_HOUR: "1000000",
   RATE_LIMIT_ROOM_CHAT_PER_MINUTE: "1000000",
+  WAITING_READS_PER_ADDRESS: "100000",
+  CONNECTIONS_PER_ADDRESS: "100000",
 };
 
 /**
