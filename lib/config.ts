@@ -86,6 +86,8 @@ const EnvSchema = z.object({
   OPENAI_ATTEMPTS: positiveInt(3),
   OPENAI_OFFER_TIMEOUT_MS: positiveInt(20_000),
   OPENAI_SECRET_TTL_SECONDS: z.coerce.number().int().min(10).max(7200).default(60),
+  OPENAI_MAX_SESSION_SECONDS: z.coerce.number().int().min(1).max(3600).default(900),
+  CRON_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   OPENAI_CLIENT_CALLS_URL: z.url().default("https://api.openai.com/v1/realtime/calls"),
   RATE_LIMIT_SESSIONS_PER_HOUR: positiveInt(30),
 });
@@ -120,6 +122,10 @@ export interface Config {
     joinsPerHour: number;
   };
   authSecret: string | null;
+  /** Vercel Cron's bearer secret: it may call GET /api/session/expire. */
+  cronSecret: string | null;
+  /** On Vercel: a function ends with its response, so nothing may wait on a timer. */
+  serverless: boolean;
   /** Room creation by JWT: the JWKS that signs them, and the issuer and audiences required. */
   jwt: { jwksUrl: string; issuer?: string; audience?: string[] } | null;
   /**
@@ -153,6 +159,8 @@ export interface OpenAIConfig {
   secretTtlSeconds: number;
   /** Where clients holding a minted secret post their offer (OpenAI's, not OPENAI_BASE_URL). */
   clientCallsUrl: string;
+  /** How long an AI call may run before the server hangs it up. */
+  maxSessionMs: number;
   sessionsPerHour: number;
 }
 
@@ -211,6 +219,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       joinsPerHour: e.RATE_LIMIT_JOINS_PER_HOUR,
     },
     authSecret: e.AUTH_SECRET ?? null,
+    cronSecret: e.CRON_SECRET ?? null,
+    serverless: Boolean(e.VERCEL),
     jwt: e.AUTH_JWKS_URL
       ? { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_JWT_ISSUER, audience: e.AUTH_JWT_AUDIENCE?.split(",").map((a) => a.trim()).filter(Boolean) }
       : null,
@@ -233,6 +243,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       offerTimeoutMs: e.OPENAI_OFFER_TIMEOUT_MS,
       secretTtlSeconds: e.OPENAI_SECRET_TTL_SECONDS,
       clientCallsUrl: e.OPENAI_CLIENT_CALLS_URL,
+      maxSessionMs: e.OPENAI_MAX_SESSION_SECONDS * 1000,
       sessionsPerHour: e.RATE_LIMIT_SESSIONS_PER_HOUR,
     },
   };

@@ -2,7 +2,7 @@
  * Who may create rooms on this deployment: anyone by default; with AUTH_SECRET, holders of that
  * static secret; with AUTH_JWKS_URL, bearers of a JWT signed by a key of that JWKS (the tokens
  * Supabase, Cognito, Auth0 and the like issue), checked for issuer and audience when configured.
- * Either credential is accepted when both are set.
+ * Either credential is accepted when both are set. Also: who may run the AI session sweep.
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Config } from "./config.js";
@@ -43,4 +43,11 @@ export async function authorizeRoomCreation(config: Config, bearer: string | nul
   } catch (error) {
     throw refusal(error);
   }
+}
+
+/** The session sweep (GET /api/session/expire) answers only Vercel Cron, which sends CRON_SECRET as bearer. */
+export function authorizeCron(config: Config, bearer: string | null): void {
+  if (!config.cronSecret) throw problems.forbidden("Set CRON_SECRET to let Vercel Cron end AI calls past their deadline");
+  if (!bearer) throw problems.missingToken();
+  if (!sameSecret(bearer, config.cronSecret)) throw problems.forbidden("The bearer token is not this deployment's CRON_SECRET");
 }

@@ -40,6 +40,7 @@ function operation(path: string, method: string, spec: MethodSpec<any, any>, ope
   if (openRoom) responses["403"] = problem("This deployment requires its AUTH_SECRET or a JWT from its identity provider (`forbidden`)");
   if (spec.auth) responses["404"] = problem("No such recipient or session (`peer_not_found`, `session_not_found`)");
   else if (path === "/api/peers") responses["404"] = problem("No such room, or it has expired or was closed (`room_not_found`)");
+  for (const [status, description] of Object.entries(spec.problems ?? {})) responses[status] = problem(description);
   if (spec.body) {
     responses["413"] = problem("The body or a field is too large (`payload_too_large`)");
     responses["415"] = problem("The body is not JSON (`unsupported_media_type`)");

@@ -3,7 +3,7 @@
  * Each file in api/ exports one entry, so Vercel serves each as its own function.
  */
 import type { Context } from "./context.js";
-import { authorizeRoomCreation } from "./deployment-auth.js";
+import { authorizeCron, authorizeRoomCreation } from "./deployment-auth.js";
 import { noContent, ok, route, type Reply } from "./http/route.js";
 import * as bridge from "./openai/bridge.js";
 import { openApiDocument } from "./openapi.js";
@@ -240,6 +240,18 @@ export const routes = {
       auth: "peer",
       limit: "sessions",
       handle: async ({ ctx, caller, body }) => ok(await bridge.mintSecret(ctx, caller, body.preset), 201),
+    },
+  }),
+
+  "/api/session/expire": route({
+    GET: {
+      summary: "Hang up every AI call past OPENAI_MAX_SESSION_SECONDS (for Vercel Cron: send CRON_SECRET as bearer)",
+      responses: { 200: "`{ended}`: how many calls were hung up" },
+      problems: { 401: "No bearer token (`missing_token`)", 403: "CRON_SECRET is not set, or the bearer is not it (`forbidden`)" },
+      handle: async ({ ctx, bearer }) => {
+        authorizeCron(ctx.config, bearer);
+        return ok(await bridge.endDueSessions(ctx));
+      },
     },
   }),
 

@@ -6,7 +6,7 @@
 import { http, HttpResponse } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect } from "vitest";
-import { apiClient, createRoom, drain, joinRoom, STORES, useHarness, type Api, type ApiResponse } from "./support/harness.js";
+import { apiClient, createRoom, drain, hasRedis, joinRoom, STORES, useHarness, type Api, type ApiResponse } from "./support/harness.js";
 
 const BASE = "http://127.0.0.1:9/v1"; // loopback: nothing can leave the machine even unintercepted
 const KEY = "sk-live-test-0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6";
@@ -243,3 +243,61 @@ describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
     expect(calls).toEqual([]);
   });
 });
+
+describe.each(STORES)("AI call deadline [%s]", (kind) => {
+  let api: Api;
+  const test = useHarness(kind, (h) => (api = apiClient(h.url)), { ...ENV, OPENAI_MAX_SESSION_SECONDS: "1" });
+
+  test("a call is hung up at OPENAI_MAX_SESSION_SECONDS, its AI peer leaves, and its place frees", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const started = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token));
+    expect(started.status).toBe(201);
+    const callId = `rtc_${callCount}`;
+    const t = Date.now();
+    while (!calls.some((c) => c.path === `hangup ${callId}`)) {
+      expect(Date.now() - t, "hung up by its deadline").toBeLessThan(5000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(Date.now() - t).toBeGreaterThanOrEqual(700);
+    expect(keyless(await api.del(`/api/session?roomId=${host.roomId}&id=${started.body.sessionId}`, host.token)).body.code).toBe("session_not_found");
+    const again = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token));
+    expect(again.status).toBe(201);
+    await api.del(`/api/session?roomId=${host.roomId}&id=${again.body.sessionId}`, host.token);
+  });
+});
+
+describe.skipIf(!hasRedis())("AI call deadline on Vercel, through Cron [redis]", () => {
+  let api: Api;
+  const CRON_SECRET = "cron-secret-for-the-tests";
+  // VERCEL=1: no timers (functions end with their response); Cron calls the sweep instead.
+  const test = useHarness("redis", (h) => (api = apiClient(h.url)), { ...ENV, OPENAI_MAX_SESSION_SECONDS: "1", VERCEL: "1", CRON_SECRET });
+
+  test("GET /api/session/expire, with CRON_SECRET, hangs up every call past its deadline and removes its AI peer", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const adding = api.post("/api/session/peer", { roomId: host.roomId, preset: "assistant" }, host.token);
+    let agentId = "";
+    while (!agentId) {
+      const mail = await api.get(`/api/peers?roomId=${host.roomId}`, host.token);
+      agentId = mail.body.peers.find((p: any) => p.role === "agent")?.peerId ?? "";
+    }
+    await api.post("/api/offer", { roomId: host.roomId, to: agentId, description: { type: "offer", sdp: OFFER } }, host.token);
+    await api.post("/api/candidate", { roomId: host.roomId, to: agentId, candidates: [null] }, host.token);
+    expect(keyless(await adding).status).toBe(201);
+    const ours = `hangup rtc_${callCount}`;
+    const sweep = (token?: string) => api.get("/api/session/expire", token);
+    expect((await sweep()).status).toBe(401);
+    expect((await sweep("not-the-cron-secret")).status).toBe(403);
+    expect((await sweep(CRON_SECRET)).status).toBe(200); // ours is not due yet
+    expect(calls.some((c) => c.path === ours)).toBe(false);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(calls.some((c) => c.path === ours)).toBe(false); // no timer did it
+    // (Other suites' calls may be due in this Redis too.)
+    expect((await sweep(CRON_SECRET)).body.ended).toBeGreaterThanOrEqual(1);
+    expect(calls.filter((c) => c.path === ours)).toEqual([{ path: ours, auth: `Bearer ${KEY}` }]);
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers.map((p: any) => p.role)).toEqual(["host"]);
+    expect((await sweep(CRON_SECRET)).body).toEqual({ ended: 0 });
+  });
+});
+

@@ -381,6 +381,27 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.removeSession(host, "secret1")).toEqual({ record: null });
   });
 
+  it.skipIf(kind === "redis" && !hasRedis())("AI calls past their deadline are listed, and each ends once, whoever asks", async () => {
+    const { roomId, host } = await makeRoom();
+    const now = Date.now();
+    await store.putSession(host, "ses_due", '{"callId":"rtc_due"}', 5, now);
+    await store.putSession(host, "ses_later", '{"callId":"rtc_later"}', 5, now);
+    await store.scheduleSessionEnd(roomId, "ses_due", now + 1000);
+    await store.scheduleSessionEnd(roomId, "ses_later", now + 60_000);
+    const due = (at: number) => store.dueSessions(at, 100).then((list) => list.filter((d) => d.roomId === roomId));
+    expect(await due(now)).toEqual([]);
+    expect(await due(now + 1000)).toEqual([{ roomId, sessionId: "ses_due" }]);
+    expect(await store.endSession(roomId, "ses_due")).toBe('{"callId":"rtc_due"}');
+    expect(await store.endSession(roomId, "ses_due")).toBeNull();
+    expect(await due(now + 1000)).toEqual([]);
+    expect(await store.removeSession(host, "ses_due")).toEqual({ record: null });
+    expect(await due(now + 60_000)).toEqual([{ roomId, sessionId: "ses_later" }]);
+    // A room gone first: the entry is still listed until ended, and ends with nothing.
+    await store.closeRoom(host, msg("room-closed"), now);
+    expect(await store.endSession(roomId, "ses_later")).toBeNull();
+    expect(await due(now + 60_000)).toEqual([]);
+  });
+
   it.skipIf(kind === "redis" && !hasRedis())("rooms expire, and activity extends them only up to their cap", async () => {
     const short = await makeRoom({ ttlMs: 1000, viewers: 1 });
     await send(short.host, short.viewers[0], msg("offer"));

@@ -52,6 +52,8 @@ export interface MethodSpec<Q, B> {
   /** For the OpenAPI document: what the method does, and each success status's content. */
   summary: string;
   responses: Record<number, string>;
+  /** For the OpenAPI document: problems this method answers besides those every route of its kind does. */
+  problems?: Record<number, string>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
   /** "peer": a token of the room named by `roomId` (query or body) is required. */

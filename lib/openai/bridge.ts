@@ -22,7 +22,9 @@ interface SessionRecord {
   mode: "proxy" | "peer" | "secret";
   preset: string;
   callId?: string;
+  /** Room mode: the AI peer, and its token's hash (so it can leave when its call ends by deadline). */
   peerId?: string;
+  peerTokenHash?: string;
   startedAt: number;
 }
 
@@ -66,6 +68,7 @@ export async function startSession(ctx: Context, caller: Caller, offerSdp: strin
   try {
     const { answerSdp, callId } = await ctx.realtime.connect(offerSdp, preset);
     await record(ctx, caller, sessionId, { mode: "proxy", preset: name, callId, startedAt: ctx.now() });
+    await scheduleEnd(ctx, caller.roomId, sessionId);
     return { sessionId, sdp: answerSdp, preset: name, upstream: ctx.realtime.kind };
   } catch (error) {
     await forget(ctx, caller, sessionId).catch(() => {});
@@ -123,7 +126,8 @@ export async function addAgent(ctx: Context, host: Caller, presetName?: string, 
     const offer = await offerFor(ctx, agent, now + ctx.config.openai.offerTimeoutMs, signal);
     const candidates = await trickledCandidates(ctx, agent, signal);
     const { answerSdp, callId } = await ctx.realtime.connect(withCandidates(offer.description.sdp, candidates), preset);
-    await record(ctx, host, sessionId, { mode: "peer", preset: name, callId, peerId: peer.peerId, startedAt: now });
+    await record(ctx, host, sessionId, { mode: "peer", preset: name, callId, peerId: peer.peerId, peerTokenHash: agent.tokenHash, startedAt: now });
+    await scheduleEnd(ctx, host.roomId, sessionId);
     await signaling.sendDescription(ctx, agent, host.peerId, { type: "answer", sdp: answerSdp });
     return { sessionId, peerId: peer.peerId, preset: name, upstream: ctx.realtime.kind };
   } catch (error) {
@@ -157,6 +161,42 @@ export async function mintSecret(ctx: Context, host: Caller, presetName?: string
     await forget(ctx, host, sessionId).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Every AI call ends by OPENAI_MAX_SESSION_SECONDS (OpenAI's own limit is an hour, billed
+ * throughout). Its deadline goes into the store's index; a long-lived process (npm start) also
+ * sets a timer for it, and where functions cannot keep timers (Vercel), Cron calls
+ * GET /api/session/expire, which ends whatever is due (`endDueSessions`).
+ */
+async function scheduleEnd(ctx: Context, roomId: string, sessionId: string) {
+  const { maxSessionMs } = ctx.config.openai;
+  await ctx.store.scheduleSessionEnd(roomId, sessionId, ctx.now() + maxSessionMs);
+  if (ctx.config.serverless) return;
+  setTimeout(
+    () => void endExpired(ctx, roomId, sessionId).catch((error: Error) => ctx.log.warn({ event: "session_end_failed", roomId, sessionId, error: error.message })),
+    maxSessionMs,
+  ).unref();
+}
+
+/** Ends a session past its deadline (if it has not ended already): its call hangs up, its AI peer leaves. */
+async function endExpired(ctx: Context, roomId: string, sessionId: string): Promise<boolean> {
+  const stored = await ctx.store.endSession(roomId, sessionId);
+  if (!stored) return false;
+  const session = JSON.parse(stored) as SessionRecord;
+  ctx.log.info({ event: "session_expired", roomId, sessionId });
+  if (session.callId) await hangupClosed(ctx, roomId, [stored]);
+  if (session.peerId && session.peerTokenHash) {
+    await signaling.leaveRoom(ctx, { roomId, peerId: session.peerId, tokenHash: session.peerTokenHash }, session.peerId).catch(() => {});
+  }
+  return true;
+}
+
+/** Ends every AI call past its deadline, in any room (Vercel Cron's entry point). */
+export async function endDueSessions(ctx: Context) {
+  let ended = 0;
+  for (const { roomId, sessionId } of await ctx.store.dueSessions(ctx.now(), 100)) if (await endExpired(ctx, roomId, sessionId)) ended++;
+  return { ended };
 }
 
 /**

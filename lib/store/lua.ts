@@ -13,6 +13,7 @@
  *   sb:{R}:chat     list: the room's last chat messages
  *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m:<id>:<type>:<JSON>", "gone",
  *                   "closed:<JSON>" or "w:<mark>" (a waiting read of P began)
+ *   sb:ai:ends      sorted set, the one key outside any room: "<R>/<sessionId>" by the AI call's deadline
  *
  * The mail budget: every delivery counts against its recipient's inbox (at most `im` messages)
  * and the room's bytes (at most `mb`, each message counted as its size plus ENTRY_OVERHEAD).
@@ -301,6 +302,22 @@ if record then redis.call('HDEL', room, 's:' .. ARGV[3], 'e:' .. ARGV[3]) end
 return {'ok', record}
 `);
 
+/** ARGV: sessionId → the record, or false; the record goes (a session past its deadline, whoever asks). */
+export const END_SESSION = script(`
+local record = redis.call('HGET', room, 's:' .. ARGV[1])
+if record then redis.call('HDEL', room, 's:' .. ARGV[1], 'e:' .. ARGV[1]) end
+return record
+`);
+
+/**
+ * KEYS[1]: the deadline index (a sorted set: "<roomId>/<sessionId>" by deadline). ARGV: member,
+ * deadline, keepUntil. The index outlives its last deadline by a day, then goes like every key.
+ */
+export const SCHEDULE_END = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+`;
+
 /** KEYS[2]: the room's chat history. ARGV: now, callerId, tokenHash, body, historyMax */
 export const CHAT = script(`
 local r = load(ARGV[2])
@@ -329,4 +346,4 @@ if r.a ~= ARGV[2] then return {'unauthorized'} end
 return {'ok', redis.call('LRANGE', KEYS[2], 0, -1)}
 `);
 
-export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, CHAT, CHAT_HISTORY };
+export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY };

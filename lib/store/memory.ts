@@ -79,6 +79,8 @@ export class MemoryStore implements SignalStore {
   private readonly rooms = new Map<string, Room>();
   private readonly events = new EventEmitter().setMaxListeners(0);
   private readonly sweeper: NodeJS.Timeout;
+  /** "<roomId>/<sessionId>" → the AI call's deadline. */
+  private readonly sessionEnds = new Map<string, number>();
 
   constructor(private readonly budget: MailBudget) {
     this.sweeper = setInterval(() => this.sweep(Date.now()), 60_000).unref();
@@ -236,6 +238,26 @@ export class MemoryStore implements SignalStore {
     const record = room.sessions.get(sessionId)?.record ?? null;
     room.sessions.delete(sessionId);
     return { record };
+  }
+
+  async scheduleSessionEnd(roomId: string, sessionId: string, at: number) {
+    this.sessionEnds.set(`${roomId}/${sessionId}`, at);
+  }
+
+  async dueSessions(now: number, max: number) {
+    return [...this.sessionEnds]
+      .filter(([, at]) => at <= now)
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, max)
+      .map(([m]) => ({ roomId: m.slice(0, m.indexOf("/")), sessionId: m.slice(m.indexOf("/") + 1) }));
+  }
+
+  async endSession(roomId: string, sessionId: string) {
+    this.sessionEnds.delete(`${roomId}/${sessionId}`);
+    const room = this.live(roomId, Date.now());
+    const record = room?.sessions.get(sessionId)?.record ?? null;
+    room?.sessions.delete(sessionId);
+    return record;
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {

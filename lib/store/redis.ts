@@ -29,6 +29,8 @@ export const roomKey = (roomId: string) => `sb:{${roomId}}`;
 export const inboxKey = (roomId: string, peerId: string) => `${roomKey(roomId)}:in:${peerId}`;
 export const chatKey = (roomId: string) => `${roomKey(roomId)}:chat`;
 export const channelName = (roomId: string, peerId: string) => `${roomKey(roomId)}:ch:${peerId}`;
+export const SESSION_ENDS_KEY = "sb:ai:ends";
+const DAY_MS = 86_400_000;
 
 type Script = ReturnType<Redis["createScript"]>;
 type Reply = string | number | null | Reply[];
@@ -168,6 +170,21 @@ export class RedisStore implements SignalStore {
   async removeSession(c: Caller, sessionId: string) {
     const [status, record] = (await this.run("REMOVE_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId])) as Reply[];
     return status === "ok" ? { record: typeof record === "string" ? record : null } : (status as Denied | "forbidden");
+  }
+
+  async scheduleSessionEnd(roomId: string, sessionId: string, at: number) {
+    await this.run("SCHEDULE_END", [SESSION_ENDS_KEY], [`${roomId}/${sessionId}`, at, at + DAY_MS]);
+  }
+
+  async dueSessions(now: number, max: number) {
+    const members = (await this.guard(() => this.redis.exec(["ZRANGE", SESSION_ENDS_KEY, "-inf", String(now), "BYSCORE", "LIMIT", "0", String(max)]))) as string[];
+    return members.map((m) => ({ roomId: m.slice(0, m.indexOf("/")), sessionId: m.slice(m.indexOf("/") + 1) }));
+  }
+
+  async endSession(roomId: string, sessionId: string) {
+    const record = (await this.run("END_SESSION", [roomKey(roomId)], [sessionId])) as string | null;
+    await this.guard(() => this.redis.exec(["ZREM", SESSION_ENDS_KEY, `${roomId}/${sessionId}`]));
+    return typeof record === "string" ? record : null;
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {

@@ -159,6 +159,16 @@ export interface SignalStore {
   /** Host only: removes a session record and returns it (null if there was none). */
   removeSession(caller: Caller, sessionId: string): Promise<{ record: string | null } | Denied | "forbidden">;
 
+  /**
+   * AI calls have a deadline (OPENAI_MAX_SESSION_SECONDS): `scheduleSessionEnd` enters one in a
+   * deadline index, `dueSessions` lists those past due, and `endSession` removes a session's
+   * record whoever asks (its deadline passed) and its index entry, returning the record, or
+   * null if the session had already ended.
+   */
+  scheduleSessionEnd(roomId: string, sessionId: string, at: number): Promise<void>;
+  dueSessions(now: number, max: number): Promise<{ roomId: string; sessionId: string }[]>;
+  endSession(roomId: string, sessionId: string): Promise<string | null>;
+
   /** Subscribes to the peer's notifications; resolves once the subscription is live, throws StoreUnavailable if it cannot be made. */
   listen(roomId: string, peerId: string): Promise<Listener>;
 
