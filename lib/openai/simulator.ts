@@ -10,6 +10,7 @@
  * unless told.
  */
 import { nanoid } from "nanoid";
+import { Problem } from "../problem.js";
 import { RTCPeerConnection, type RTCDataChannel } from "werift";
 import type { Preset } from "./presets.js";
 import type { RealtimeUpstream } from "./upstream.js";
@@ -48,8 +49,14 @@ export class SimulatedUpstream implements RealtimeUpstream {
     pc.connectionStateChange.subscribe((state) => {
       if (state === "failed" || state === "closed") void this.hangup(callId);
     });
-    await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
-    await pc.setLocalDescription(await pc.createAnswer());
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+    } catch (error) {
+      // OpenAI answers an offer it cannot take with 400; so does its stand-in.
+      await this.hangup(callId);
+      throw new Problem(400, "upstream_rejected", "OpenAI rejected the session", `The simulated OpenAI rejected the offer: ${(error as Error).message}`);
+    }
     // No trickle ICE upstream: the answer carries every candidate.
     if (pc.iceGatheringState !== "complete") {
       await new Promise<void>((resolve) => {
