@@ -1,12 +1,24 @@
 /**
- * Who may do what, and what bad input gets: every route × missing / malformed / foreign /
- * forged tokens, forbidden actions, malformed requests (always a 4xx problem document,
- * never a 500, nothing changed), CORS and rate limits — on both stores.
+ * Who may do what, and what bad input gets: forbidden actions, malformed requests (always a
+ * 4xx problem document, never a 500, nothing changed), CORS and rate limits — on both stores.
+ * (Every route × missing, malformed, foreign and forged tokens: tests/routes.construction.test.ts.)
  */
 import { describe, expect, it } from "vitest";
+import type { RateLimits } from "../lib/ratelimit.js";
 import { apiClient, useHarness, createRoom, drain, freshAddress, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, type Api, type ApiResponse, type Harness } from "./support/harness.js";
 
 const offer = { type: "offer", sdp: "v=0\r\n" };
+
+/** The variable setting each rate limit: typed by the limits themselves, so none is left untested. */
+const LIMIT_VARIABLES: Record<keyof RateLimits, string> = {
+  rooms: "RATE_LIMIT_ROOMS_PER_HOUR",
+  joins: "RATE_LIMIT_JOINS_PER_HOUR",
+  calls: "RATE_LIMIT_CALLS_PER_HOUR",
+  sessions: "RATE_LIMIT_SESSIONS_PER_HOUR",
+  probes: "RATE_LIMIT_PROBES_PER_HOUR",
+  chat: "RATE_LIMIT_CHAT_PER_MINUTE",
+  roomChat: "RATE_LIMIT_ROOM_CHAT_PER_MINUTE",
+};
 const answer = { type: "answer", sdp: "v=0\r\n" };
 
 function expectProblem(res: ApiResponse, status: number, code: string) {
@@ -21,39 +33,6 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
   const test = useHarness(kind, (started) => {
     h = started;
     api = apiClient(h.url);
-  });
-
-  test("every authenticated route refuses missing, malformed, foreign and forged tokens", async () => {
-    const host = await createRoom(api);
-    const viewer = await joinRoom(api, host.roomId);
-    const elsewhere = await createRoom(api);
-    const forged = `${viewer.peerId}.${"A".repeat(32)}`;
-    const r = host.roomId;
-    const routes: [string, string, unknown?][] = [
-      ["DELETE", `/api/rooms?roomId=${r}`],
-      ["GET", `/api/peers?roomId=${r}`],
-      ["DELETE", `/api/peers?roomId=${r}&peerId=${viewer.peerId}`],
-      ["POST", "/api/offer", { roomId: r, to: viewer.peerId, description: offer }],
-      ["POST", "/api/answer", { roomId: r, to: host.peerId, description: answer }],
-      ["POST", "/api/candidate", { roomId: r, to: host.peerId, candidates: [null] }],
-      ["GET", `/api/offer?roomId=${r}`],
-      ["GET", `/api/answer?roomId=${r}`],
-      ["GET", `/api/candidate?roomId=${r}`],
-      ["GET", `/api/poll?roomId=${r}`],
-      ["GET", `/api/ice-servers?roomId=${r}`],
-    ];
-    for (const [method, path, body] of routes) {
-      expectProblem(await api.call(method, path, { body }), 401, "missing_token");
-      expectProblem(await api.call(method, path, { body, token: "not-a-token" }), 401, "invalid_token");
-      expectProblem(await api.call(method, path, { body, token: elsewhere.token }), 401, "invalid_token");
-      expectProblem(await api.call(method, path, { body, token: forged }), 401, "invalid_token");
-    }
-    // None of that changed anything.
-    const peers = await api.get(`/api/peers?roomId=${r}`, host.token);
-    expect(peers.body.peers).toHaveLength(2);
-    const hostMail = await drain(api, host);
-    expect(hostMail.messages.map((m) => m.type)).toEqual(["peer-joined"]);
-    expect((await api.get(`/api/poll?roomId=${r}`, viewer.token)).status).toBe(204);
   });
 
   test("valid tokens may not act beyond their role", async () => {
@@ -264,6 +243,83 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
       await h.close();
     }
   });
+
+  test("every rate limit is enforced: a third request past a limit of two gets 429", async () => {
+    // One server per limit, with only that limit at two: no other limit may be what refuses.
+    for (const [limit, variable] of Object.entries(LIMIT_VARIABLES) as [keyof RateLimits, string][]) {
+      const h = await startHarness(kind, { TRUST_PROXY: "1", OPENAI_MAX_SESSIONS_PER_ROOM: "10", OPENAI_OFFER_TIMEOUT_MS: "300", [variable]: "2" });
+      try {
+        await hitLimit(limit, apiClient(h.url));
+      } finally {
+        await h.close();
+      }
+    }
+  });
+
+  /** Three requests against one limit of two: the third refused, the first two not. */
+  async function hitLimit(limit: keyof RateLimits, api: Api) {
+    // A fresh address per client (counters in Redis outlive a run); rooms and joins from others.
+    const from = () => {
+      const headers = { "x-forwarded-for": freshAddress() };
+      return {
+        call: (method: string, path: string, token?: string, body?: unknown) => api.call(method, path, { token, body, headers }),
+        room: async () => (await api.call("POST", "/api/rooms", { body: {}, headers: { "x-forwarded-for": freshAddress() } })).body as { roomId: string; token: string },
+        join: async (roomId: string) => (await api.call("POST", "/api/peers", { body: { roomId }, headers: { "x-forwarded-for": freshAddress() } })).body as { token: string },
+      };
+    };
+    const three = async (attempt: (i: number) => Promise<ApiResponse>) => {
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await attempt(i)).status);
+      return statuses;
+    };
+    const attempts: Record<keyof RateLimits, () => Promise<number[] | number[][]>> = {
+      rooms: async () => {
+        const c = from();
+        return three(() => c.call("POST", "/api/rooms", undefined, {}));
+      },
+      joins: async () => {
+        const c = from();
+        const { roomId } = await c.room();
+        return three(() => c.call("POST", "/api/peers", undefined, { roomId }));
+      },
+      calls: async () => {
+        const c = from();
+        const host = await c.room();
+        return three(() => c.call("GET", `/api/peers?roomId=${host.roomId}`, host.token));
+      },
+      // Each route that starts one is charged: a host's third start is refused, whichever route.
+      sessions: async () => {
+        const sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendrecv\r\n";
+        const triples = [];
+        for (const [path, body] of [["/api/session", { sdp }], ["/api/session/peer", {}], ["/api/session/token", {}]] as const) {
+          const c = from();
+          const host = await c.room();
+          triples.push(await three(() => c.call("POST", path, host.token, { roomId: host.roomId, ...body })));
+        }
+        return triples;
+      },
+      probes: async () => {
+        const c = from();
+        return three((i) => c.call("POST", "/api/peers", undefined, { roomId: `nnnnnnnnn${"234"[i]}` }));
+      },
+      chat: async () => {
+        const c = from();
+        const host = await c.room();
+        return three(() => c.call("POST", "/api/chat", host.token, { roomId: host.roomId, text: "hi" }));
+      },
+      roomChat: async () => {
+        const c = from();
+        const host = await c.room();
+        const senders = [host.token, (await c.join(host.roomId)).token, (await c.join(host.roomId)).token];
+        return three((i) => c.call("POST", "/api/chat", senders[i], { roomId: host.roomId, text: "hi" }));
+      },
+    };
+    const result = await attempts[limit]();
+    for (const statuses of (Array.isArray(result[0]) ? result : [result]) as number[][]) {
+      expect(statuses[2], `${limit}: ${statuses}`).toBe(429);
+      expect(statuses.slice(0, 2).every((s) => s !== 429 && s !== 500), `${limit}: ${statuses}`).toBe(true);
+    }
+  }
 
   test("joins are limited per address, so one address cannot mint senders without end", async () => {
     const h = await startHarness(kind, { RATE_LIMIT_JOINS_PER_HOUR: "2", TRUST_PROXY: "1" });

@@ -10,6 +10,17 @@ import { ENTRY_OVERHEAD, type Caller, type Outgoing, type PeerInfo, type SignalS
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { hasRedis, redisUrl, STORES } from "./support/harness.js";
 
+/** Message ids in order: by millisecond, then sequence. */
+const byId = (a: string, b: string) => {
+  const [[ma, sa], [mb, sb]] = [a.split("-").map(Number), b.split("-").map(Number)];
+  return ma - mb || sa - sb;
+};
+
+/** The store's operations whose first argument is the caller. */
+type CallerOp = {
+  [K in keyof SignalStore]: SignalStore[K] extends (...args: never[]) => unknown ? (Parameters<SignalStore[K]>[0] extends Caller ? K : never) : never;
+}[keyof SignalStore];
+
 const INBOX_MAX = 20;
 const MAIL_MAX_BYTES = 64 * 1024;
 const BUDGET = { inboxMax: INBOX_MAX, roomMailMaxBytes: MAIL_MAX_BYTES };
@@ -110,23 +121,45 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(view.peers[1]).toMatchObject({ name: "Ada", role: "viewer" });
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("refuses a wrong token hash on every authenticated operation", async () => {
-    const { host, viewers } = await makeRoom({ viewers: 1 });
-    const [viewer] = viewers;
-    const forged = { ...viewer, tokenHash: hashToken("guess") };
-    const missing = { ...viewer, roomId: newRoomId() };
+  /**
+   * Every operation that takes a caller, with arguments that would succeed for the right one.
+   * The type lists the interface's caller operations itself: a new one cannot be left out.
+   */
+  const callerOps = (room: Made): Record<CallerOp, (c: Caller) => Promise<unknown>> => {
     const now = Date.now();
-    expect(await store.listPeers(forged, now)).toBe("unauthorized");
-    expect(await store.send(forged, host.peerId, msg("offer"), now)).toBe("unauthorized");
-    expect(await store.read(forged, null, now)).toBe("unauthorized");
-    expect(await store.take(forged, "offer", now)).toBe("unauthorized");
-    expect(await store.leaveRoom(forged, viewer.peerId, msg("peer-left"), msg("room-closed"), now)).toBe("unauthorized");
-    expect(await store.closeRoom({ ...host, tokenHash: hashToken("guess") }, msg("room-closed"), now)).toBe("unauthorized");
-    expect(await store.listPeers(missing, now)).toBe("room-missing");
-    expect(await store.send(missing, host.peerId, msg("offer"), now)).toBe("room-missing");
-    expect(await store.read(missing, null, now)).toBe("room-missing");
-    // Nothing was delivered by the refused sends.
-    expect(await read(host)).toEqual([expect.objectContaining({ body: expect.stringContaining("peer-joined") })]);
+    const [viewer] = room.viewers;
+    return {
+      listPeers: (c) => store.listPeers(c, now),
+      leaveRoom: (c) => store.leaveRoom(c, viewer.peerId, msg("peer-left"), msg("room-closed"), now),
+      closeRoom: (c) => store.closeRoom(c, msg("room-closed"), now),
+      send: (c) => store.send(c, c.peerId === room.host.peerId ? viewer.peerId : room.host.peerId, msg("offer"), now),
+      chat: (c) => store.chat(c, msg("chat"), 50, now),
+      chatHistory: (c) => store.chatHistory(c),
+      read: (c) => store.read(c, null, now, "mark"),
+      take: (c) => store.take(c, "offer", now, "mark"),
+      putSession: (c) => store.putSession(c, "ses_x", "{}", 5, now),
+      removeSession: (c) => store.removeSession(c, "ses_x"),
+    };
+  };
+
+  it.skipIf(kind === "redis" && !hasRedis())("refuses a wrong token hash, and a missing room, on every operation that takes a caller, changing nothing", async () => {
+    const room = await makeRoom({ viewers: 1 });
+    const before = { peers: await store.listPeers(room.host, Date.now()), mail: await read(room.host) };
+    const listener = await store.listen(room.roomId, room.viewers[0].peerId);
+    for (const who of [room.host, room.viewers[0]]) {
+      const forged = { ...who, tokenHash: hashToken("guess") };
+      const missing = { ...who, roomId: newRoomId() };
+      for (const [name, op] of Object.entries(callerOps(room))) {
+        expect(await op(forged), `${name}, forged`).toBe("unauthorized");
+        expect(await op(missing), `${name}, no room`).toBe("room-missing");
+      }
+    }
+    expect(await store.listPeers(room.host, Date.now())).toEqual(before.peers);
+    expect(await read(room.host)).toEqual(before.mail);
+    expect(await store.chatHistory(room.host)).toEqual([]);
+    expect(await store.removeSession(room.host, "ses_x")).toEqual({ record: null });
+    expect(await listener.next(200)).toEqual({ kind: "timeout" }); // no mark, no mail reached the viewer
+    listener.close();
   });
 
   it.skipIf(kind === "redis" && !hasRedis())("in a star room a viewer may address only the host; the host anyone", async () => {
@@ -168,8 +201,12 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     const first = (await read(v)) as { id: string; body: string }[];
     expect(first.map((m) => m.id)).toEqual(ids);
     expect(first.map(bodyN)).toEqual([0, 1, 2, 3, 4]);
-    // Ids increase, so a cursor orders them.
-    for (let i = 1; i < ids.length; i++) expect(idAfter(ids[i - 1]) <= ids[i] || ids[i].length > ids[i - 1].length).toBe(true);
+    // Ids increase: by millisecond, then by sequence within one.
+    const order = (id: string) => id.split("-").map(Number) as [number, number];
+    for (let i = 1; i < ids.length; i++) {
+      const [[ms0, seq0], [ms1, seq1]] = [order(ids[i - 1]), order(ids[i])];
+      expect(ms1 > ms0 || (ms1 === ms0 && seq1 > seq0), `${ids[i - 1]} < ${ids[i]}`).toBe(true);
+    }
     // Reading again without acknowledging returns the same messages, same ids.
     expect(await read(v)).toEqual(first);
     // Acknowledging up to the third returns the last two; repeating the same cursor changes nothing.
@@ -178,6 +215,26 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await read(v, ids[2])).toEqual(first.slice(3));
     expect(await read(v, ids[4])).toEqual([]);
     expect(await read(v)).toEqual([]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("a cursor acknowledges exactly up to itself, within one millisecond too", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    // Messages sent at once share a millisecond (ms-0, ms-1, …): look for two that do.
+    for (let round = 0; round < 10; round++) {
+      const now = Date.now();
+      const sent = (await Promise.all(Array.from({ length: 10 }, (_, n) => store.send(host, v.peerId, msg("candidate", n), now)))) as { id: string }[];
+      const ids = sent.map((s) => s.id).sort(byId);
+      const i = ids.findIndex((id, k) => k + 1 < ids.length && id.split("-")[0] === ids[k + 1].split("-")[0]);
+      if (i < 0) {
+        await ackAll(v);
+        continue;
+      }
+      const rest = (await read(v, ids[i])) as { id: string }[];
+      expect(rest.map((m) => m.id)).toEqual(ids.slice(i + 1));
+      return;
+    }
+    throw new Error("no two messages shared a millisecond in 10 rounds");
   });
 
   it.skipIf(kind === "redis" && !hasRedis())("takes one type atomically; the rest stays for reads", async () => {
