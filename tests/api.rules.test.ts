@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { RateLimits } from "../lib/ratelimit.js";
-import { apiClient, useHarness, createRoom, drain, freshAddress, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, type Api, type ApiResponse, type Harness } from "./support/harness.js";
+import { apiClient, useHarness, createRoom, drain, freshAddress, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, waitingReadBegins, type Api, type ApiResponse, type Harness } from "./support/harness.js";
 
 const offer = { type: "offer", sdp: "v=0\r\n" };
 
@@ -59,8 +59,9 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
     expect((await api.del(`/api/peers?roomId=${host.roomId}&peerId=${a.peerId}`, a.token)).status).toBe(204);
     expectProblem(await api.get(`/api/poll?roomId=${host.roomId}`, a.token), 401, "invalid_token");
     // A waiting read of a removed peer ends at once rather than at its deadline.
+    const bWaits = await waitingReadBegins(h, b);
     const waiting = api.get(`/api/poll?roomId=${host.roomId}&wait=20`, b.token);
-    await new Promise((r) => setTimeout(r, 200));
+    await bWaits();
     const started = performance.now();
     expect((await api.del(`/api/peers?roomId=${host.roomId}&peerId=${b.peerId}`, host.token)).status).toBe(204);
     expectProblem(await waiting, 401, "invalid_token");
@@ -72,8 +73,9 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
     ]);
 
     const c = await joinRoom(api, host.roomId);
+    const cWaits = await waitingReadBegins(h, c);
     const closing = api.get(`/api/poll?roomId=${host.roomId}&wait=20`, c.token);
-    await new Promise((r) => setTimeout(r, 200));
+    await cWaits();
     expect((await api.del(`/api/rooms?roomId=${host.roomId}`, host.token)).status).toBe(204);
     const closed = await closing;
     expect(closed.status).toBe(200);
@@ -199,8 +201,9 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
       for (let i = 0; i < 4; i++) expect((await poll()).status).toBe(204);
       expectProblem(await poll(), 429, "rate_limited");
       // The waiting itself is free: a long-poll woken by a message after it waited is not charged...
+      const hostWaits = await waitingReadBegins(h, host);
       const waiting = api.call("GET", `/api/poll?roomId=${host.roomId}&wait=10`, { token: host.token, headers });
-      await new Promise((r) => setTimeout(r, 150));
+      await hostWaits();
       await api.call("POST", "/api/peers", { body: { roomId: host.roomId }, headers: { "x-forwarded-for": freshAddress() } });
       const woken = await waiting;
       expect(woken.status).toBe(200);

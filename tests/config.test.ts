@@ -56,8 +56,20 @@ describe("configuration", () => {
     expect(refusal({ OPENAI_ALLOWED_PRESETS: "transcribe,ghost" })).toContain("ghost");
   });
 
-  it("never puts a secret into an error message", () => {
-    const message = refusal({ OPENAI_API_KEY: "sk-very-secret-value", OPENAI_MODE: "bogus" });
-    expect(message).not.toContain("sk-very-secret-value");
+  it("refuses TURN without credentials, or with URLs that are not TURN's", () => {
+    expect(refusal({ TURN_URLS: "turn:turn.example:3478" })).toContain("TURN_URLS needs TURN_SECRET, or TURN_USERNAME and TURN_CREDENTIAL");
+    expect(refusal({ TURN_URLS: "turn:turn.example:3478", TURN_USERNAME: "u" })).toContain("TURN_URLS needs");
+    expect(refusal({ TURN_URLS: "stun:stun.example:3478", TURN_SECRET: "a-long-enough-secret" })).toContain("TURN_URLS: each must start with turn: or turns:");
+    expect(loadConfig({ TURN_URLS: "turn:a.example, turns:b.example", TURN_SECRET: "a-long-enough-secret" }).turn?.urls).toEqual(["turn:a.example", "turns:b.example"]);
+    expect(loadConfig({ TURN_URLS: "turn:a.example", TURN_USERNAME: "u", TURN_CREDENTIAL: "c" }).turn).toMatchObject({ username: "u", credential: "c" });
+  });
+
+  it("names a secret that is refused, never its value", () => {
+    const secrets = { AUTH_SECRET: "hunter2-secret", TURN_SECRET: "s3cr3t7", CRON_SECRET: "cron-s3cret", UPSTASH_REDIS_REST_URL: "sk-live-in-a-url" };
+    const message = refusal({ ...secrets, UPSTASH_REDIS_REST_TOKEN: "t" });
+    for (const [name, value] of Object.entries(secrets)) {
+      expect(message).toContain(name);
+      expect(message).not.toContain(value);
+    }
   });
 });

@@ -23,8 +23,12 @@ describe("request logs and security headers", () => {
     const viewer = await joinRoom(api, host.roomId);
     const sdp = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n";
     const res = await api.post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp } }, host.token);
-    await new Promise((r) => setTimeout(r, 20));
-    const requestId = res.headers.get("x-request-id");
+    const requestId = res.headers.get("x-request-id")!;
+    // The line is written when the response finishes, which the client may see first.
+    for (let waited = 0; !lines.join("").includes(requestId); waited += 5) {
+      expect(waited, "the request's log line").toBeLessThan(5000);
+      await new Promise((r) => setTimeout(r, 5));
+    }
     const logged = lines.flatMap((l) => l.split("\n")).filter(Boolean).map((l) => JSON.parse(l));
     const line = logged.find((l) => l.requestId === requestId);
     expect(line).toEqual({ time: expect.any(String), level: "info", requestId, method: "POST", route: "/api/offer", status: 201, durationMs: expect.any(Number), roomId: host.roomId });

@@ -8,6 +8,7 @@ import { MemoryStore } from "../lib/store/memory.js";
 import { idAfter, RedisStore } from "../lib/store/redis.js";
 import { ENTRY_OVERHEAD, type Caller, type Outgoing, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
+import { createClient } from "redis";
 import { hasRedis, redisUrl, STORES } from "./support/harness.js";
 
 /** Message ids in order: by millisecond, then sequence. */
@@ -466,15 +467,47 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.describeRoom(short.roomId, Date.now())).toBeNull();
     expect(await read(short.viewers[0])).toBe("room-missing");
 
+    // The store takes the time from its caller: activity 1.1 s in (less than half the TTL left).
     const lively = await makeRoom({ ttlMs: 2000, capMs: 3000, viewers: 1 });
     const before = (await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt;
-    await new Promise((r) => setTimeout(r, 1100)); // less than half the TTL left
-    await send(lively.host, lively.viewers[0], msg("offer"));
-    const after = (await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt;
-    expect(after).toBeGreaterThan(before + 500);
-    expect(after).toBeLessThanOrEqual(before + 1000 + 50); // cap: created + 3000
+    const created = before - 2000;
+    expect(await store.send(lively.host, lively.viewers[0].peerId, msg("offer"), created + 900)).toEqual({ id: expect.any(String) });
+    expect((await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt).toBe(before); // more than half was left
+    await store.send(lively.host, lively.viewers[0].peerId, msg("offer"), created + 1100);
+    expect((await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt).toBe(created + 3000); // the cap, not created + 3100
     // The recipient's mail lives as long as the room.
-    expect(await read(lively.viewers[0])).toHaveLength(1);
+    expect(await read(lively.viewers[0])).toHaveLength(2);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("activity, a send or reading alone, keeps a room and all its keys alive past their first expiry", async () => {
+    const bySend = await makeRoom({ ttlMs: 3000, viewers: 1 });
+    const byReading = await makeRoom({ ttlMs: 3000, viewers: 1 });
+    await send(byReading.host, byReading.viewers[0], msg("offer")); // an inbox, so it has a key to expire
+    await store.chat(byReading.host, msg("chat"), 50, Date.now());
+    await new Promise((r) => setTimeout(r, 1700)); // less than half the TTL left
+    await send(bySend.host, bySend.viewers[0], msg("offer"));
+    expect(await read(byReading.viewers[0])).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 1700)); // past the first expiry, 3 s after creation
+    for (const room of [bySend, byReading]) {
+      expect(await store.describeRoom(room.roomId, Date.now()), room === bySend ? "by a send" : "by reading").not.toBeNull();
+      expect(await read(room.viewers[0])).toHaveLength(room === bySend ? 1 : 2);
+    }
+    if (kind === "redis") {
+      // Every key of the room expires with it: the hash, inboxes, indexes and chat alike.
+      const redis = createClient({ url: redisUrl() });
+      await redis.connect();
+      try {
+        for (const room of [bySend, byReading]) {
+          const keys: string[] = [];
+          for await (const batch of redis.scanIterator({ MATCH: `sb:{${room.roomId}}*` })) keys.push(...batch);
+          expect(keys.length).toBeGreaterThanOrEqual(3);
+          const roomTtl = await redis.pTTL(`sb:{${room.roomId}}`);
+          for (const key of keys) expect(Math.abs((await redis.pTTL(key)) - roomTtl), key).toBeLessThan(250);
+        }
+      } finally {
+        await redis.quit();
+      }
+    }
   });
 });
 

@@ -86,6 +86,27 @@ export async function startHarness(kind: StoreKind, env: Record<string, string> 
   };
 }
 
+/**
+ * Subscribes to `peer`'s notifications now; the function returned resolves once a waiting read
+ * of that peer has begun. A waiting read publishes its mark in the same atomic step as its
+ * first read, so anything sent after that can reach it only by waking it: tests that must
+ * exercise the wake-up use this instead of sleeping and hoping the read is waiting.
+ */
+export async function waitingReadBegins(h: Harness, peer: { roomId: string; peerId: string }): Promise<() => Promise<void>> {
+  const listener = await h.server.context.store.listen(peer.roomId, peer.peerId);
+  return async () => {
+    try {
+      for (;;) {
+        const wake = await listener.next(10_000);
+        if (wake.kind === "waiter") return;
+        if (wake.kind === "timeout") throw new Error(`no waiting read of ${peer.peerId} began`);
+      }
+    } finally {
+      listener.close();
+    }
+  };
+}
+
 /** Every key of signalbox's in the Redis behind the harness. */
 export async function signalboxKeys(redis: RedisInspector, pattern = "sb:*"): Promise<string[]> {
   const keys: string[] = [];

@@ -2,7 +2,7 @@
  * Finds a Redis to run against: REDIS_URL, else the machine's 127.0.0.1:6379, else a
  * redis-server started here on a free port (as inside a loopback-only namespace).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { createClient } from "redis";
 
@@ -19,7 +19,8 @@ export async function answers(url: string): Promise<boolean> {
   }
 }
 
-function freePort(): Promise<number> {
+/** A port nothing listens on now (the kernel's pick). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer().listen(0, "127.0.0.1", () => {
       const { port } = probe.address() as { port: number };
@@ -46,6 +47,8 @@ export async function startRedis(): Promise<{ url: string; child: ChildProcess }
   return null;
 }
 
+/** Whether a redis-server binary can be run here. */
+export const hasRedisServer = () => spawnSync("redis-server", ["--version"]).status === 0;
 
 /** A reachable Redis, and how to stop it if this started it; null when there is none. */
 export async function ensureRedis(): Promise<{ url: string; stop(): void } | null> {
