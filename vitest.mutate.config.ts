@@ -1,0 +1,16 @@
+/**
+ * The unit suites as `npm run mutate` (StrykerJS) runs them: in one process, so Stryker sees
+ * which tests reach each mutant. Left out: suites that run the code in other processes
+ * (multiprocess), or whose randomness and length suit a bug hunt rather than a mutant run (fuzz).
+ */
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    globalSetup: ["tests/support/global-setup.ts"],
+    include: ["tests/*.test.ts"],
+    exclude: ["tests/multiprocess.test.ts", "tests/fuzz.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});
