@@ -8,7 +8,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     globalSetup: ["tests/support/global-setup.ts"],
-    include: ["tests/*.test.ts"],
+    // MUTATE_TESTS=tests/limits.test.ts: only those (a quick look at one module's own tests).
+    include: process.env.MUTATE_TESTS ? process.env.MUTATE_TESTS.split(",") : ["tests/*.test.ts"],
     exclude: ["tests/multiprocess.test.ts", "tests/fuzz.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,

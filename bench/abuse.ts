@@ -75,6 +75,39 @@ async function chatFlood() {
   }
 }
 
+/** A take's cost with the inbox empty and with it half full of chat (what a flood can leave there). */
+async function takeCost() {
+  const store = await startStore("redis");
+  const server = await startServer({ ...store.env, ...LIMITED });
+  try {
+    const api = apiClient(server.url);
+    const timeTakes = async (host: Peer, viewer: Peer) => {
+      const times: number[] = [];
+      for (let i = 0; i < SIZES.probes / 10; i++) {
+        await api.post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp: `v=0\r\n${"a=x\r\n".repeat(500)}` } }, host.token);
+        const t = performance.now();
+        const taken = await api.get(`/api/offer?roomId=${host.roomId}`, viewer.token);
+        times.push(performance.now() - t);
+        if (taken.status !== 200) throw new Error(`take answered ${taken.status}`);
+      }
+      return summarize(times);
+    };
+    const room = async () => {
+      const host = await createRoom(api);
+      return { host, viewer: await joinRoom(api, host.roomId) };
+    };
+    const empty = await room();
+    const flooded = await room();
+    // Chat may fill half an inbox (INBOX_MAX_MESSAGES 1000): after that the viewer is skipped.
+    const chats = 500;
+    for (let i = 0; i < chats; i++) await api.post("/api/chat", { roomId: flooded.host.roomId, text: "x".repeat(200) }, flooded.host.token);
+    return { chats, empty: await timeTakes(empty.host, empty.viewer), flooded: await timeTakes(flooded.host, flooded.viewer) };
+  } finally {
+    await server.stop();
+    await store.stop();
+  }
+}
+
 async function pollFlood(kind: (typeof STORES)[number]) {
   const store = await startStore(kind);
   const server = await startServer({ ...store.env, ...LIMITED });
@@ -145,6 +178,12 @@ export async function abuseBenchmark() {
     ["chats sent", "accepted", "bytes sent", "Redis grew", "the room's keys", "budget (4 MiB mail + history + peers)", "an offer afterwards"],
     [[flood.chats, flood.accepted, `${flood.sentMiB.toFixed(2)} MiB`, `${flood.grownMiB.toFixed(2)} MiB`, `${flood.roomMiB.toFixed(2)} MiB`, `${flood.budgetMiB.toFixed(2)} MiB`, flood.offerAfter]],
   );
+  const takes = await takeCost();
+  printTable(
+    "Abuse — taking an offer from an inbox left full of chat (Redis, ms)",
+    ["inbox", "take p50 / p99"],
+    [["empty", `${takes.empty.median} / ${takes.empty.p99}`], [`${takes.chats} chats unread`, `${takes.flooded.median} / ${takes.flooded.p99}`]],
+  );
   const polls = [];
   for (const kind of STORES) polls.push(await pollFlood(kind));
   printTable(
@@ -158,7 +197,7 @@ export async function abuseBenchmark() {
     ["sockets", "refused at once (cap 128)", `still held after ${slow.seconds} s`, "last one closed at"],
     [[slow.sockets, slow.refusedAtOnce, slow.heldAfter, `${slow.lastClosedS.toFixed(1)} s`]],
   );
-  await saveResult("abuse", { flood, polls, slow });
+  await saveResult("abuse", { flood, takes, polls, slow });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await abuseBenchmark();

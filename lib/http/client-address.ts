@@ -20,7 +20,7 @@ export function clientAddress(socketAddress: string | undefined, forwardedFor: s
 
 /** An IPv4 address as it is, an IPv6 one as its /64 (IPv4-mapped IPv6 as the IPv4 address). */
 function limitKey(address: string): string | null {
-  const bare = address.replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+  const bare = address.replace(/^\[|\]$/g, ""); // ipaddr.js takes zone ids (fe80::1%eth0) itself
   if (!ipaddr.isValid(bare)) return null;
   const parsed = ipaddr.process(bare);
   if (parsed.kind() === "ipv4") return parsed.toString();
