@@ -51,7 +51,9 @@ const EnvSchema = z.object({
   TURN_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).default(86_400),
   TURN_USERNAME: z.string().min(1).optional(),
   TURN_CREDENTIAL: z.string().min(1).optional(),
-  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "off"]).default("info"),
+  LOG_LEVEL: z.enum(["info", "warn", "error", "off"], { error: "must be info, warn, error or off" }).default("info"),
+  PORT: z.coerce.number({ error: "must be a port number, 0 to 65535" }).int("must be a port number, 0 to 65535").min(0, "must be a port number, 0 to 65535").max(65_535, "must be a port number, 0 to 65535").default(3000),
+  HOST: z.string().min(1).default("127.0.0.1"),
   AUTH_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   AUTH_JWKS_URL: z.url().optional(),
   AUTH_JWT_ISSUER: z.string().min(1).optional(),
@@ -136,7 +138,9 @@ export interface Config {
   /** TURN for every peer: time-limited credentials from a shared secret, or static ones. */
   turn: { urls: string[]; secret?: string; ttlSeconds: number; username?: string; credential?: string } | null;
   /** info: a line per request; warn/error: only problems; off: nothing. */
-  logLevel: "debug" | "info" | "warn" | "error" | "off";
+  logLevel: "info" | "warn" | "error" | "off";
+  /** Where the self-hosted server (npm start) listens. */
+  listen: { port: number; host: string };
   openai: OpenAIConfig;
 }
 
@@ -226,6 +230,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : null,
     trustProxy: e.TRUST_PROXY || (e.VERCEL ? 1 : 0),
     logLevel: e.LOG_LEVEL,
+    listen: { port: e.PORT, host: e.HOST },
     turn: turnUrls.length
       ? { urls: turnUrls, secret: e.TURN_SECRET, ttlSeconds: e.TURN_TTL_SECONDS, username: e.TURN_USERNAME, credential: e.TURN_CREDENTIAL }
       : null,

@@ -2,8 +2,8 @@
  * Structured logs: one JSON line per event on stdout/stderr. Lines carry identifiers, routes,
  * statuses and timings — never SDP, tokens, keys or request bodies.
  */
-export type Level = "debug" | "info" | "warn" | "error";
-const ORDER: Record<Level | "off", number> = { debug: 10, info: 20, warn: 30, error: 40, off: 100 };
+export type Level = "info" | "warn" | "error";
+const ORDER: Record<Level | "off", number> = { info: 20, warn: 30, error: 40, off: 100 };
 
 export function createLogger(threshold: Level | "off") {
   const write = (level: Level, fields: Record<string, unknown>) => {

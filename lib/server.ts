@@ -20,6 +20,7 @@ export interface ServerOptions {
   env?: Record<string, string | undefined>;
   /** A ready context instead of one built from `env`. */
   context?: Context;
+  /** Instead of PORT and HOST. */
   port?: number;
   host?: string;
 }
@@ -136,7 +137,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 
   await new Promise<void>((ready, fail) => {
     server.once("error", fail);
-    server.listen(options.port ?? 3000, options.host ?? "127.0.0.1", ready);
+    server.listen(options.port ?? context.config.listen.port, options.host ?? context.config.listen.host, ready);
   });
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;

@@ -280,7 +280,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     host: process.env.BRIDGE_HOST,
   });
   console.log(`Upstash REST bridge on ${bridge.url} -> ${process.env.REDIS_URL ?? "redis://127.0.0.1:6379"}`);
-  console.log(`  UPSTASH_REDIS_REST_URL=${bridge.url} UPSTASH_REDIS_REST_TOKEN=<BRIDGE_TOKEN> npm start`);
+  // The default token is this dev tool's public one; a token set in BRIDGE_TOKEN stays out of the output.
+  const token = process.env.BRIDGE_TOKEN ? "$BRIDGE_TOKEN" : bridge.token;
+  console.log(`  UPSTASH_REDIS_REST_URL=${bridge.url} UPSTASH_REDIS_REST_TOKEN=${token} npm start`);
   const stop = () => bridge.close().then(() => process.exit(0));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

@@ -64,6 +64,14 @@ function messagesFrom(entries: Reply): StoredMessage[] {
   return (entries as [string, string[]][]).map(([id, fields]) => ({ id, body: fields[3] }));
 }
 
+/** Why the store is unreachable, in words for an operator (the start-up check): never a secret. */
+export function explainUnavailable(error: unknown): string {
+  const cause = String((error as Error)?.cause ?? error);
+  if (/unauthori[sz]ed|WRONGPASS|invalid.*token/i.test(cause)) return "Upstash rejected the token: check UPSTASH_REDIS_REST_TOKEN (or KV_REST_API_TOKEN)";
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|fetch failed|timeout|aborted/i.test(cause)) return "Redis cannot be reached at UPSTASH_REDIS_REST_URL (or KV_REST_API_URL): check the URL, and that it is up";
+  return `Redis answered with an error: ${cause.split(", command was:")[0]}`;
+}
+
 export class RedisStore implements SignalStore {
   readonly kind = "redis" as const;
   private readonly redis: Redis;
