@@ -171,14 +171,17 @@ export interface ReadOptions {
  * then reads (so nothing sent in between is missed), then waits for a wake-up or the deadline
  * and reads again. It costs O(1) store commands however long it waits; it never sleeps and retries.
  *
- * A peer holds at most one waiting read: each one's first read publishes its waiter mark (in
- * the store's step, once the token is verified), and a waiting read that hears another mark
- * after its own ends at once with nothing. Marks reach every subscriber in publish order, so
- * of any number of racing reads exactly the last to read stays.
+ * A peer holds at most one waiting read of each kind (a poll, a take of each type: four at
+ * most): each one's first read publishes its waiter mark (in the store's step, once the token
+ * is verified), and a waiting read that hears another mark of its kind after its own ends at
+ * once with nothing. Marks reach every subscriber in publish order, so of any number of racing
+ * reads exactly the last to read stays. (Kinds apart, so the older systems' clients, which wait
+ * for offers and candidates side by side, keep working.)
  */
 async function receive(
   ctx: Context,
   caller: Caller,
+  kind: "poll" | MessageType,
   read: (waiter?: string) => Promise<StoredMessage[] | Denied>,
   { waitMs, signal, charge }: ReadOptions,
   wokenBy?: (wake: Extract<Wake, { kind: "message" }>) => StoredMessage | null,
@@ -191,7 +194,7 @@ async function receive(
   if (waitMs <= 0) return readOrDeny();
 
   const deadline = ctx.now() + waitMs;
-  const mark = nanoid(12);
+  const mark = `${kind}.${nanoid(12)}`;
   const listener = await ctx.store.listen(caller.roomId, caller.peerId);
   try {
     const first = await readOrDeny(mark);
@@ -207,7 +210,7 @@ async function receive(
       if (wake.kind === "lost") throw new StoreUnavailable("subscription lost");
       if (wake.kind === "waiter") {
         if (wake.mark === mark) markSeen = true;
-        else if (markSeen) return (await charge?.(), []); // a newer read of this peer took over
+        else if (markSeen && wake.mark.startsWith(`${kind}.`)) return (await charge?.(), []); // a newer read of this kind took over
         continue;
       }
       const delivered = wake.kind === "message" ? wokenBy?.(wake) : null;
@@ -227,13 +230,13 @@ async function receive(
  */
 export async function poll(ctx: Context, caller: Caller, after: string | null, options: ReadOptions) {
   const read = (waiter?: string) => ctx.store.read(caller, after, ctx.now(), waiter);
-  const messages = await receive(ctx, caller, read, options, (wake) => wake.message ?? null);
+  const messages = await receive(ctx, caller, "poll", read, options, (wake) => wake.message ?? null);
   return { messages, cursor: messages.at(-1)?.id ?? after };
 }
 
 /** Single-use read of one type: each message goes to exactly one request. */
 export async function take(ctx: Context, caller: Caller, type: MessageType, options: ReadOptions) {
-  const messages = await receive(ctx, caller, (waiter) => ctx.store.take(caller, type, ctx.now(), waiter), options);
+  const messages = await receive(ctx, caller, type, (waiter) => ctx.store.take(caller, type, ctx.now(), waiter), options);
   return { messages };
 }
 

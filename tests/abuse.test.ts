@@ -48,6 +48,23 @@ describe.each(STORES)("one client's abuse [%s]", (kind) => {
     }
   });
 
+  test("waiting reads of different kinds (a poll, takes of offers and of candidates) do not end each other", async () => {
+    const h = await startHarness(kind);
+    try {
+      const api = apiClient(h.url);
+      const host = await createRoom(api);
+      const viewer = await joinRoom(api, host.roomId);
+      const reads = track(["poll", "offer", "candidate"].map((what) => api.get(`/api/${what}?roomId=${host.roomId}&wait=20`, viewer.token)));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(reads.done).toEqual([undefined, undefined, undefined]);
+      await api.post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: offer }, host.token);
+      await api.post("/api/candidate", { roomId: host.roomId, to: viewer.peerId, candidates: [null] }, host.token);
+      expect((await reads.settled()).map((r) => r.status)).toEqual([200, 200, 200]);
+    } finally {
+      await h.close();
+    }
+  });
+
   test("an address holds at most WAITING_READS_PER_ADDRESS waiting reads", async () => {
     const h = await startHarness(kind, { WAITING_READS_PER_ADDRESS: "3", TRUST_PROXY: "1" });
     try {
