@@ -46,7 +46,8 @@ describe.each(STORES)("signaling over HTTP [%s]", (kind) => {
 
     await Promise.all(
       viewers.map(async (v, i) => {
-        expect((await api.post("/api/offer", { roomId: host.roomId, to: v.peerId, description: offer(i) }, host.token)).status).toBe(201);
+        const sent = await api.post("/api/offer", { roomId: host.roomId, to: v.peerId, description: offer(i) }, host.token);
+        expect([sent.status, sent.body]).toEqual([201, { id: expect.stringMatching(/^\d+-\d+$/) }]);
         await api.post("/api/candidate", { roomId: host.roomId, to: v.peerId, candidates: [cand(`h${i}a`), cand(`h${i}b`), null] }, host.token);
       }),
     );

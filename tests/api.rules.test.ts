@@ -89,8 +89,11 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
 
   test("a full room refuses the next peer with 409", async () => {
     const host = await createRoom(api, { topology: "mesh", maxPeers: 2 });
-    await joinRoom(api, host.roomId);
-    expectProblem(await api.post("/api/peers", { roomId: host.roomId }), 409, "room_full");
+    const joined = await joinRoom(api, host.roomId);
+    expect(joined.body.peers.map((p: { role: string }) => p.role)).toEqual(["host", "viewer"]);
+    const full = await api.post("/api/peers", { roomId: host.roomId });
+    expectProblem(full, 409, "room_full");
+    expect(full.body.detail).toBe("This room holds at most 2 peers");
   });
 
   test("bad input on every route gets a 4xx problem naming the problem, and changes nothing", async () => {
@@ -163,8 +166,9 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ status: "ok", version: expect.any(String), store: { kind, reachable: true, latencyMs: expect.any(Number) } });
     const host = await createRoom(api, { topology: "mesh" });
+    await joinRoom(api, host.roomId);
     const room = await api.get(`/api/diagnostics?roomId=${host.roomId.toUpperCase()}`);
-    expect(room.body).toEqual({ room: { roomId: host.roomId, topology: "mesh", peers: 1, maxPeers: 8, hostPresent: true, expiresAt: host.body.expiresAt } });
+    expect(room.body).toEqual({ room: { roomId: host.roomId, topology: "mesh", peers: 2, maxPeers: 8, hostPresent: true, expiresAt: host.body.expiresAt } });
     expect(JSON.stringify(room.body)).not.toContain(host.peerId);
   });
 });
