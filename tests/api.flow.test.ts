@@ -185,6 +185,10 @@ describe.each(STORES)("signaling over HTTP [%s]", (kind) => {
     expect(new Set(received).size).toBe(total);
     expect([...received].sort()).toEqual(Array.from({ length: total }, (_, i) => `candidate:m${i}`).sort());
     expect((await api.get(`/api/poll?roomId=${viewer.roomId}&after=${cursor}`, viewer.token)).status).toBe(204);
+    // Reads return at most 100 at once: with 150 pending, a read returns exactly the first 100.
+    for (let i = 0; i < 150; i++) await api.post("/api/candidate", { roomId: host.roomId, to: viewer.peerId, candidates: [cand(`late${i}`)] }, host.token);
+    const batch = await api.get(`/api/poll?roomId=${viewer.roomId}&after=${cursor}`, viewer.token);
+    expect(batch.body.messages.map((m: any) => m.candidates[0])).toEqual(Array.from({ length: 100 }, (_, i) => cand(`late${i}`)));
   });
 
   test("20 concurrent takes of one offer: exactly one gets it", async () => {

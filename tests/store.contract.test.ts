@@ -413,6 +413,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
   it.skipIf(kind === "redis" && !hasRedis())("the host records AI sessions up to a cap; they go with the room", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 1 });
     expect(await store.putSession(viewers[0], "s1", "{}", 2, Date.now())).toBe("forbidden");
+    expect(await store.removeSession(viewers[0], "s1")).toBe("forbidden");
     expect(await store.putSession(host, "s1", '{"n":1}', 2, Date.now())).toBe("ok");
     expect(await store.putSession(host, "s2", '{"n":2}', 2, Date.now())).toBe("ok");
     expect(await store.putSession(host, "s3", '{"n":3}', 2, Date.now())).toBe("limit");
