@@ -7,7 +7,7 @@ import { http, HttpResponse, delay } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PRESETS, sessionJson } from "../lib/openai/presets.js";
-import { OpenAIRealtimeUpstream, redactSecrets } from "../lib/openai/upstream.js";
+import { callIdOf, OpenAIRealtimeUpstream, redactSecrets } from "../lib/openai/upstream.js";
 import { Problem } from "../lib/problem.js";
 
 // A loopback base: even a request msw failed to catch could not leave the machine.
@@ -37,6 +37,14 @@ async function problemOf(promise: Promise<unknown>): Promise<Problem> {
 }
 
 describe("OpenAI Realtime upstream (msw)", () => {
+  it("takes the call id from Location's path, whatever follows it", () => {
+    for (const location of ["/v1/realtime/calls/rtc_abc123", "/v1/realtime/calls/rtc_abc123?region=eu", "https://api.openai.com/v1/realtime/calls/rtc_abc123/", "rtc_abc123#x"]) {
+      expect(callIdOf(location), location).toBe("rtc_abc123");
+    }
+    expect(callIdOf(null)).toBeUndefined();
+    expect(callIdOf("/")).toBeUndefined();
+  });
+
   it("posts a realtime session as multipart sdp + session to /v1/realtime/calls with the server key", async () => {
     const seen: Request[] = [];
     server.use(http.post(`${BASE}/realtime/calls`, ({ request }) => (seen.push(request.clone()), answered())));

@@ -49,6 +49,13 @@ export function redactSecrets(text: string, secrets: string[] = []): string {
   return redacted;
 }
 
+/** The call's id: the last segment of the Location path (a query string or trailing slash aside). */
+export function callIdOf(location: string | null): string | undefined {
+  if (!location) return undefined;
+  const path = new URL(location, "http://upstream.invalid").pathname;
+  return decodeURIComponent(path.split("/").filter(Boolean).at(-1) ?? "") || undefined;
+}
+
 interface Attempt {
   res?: Response;
   body?: string;
@@ -124,7 +131,7 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
       form.set("session", new Blob([JSON.stringify(sessionJson(preset))], { type: "application/json" }));
       ({ res, body } = await this.request("/realtime/calls", {}, form));
     }
-    const callId = (res.headers.get("location") ?? "").split("/").filter(Boolean).at(-1);
+    const callId = callIdOf(res.headers.get("location"));
     if (!callId) throw upstreamProblem(502, "upstream_error", "Unexpected answer from OpenAI", "OpenAI's answer had no call id (Location header)");
     return { answerSdp: body, callId };
   }
