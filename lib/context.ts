@@ -8,7 +8,7 @@ import { loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { SimulatedUpstream } from "./openai/simulator.js";
 import { OpenAIRealtimeUpstream, type RealtimeUpstream } from "./openai/upstream.js";
-import { memoryRateLimits, ProbeGuard, redisRateLimits, VerifiedPeers, WaitingReads, type RateLimits } from "./ratelimit.js";
+import { memoryRateLimits, ProbeGuard, redisRateLimits, AddressSlots, VerifiedPeers, type RateLimits } from "./ratelimit.js";
 import { MemoryStore } from "./store/memory.js";
 import { RedisStore } from "./store/redis.js";
 import type { SignalStore } from "./store/types.js";
@@ -22,7 +22,7 @@ export interface Context {
   /** Tokens seen to work in this process: only their requests are charged per peer. */
   verified: VerifiedPeers;
   /** Long-polls held per client address in this process. */
-  waiting: WaitingReads;
+  waiting: AddressSlots;
   /** Who answers AI sessions: OpenAI, or the in-process simulator. */
   realtime: RealtimeUpstream;
   log: Logger;
@@ -54,7 +54,7 @@ export function createContext(env: Record<string, string | undefined> = process.
     limits,
     probes: new ProbeGuard(limits.probes),
     verified: new VerifiedPeers(),
-    waiting: new WaitingReads(config.waitingReadsPerAddress),
+    waiting: new AddressSlots(config.waitingReadsPerAddress),
     realtime: realtimeUpstream(config),
     log: createLogger(config.logLevel),
     now: Date.now,

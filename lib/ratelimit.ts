@@ -138,8 +138,8 @@ export class VerifiedPeers {
   }
 }
 
-/** Long-polls held open per client address in this process, up to a cap. */
-export class WaitingReads {
+/** Things held open per client address in this process (long-polls, sockets), up to a cap. */
+export class AddressSlots {
   private readonly held = new Map<string, number>();
 
   constructor(private readonly max: number) {}

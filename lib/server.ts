@@ -12,6 +12,7 @@ import { bindContext, createContext, type Context } from "./context.js";
 import { clientAddress } from "./http/client-address.js";
 import { PAGE_HEADERS } from "./http/security-headers.js";
 import { problems } from "./problem.js";
+import { AddressSlots } from "./ratelimit.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
@@ -82,21 +83,11 @@ function notFound(res: ServerResponse, pathname: string) {
  */
 function limitConnectionsPerAddress(server: Server, context: Context) {
   if (context.config.trustProxy) return;
-  const max = context.config.connectionsPerAddress;
-  const open = new Map<string, number>();
+  const open = new AddressSlots(context.config.connectionsPerAddress);
   server.on("connection", (socket: Socket) => {
-    const address = clientAddress(socket.remoteAddress, undefined, 0);
-    const n = (open.get(address) ?? 0) + 1;
-    if (n > max) {
-      socket.destroy();
-      return;
-    }
-    open.set(address, n);
-    socket.once("close", () => {
-      const left = (open.get(address) ?? 1) - 1;
-      if (left > 0) open.set(address, left);
-      else open.delete(address);
-    });
+    const release = open.enter(clientAddress(socket.remoteAddress, undefined, 0));
+    if (release) socket.once("close", release);
+    else socket.destroy();
   });
 }
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { clientAddress } from "../lib/http/client-address.js";
-import { MemoryLimiter, VerifiedPeers, WaitingReads } from "../lib/ratelimit.js";
+import { AddressSlots, MemoryLimiter, VerifiedPeers } from "../lib/ratelimit.js";
 
 describe("client address", () => {
   it("is the socket's with no proxy trusted, whatever X-Forwarded-For says", () => {
@@ -70,7 +70,7 @@ describe("sliding window (the memory store's limiter)", () => {
 
 describe("waiting reads per address", () => {
   it("gives out at most max places per address, each released once however often it is called", () => {
-    const waiting = new WaitingReads(2);
+    const waiting = new AddressSlots(2);
     const first = waiting.enter("a")!;
     const second = waiting.enter("a")!;
     expect(waiting.enter("a")).toBeNull();
