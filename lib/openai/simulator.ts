@@ -6,9 +6,15 @@
  * function cannot keep a peer alive past its response.
  *
  * It never sends a packet off this machine's chosen interfaces: ICE-lite (host candidates
- * only, so werift's public STUN default is never asked), plus loopback, which werift skips
- * unless told.
+ * only, so werift's public STUN default is never asked).
+ *
+ * Loopback is a candidate only on a machine that has nothing else. Beside another address it
+ * breaks the call: a browser checks every pair and, facing an ICE-lite peer, nominates each
+ * one; werift keeps the first it hears, and when that pairs the browser's LAN address with
+ * 127.0.0.1 the browser discards what comes back from loopback, so DTLS never completes
+ * (ICE "connected", the connection stuck at "connecting").
  */
+import { networkInterfaces } from "node:os";
 import { nanoid } from "nanoid";
 import { Problem } from "../problem.js";
 import { RTCPeerConnection, type RTCDataChannel } from "werift";
@@ -22,6 +28,13 @@ interface Call {
 
 const GATHERING_CAP_MS = 2000;
 
+/** Whether werift will find a host address of its own (it skips loopback and link-local). */
+function hasNonLoopbackIPv4() {
+  return Object.values(networkInterfaces())
+    .flat()
+    .some((a) => a && a.family === "IPv4" && !a.internal && !a.address.startsWith("169.254."));
+}
+
 export class SimulatedUpstream implements RealtimeUpstream {
   readonly kind = "simulated" as const;
   private readonly calls = new Map<string, Call>();
@@ -30,7 +43,7 @@ export class SimulatedUpstream implements RealtimeUpstream {
     const pc = new RTCPeerConnection({
       iceServers: [],
       iceLite: true,
-      iceAdditionalHostAddresses: ["127.0.0.1"],
+      iceAdditionalHostAddresses: hasNonLoopbackIPv4() ? [] : ["127.0.0.1"],
       iceUseIpv6: false,
     });
     const callId = `rtc_sim_${nanoid(20)}`;

@@ -1,7 +1,8 @@
 /**
  * Headless Chromium (Debian's package, never a downloaded build) driven by playwright-core,
- * set up so WebRTC stays on loopback: fake capture devices with their permission granted
- * (which lets Chromium offer 127.0.0.1 candidates), no background networking, no DNS.
+ * set up as on a user's machine, inside the test namespace (scripts/isolated.sh): fake capture
+ * devices with their permission granted, no background networking, no DNS, and no switch that
+ * lets WebRTC use loopback, so candidates are the namespace's ordinary interface, as for users.
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -31,7 +32,6 @@ export async function launchBrowser(): Promise<Browser> {
       "--disable-sync",
       "--use-fake-ui-for-media-stream",
       "--use-fake-device-for-media-stream",
-      "--allow-loopback-in-peer-connection",
       "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
     ],
   });

@@ -1,6 +1,6 @@
 /**
  * Screen sharing end to end in real headless Chromium: the host and viewer pages, the client
- * library and the API on both stores. Media flows peer to peer over loopback.
+ * library and the API on both stores. Media flows peer to peer inside the test namespace.
  */
 import { writeFile } from "node:fs/promises";
 import type { Browser, BrowserContext, Page } from "playwright-core";

@@ -1,6 +1,6 @@
 /**
  * Finds a Redis to run against: REDIS_URL, else the machine's 127.0.0.1:6379, else a
- * redis-server started here on a free port (as inside a loopback-only namespace).
+ * redis-server started here on a free port (as inside the test network namespace).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
