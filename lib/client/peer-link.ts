@@ -36,6 +36,16 @@ export interface PeerLinkOptions {
 }
 
 const CANDIDATE_BATCH_MS = 25;
+/** Re-sends or fresh negotiations before a link that never connected gives up. */
+const STALL_RETRIES = 3;
+
+/** What to tell a user whose connection did not come up in `seconds`, and what to try. */
+export function whyNotConnected(pc: RTCPeerConnection, who: string, seconds: number) {
+  const reached = pc.iceConnectionState === "connected" || pc.iceConnectionState === "completed";
+  return reached
+    ? `Reached ${who}, but the secure connection did not complete in ${seconds} s. Reload to try again.`
+    : `No network path to ${who} came up in ${seconds} s. A firewall or VPN may block WebRTC; try another network, or a TURN relay (?relay=1) if this service has one.`;
+}
 
 export class PeerLink {
   readonly pc: RTCPeerConnection;
@@ -78,7 +88,8 @@ export class PeerLink {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = setTimeout(() => {
       this.stallTimer = null;
-      if (this.state === "closed" || this.pc.connectionState === "connected" || this.stallRetries >= 3) return;
+      if (this.state === "closed" || this.pc.connectionState === "connected") return;
+      if (this.stallRetries >= STALL_RETRIES) return this.giveUp();
       this.stallRetries++;
       const local = this.pc.localDescription;
       if (this.pc.signalingState === "have-local-offer" && local) {
@@ -88,6 +99,16 @@ export class PeerLink {
       }
       this.armStall();
     }, this.o.stallMs ?? 10_000);
+  }
+
+  /**
+   * Never an endless "connecting": after the retries, the link says it failed and why (it keeps
+   * listening, so a late success still turns it connected).
+   */
+  private giveUp() {
+    const seconds = Math.round(((this.o.stallMs ?? 10_000) * (STALL_RETRIES + 1)) / 1000);
+    this.setState("failed");
+    this.o.onError?.(new Error(whyNotConnected(this.pc, this.o.remoteLabel ?? "the other peer", seconds)));
   }
 
   /** Feeds a message from the poll loop; ignores those from other peers. */
@@ -185,8 +206,9 @@ export class PeerLink {
     // ignored offer's candidates (stale credentials, rejected) ahead of the valid ones.
     for (const candidate of candidates) {
       try {
-        // null or an empty candidate ends the remote side's gathering.
-        await this.pc.addIceCandidate(candidate && candidate.candidate ? candidate : undefined);
+        // null ends the remote side's gathering; an empty candidate with its sdpMid (Firefox
+        // sends one per media section) ends only that section, so it goes in as it came.
+        await this.pc.addIceCandidate(candidate ?? undefined);
       } catch {
         // a candidate of a superseded negotiation: nothing to do
       }

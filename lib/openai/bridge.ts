@@ -15,7 +15,7 @@ import type { CandidateInput } from "../schemas.js";
 import * as signaling from "../signaling.js";
 import { StoreUnavailable, type Caller, type PeerInfo } from "../store/types.js";
 import type { Preset } from "./presets.js";
-import { withCandidates } from "./sdp.js";
+import { endsGathering, withCandidates } from "./sdp.js";
 
 interface SessionRecord {
   /** A minted client secret counts until it expires: the call it may open is out of our sight. */
@@ -97,7 +97,7 @@ async function offerFor(ctx: Context, agent: Caller, deadline: number, signal?: 
 async function trickledCandidates(ctx: Context, agent: Caller, signal?: AbortSignal) {
   const collected: CandidateInput["candidates"] = [];
   const until = ctx.now() + CANDIDATE_WINDOW_MS;
-  while (ctx.now() < until && !collected.some((c) => !c || !c.candidate)) {
+  while (ctx.now() < until && !collected.some(endsGathering)) {
     const { messages } = await signaling.take(ctx, agent, "candidate", { waitMs: until - ctx.now(), signal });
     for (const m of messages) collected.push(...(m.candidates as CandidateInput["candidates"]));
   }

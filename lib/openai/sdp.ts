@@ -2,10 +2,14 @@ import type { CandidateInput } from "../schemas.js";
 
 type Candidate = CandidateInput["candidates"][number];
 
+/** Whether a trickled candidate ends all gathering: null, or an empty one naming no section. */
+export const endsGathering = (c: Candidate) => !c || (!c.candidate && c.sdpMid == null && c.sdpMLineIndex == null);
+
 /**
  * Writes trickled candidates into an offer, each into its m-section (by sdpMid, else by
- * sdpMLineIndex), because the upstream takes no trickle ICE. A null (or empty) candidate
- * marks the end of gathering: every section gets `a=end-of-candidates`.
+ * sdpMLineIndex), because the upstream takes no trickle ICE. End markers become
+ * `a=end-of-candidates`: null ends every section; an empty candidate naming its section (as
+ * Firefox sends one per section) ends that section only, and ends all if it names none.
  */
 export function withCandidates(sdp: string, candidates: Candidate[]): string {
   const eol = sdp.includes("\r\n") ? "\r\n" : "\n";
@@ -17,14 +21,20 @@ export function withCandidates(sdp: string, candidates: Candidate[]): string {
     sections.at(-1)!.push(line);
   }
   const media = sections.slice(1);
-  const ended = candidates.some((c) => !c || !c.candidate);
+  const sectionOf = (c: NonNullable<Candidate>) =>
+    (c.sdpMid != null ? media.find((s) => s.includes(`a=mid:${c.sdpMid}`)) : undefined) ?? (c.sdpMLineIndex != null ? media[c.sdpMLineIndex] : undefined);
+  const ended = new Set<string[]>();
   for (const c of candidates) {
-    if (!c || !c.candidate) continue;
-    const byMid = c.sdpMid != null ? media.find((s) => s.includes(`a=mid:${c.sdpMid}`)) : undefined;
-    const target = byMid ?? (c.sdpMLineIndex != null ? media[c.sdpMLineIndex] : undefined);
+    if (!c || endsGathering(c)) {
+      media.forEach((s) => ended.add(s));
+      continue;
+    }
+    const target = sectionOf(c);
     const line = `a=${c.candidate.replace(/^a=/, "")}`;
-    if (target && !target.includes(line)) target.push(line);
+    if (!target) continue;
+    if (!c.candidate) ended.add(target);
+    else if (!target.includes(line)) target.push(line);
   }
-  if (ended) for (const s of media) if (!s.includes("a=end-of-candidates")) s.push("a=end-of-candidates");
+  for (const s of ended) if (!s.includes("a=end-of-candidates")) s.push("a=end-of-candidates");
   return sections.flat().join(eol) + eol;
 }

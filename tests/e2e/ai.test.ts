@@ -6,7 +6,7 @@
 import type { Browser } from "playwright-core";
 import { describe, expect } from "vitest";
 import { STORES, type Harness } from "../support/harness.js";
-import { ARTIFACTS, watchConsole } from "./browser.js";
+import { ARTIFACTS, watchConsole, withoutNetworkPath } from "./browser.js";
 import { useBrowser } from "./use-browser.js";
 
 describe.each(STORES)("AI page in Chromium, simulated upstream [%s]", (kind) => {
@@ -46,4 +46,20 @@ describe.each(STORES)("AI page in Chromium, simulated upstream [%s]", (kind) => 
       await context.close();
     });
   }
+
+  test("says what failed, and what to try, when the connection cannot come up", async () => {
+    const context = await browser.newContext();
+    await withoutNetworkPath(context);
+    const page = await context.newPage();
+    await page.clock.install();
+    await page.goto(`${h.url}/ai.html`);
+    await page.waitForFunction(() => document.querySelectorAll("#preset option").length > 0);
+    await page.click("#start");
+    await page.waitForFunction(() => (window as any).signalbox.pc?.remoteDescription);
+    expect(await page.getAttribute("#state", "data-state")).not.toBe("failed");
+    await page.clock.fastForward(21_000);
+    await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "failed");
+    expect(await page.textContent("#error")).toMatch(/^No network path to the AI came up in 20 s\. A firewall or VPN may block WebRTC/);
+    await context.close();
+  });
 });

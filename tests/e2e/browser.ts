@@ -6,7 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const hasChromium = existsSync(CHROMIUM);
@@ -72,4 +72,19 @@ export async function firstFrameAt(page: Page, timeoutMs = 60_000): Promise<numb
     await new Promise((r) => setTimeout(r, 15));
   }
   throw new Error(`no decoded frame within ${timeoutMs} ms`);
+}
+
+/**
+ * Makes every page of `context` live on a network where no WebRTC path comes up: each
+ * connection may use only a relay, and is given none.
+ */
+export function withoutNetworkPath(context: BrowserContext) {
+  return context.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.RTCPeerConnection = class extends Native {
+      constructor(config?: RTCConfiguration) {
+        super({ ...config, iceServers: [], iceTransportPolicy: "relay" });
+      }
+    };
+  });
 }

@@ -6,7 +6,7 @@ import { writeFile } from "node:fs/promises";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { describe, expect } from "vitest";
 import { STORES, type Harness } from "../support/harness.js";
-import { ARTIFACTS, firstFrameAt, framesDecoded, watchConsole } from "./browser.js";
+import { ARTIFACTS, firstFrameAt, framesDecoded, watchConsole, withoutNetworkPath } from "./browser.js";
 import { useBrowser } from "./use-browser.js";
 
 /** Opens the host page and starts sharing; returns the page and its room ID. */
@@ -114,6 +114,26 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     expect(await page.textContent("#state")).toBe("waiting for host");
     expect(await page.textContent("#message")).toBe("Joined. Waiting for the host's screen…");
     expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  test("a viewer with no network path to the host says so, and what to try, within a bounded time", async () => {
+    const context = await browser.newContext();
+    const { roomId } = await startSharing(context, h.url);
+    const cut = await browser.newContext();
+    await withoutNetworkPath(cut);
+    const page = await cut.newPage();
+    await page.clock.install();
+    await page.goto(`${h.url}/view.html?room=${roomId}`);
+    await page.waitForFunction(() => (window as any).signalbox.link?.pc.remoteDescription);
+    // Three retries 10 s apart, then the link gives up: 40 s in all, on the page's clock.
+    for (let i = 0; i < 4; i++) {
+      expect(await page.getAttribute("#state", "data-state")).not.toBe("failed");
+      await page.clock.fastForward(10_001);
+    }
+    await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "failed");
+    expect(await page.textContent("#error")).toMatch(/^No network path to the host came up in 40 s\. A firewall or VPN may block WebRTC/);
+    await cut.close();
     await context.close();
   });
 

@@ -3,7 +3,7 @@
  * By default the offer goes through the SDP proxy (POST /api/session); `?via=peer` adds the AI
  * to a room as a peer instead, connected by the same PeerLink that connects viewers.
  */
-import { PeerLink } from "../../lib/client/peer-link.js";
+import { PeerLink, whyNotConnected } from "../../lib/client/peer-link.js";
 import { SignalingClient } from "../../lib/client/signaling-client.js";
 import { $, clientOptions, showState } from "./common.js";
 
@@ -56,7 +56,15 @@ function onEvent(raw: string) {
   }
 }
 
+/** Never an endless "connecting": how long the AI's connection may take to come up. */
+const CONNECT_DEADLINE_S = 20;
+
 function wire(connection: RTCPeerConnection) {
+  setTimeout(() => {
+    if (connection.connectionState === "connected" || connection.connectionState === "closed") return; // closed: stopped
+    error.textContent = whyNotConnected(connection, "the AI", CONNECT_DEADLINE_S);
+    showState(state, "failed");
+  }, CONNECT_DEADLINE_S * 1000);
   const channel = connection.createDataChannel("oai-events");
   channel.onmessage = ({ data }) => onEvent(String(data));
   connection.ontrack = ({ streams }) => (($("voice") as HTMLAudioElement).srcObject = streams[0]);

@@ -46,7 +46,7 @@ async function watch(roomId: string) {
     iceServers: client.session.iceServers,
     rtcConfig: rtcConfig(),
     expectOfferFrom: hostId,
-    remoteLabel: "host",
+    remoteLabel: "the host",
     onTrack: ({ streams }) => {
       video.srcObject = streams[0];
       $("watch").hidden = false;
