@@ -47,8 +47,13 @@ export function watchConsole(page: Page) {
   return errors;
 }
 
+/** What pages of both drivers (playwright-core's Chromium, puppeteer-core's Firefox) offer alike. */
+export interface Tab {
+  evaluate<R, A>(fn: (arg: A) => R | Promise<R>, arg?: A): Promise<R>;
+}
+
 /** Frames the page's peer connection(s) decoded so far, from getStats(). */
-export function framesDecoded(page: Page, pcExpression = "window.signalbox.link.pc"): Promise<number> {
+export function framesDecoded(page: Tab, pcExpression = "window.signalbox.link.pc"): Promise<number> {
   return page.evaluate(async (expr) => {
     const pc = (0, eval)(expr) as RTCPeerConnection;
     const stats = await pc.getStats();
@@ -87,4 +92,33 @@ export function withoutNetworkPath(context: BrowserContext) {
       }
     };
   });
+}
+
+/** Links on the page: remote peer → connection state, frames decoded, audio packets received. */
+export function meshStats(page: Tab) {
+  return page.evaluate(async () => {
+    const mesh = (window as any).signalbox.mesh;
+    const out: Record<string, { state: string; frames: number; audio: number; signaling: string }> = {};
+    for (const [peerId, link] of mesh?.links ?? []) {
+      const pc = link.pc as RTCPeerConnection;
+      let frames = 0;
+      let audio = 0;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded ?? 0;
+        if (s.type === "inbound-rtp" && s.kind === "audio") audio += s.packetsReceived ?? 0;
+      });
+      out[peerId] = { state: pc.connectionState, frames, audio, signaling: pc.signalingState };
+    }
+    return out;
+  });
+}
+
+export async function until<T>(what: string, probe: () => Promise<T | false>, timeoutMs = 60_000, last?: () => Promise<unknown>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await last?.())}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -6,37 +6,8 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { describe, expect } from "vitest";
 import { apiClient, joinRoom, STORES, type Harness } from "../support/harness.js";
-import { ARTIFACTS, watchConsole } from "./browser.js";
+import { ARTIFACTS, meshStats, until, watchConsole } from "./browser.js";
 import { useBrowser } from "./use-browser.js";
-
-/** Links on the page: remote peer → connection state, frames decoded, audio packets received. */
-function meshStats(page: Page) {
-  return page.evaluate(async () => {
-    const mesh = (window as any).signalbox.mesh;
-    const out: Record<string, { state: string; frames: number; audio: number; signaling: string }> = {};
-    for (const [peerId, link] of mesh?.links ?? []) {
-      const pc = link.pc as RTCPeerConnection;
-      let frames = 0;
-      let audio = 0;
-      (await pc.getStats()).forEach((s) => {
-        if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded ?? 0;
-        if (s.type === "inbound-rtp" && s.kind === "audio") audio += s.packetsReceived ?? 0;
-      });
-      out[peerId] = { state: pc.connectionState, frames, audio, signaling: pc.signalingState };
-    }
-    return out;
-  });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | false>, timeoutMs = 60_000, last?: () => Promise<unknown>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await last?.())}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Opens the meeting page in `context` and joins (or, without a room ID, starts) a meeting. */
 async function joinMeeting(context: BrowserContext, url: string, name: string, roomId = "") {
