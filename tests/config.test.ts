@@ -16,7 +16,7 @@ describe("configuration", () => {
   it("runs with no environment at all: memory store, simulated AI, the documented defaults", () => {
     const c = loadConfig({});
     expect(c.redis).toBeNull();
-    expect(c.openai).toMatchObject({ mode: "simulate", apiKey: null, baseUrl: "https://api.openai.com/v1", defaultPreset: "transcribe", allowedPresets: ["transcribe", "assistant"] });
+    expect(c.openai).toMatchObject({ mode: "simulate", apiKey: null, baseUrl: "https://api.openai.com/v1", defaultPreset: "transcribe", allowedPresets: ["transcribe", "assistant", "assistant-mini"] });
     expect(c).toMatchObject({
       allowedOrigins: "*", roomTtlMs: 3_600_000, roomMaxLifetimeMs: 86_400_000, inboxMaxMessages: 1000, roomMailMaxBytes: 4 * 1024 * 1024,
       waitingReadsPerAddress: 100, rateLimits: { roomsPerHour: 50, callsPerHour: 2000, joinsPerHour: 300, chatPerMinute: 60, roomChatPerMinute: 120 },
@@ -54,6 +54,29 @@ describe("configuration", () => {
     expect(refusal({ OPENAI_PRESETS: '{"x":{"type":"realtime"}}' })).toContain("needs a model");
     expect(refusal({ OPENAI_PRESETS: '{"x":{"type":"realtime","model":"m","temperature":2}}' })).toContain("OPENAI_PRESETS");
     expect(refusal({ OPENAI_ALLOWED_PRESETS: "transcribe,ghost" })).toContain("ghost");
+  });
+
+  it("checks presets at start against OpenAI's session shapes, saying which preset and what is wrong", () => {
+    const presets = (table: Record<string, unknown>) => refusal({ OPENAI_PRESETS: JSON.stringify(table) });
+    const live = { type: "transcription", transcription: { model: "gpt-live-transcribe" } };
+    expect(presets({ live: { ...live, turnDetection: { type: "server_vad" } } })).toContain("live: gpt-live-transcribe takes its own turns; set turnDetection to null");
+    expect(presets({ w: { type: "transcription", transcription: { model: "gpt-realtime-whisper", prompt: "names" }, turnDetection: null } })).toContain("w: gpt-realtime-whisper takes no transcription.prompt");
+    expect(presets({ w: { type: "transcription", transcription: { model: "gpt-realtime-whisper" }, turnDetection: { type: "semantic_vad" } } })).toContain("gpt-realtime-whisper takes its own turns");
+    expect(presets({ t: { ...live, turnDetection: { type: "client_vad" } } })).toContain("OPENAI_PRESETS");
+    expect(presets({ t: { ...live, turnDetection: { type: "server_vad", eagerness: "high" } } })).toContain("OPENAI_PRESETS");
+    expect(presets({ t: { ...live, transcription: { model: "gpt-live-transcribe", delay: "soon" } } })).toContain("OPENAI_PRESETS");
+    expect(presets({ t: { ...live, transcription: { model: "gpt-live-transcribe", language: "en", languages: ["en", "fr"] } } })).toContain("t: give transcription.language or transcription.languages, not both");
+    expect(presets({ a: { type: "realtime", model: "gpt-realtime-2.1", voice: { name: "x" } } })).toContain("OPENAI_PRESETS");
+    expect(presets({ t: { type: "transcription" } })).toContain("t: a transcription preset needs transcription.model");
+    // What the reference allows passes: every field, a custom voice by id, semantic VAD with eagerness.
+    const ok = loadConfig({
+      OPENAI_PRESETS: JSON.stringify({
+        notes: { type: "transcription", transcription: { model: "gpt-realtime-whisper", languages: ["en", "de"], keywords: ["signalbox"], delay: "low" }, turnDetection: null },
+        agent: { type: "realtime", model: "gpt-realtime-2.1-mini", voice: { id: "voice_123" }, transcription: { model: "gpt-4o-mini-transcribe", prompt: "names" }, turnDetection: { type: "semantic_vad", eagerness: "low" } },
+        vad: { type: "transcription", transcription: { model: "gpt-4o-transcribe" }, turnDetection: { type: "server_vad", threshold: 0.6, silence_duration_ms: 400 } },
+      }),
+    });
+    expect(Object.keys(ok.openai.presets)).toEqual(["notes", "agent", "vad"]);
   });
 
   it("refuses TURN without credentials, or with URLs that are not TURN's", () => {

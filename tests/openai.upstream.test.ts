@@ -3,12 +3,14 @@
  * boundary; and how its failures come back to our clients (retries, timeouts, error codes),
  * never carrying the key.
  */
-import { http, HttpResponse, delay } from "msw";
+import { http, HttpResponse, delay, passthrough } from "msw";
 import { setupServer } from "msw/node";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { DEFAULT_PRESETS, sessionJson } from "../lib/openai/presets.js";
 import { callIdOf, OpenAIRealtimeUpstream, redactSecrets } from "../lib/openai/upstream.js";
 import { Problem } from "../lib/problem.js";
+import { clientSecret, openAiError } from "./support/openai.js";
+import { freePort } from "./support/redis-server.js";
 
 // A loopback base: even a request msw failed to catch could not leave the machine.
 const BASE = "http://127.0.0.1:9/v1";
@@ -59,20 +61,29 @@ describe("OpenAI Realtime upstream (msw)", () => {
     expect(url.search).toBe(""); // no ?model=
     expect(request.headers.get("authorization")).toBe(`Bearer ${KEY}`);
     expect(request.headers.get("openai-beta")).toBeNull();
-    expect(request.headers.get("content-type")).toMatch(/^multipart\/form-data; boundary=/);
+    const boundary = /^multipart\/form-data; boundary=(.+)$/.exec(request.headers.get("content-type") ?? "")?.[1];
+    expect(boundary).toBeTruthy();
+    // Plain parts, as OpenAI's reference shows them: a name and a type each, no filename.
+    const raw = await request.clone().text();
+    const parts = raw.split(`--${boundary}`).slice(1, -1).map((part) => {
+      const [head, ...body] = part.replace(/^\r\n/, "").replace(/\r\n$/, "").split("\r\n\r\n");
+      return { headers: head.toLowerCase().split("\r\n"), body: body.join("\r\n\r\n") };
+    });
+    expect(parts.map((p) => p.headers)).toEqual([
+      ['content-disposition: form-data; name="sdp"', "content-type: application/sdp"],
+      ['content-disposition: form-data; name="session"', "content-type: application/json"],
+    ]);
+    expect(raw.endsWith(`--${boundary}--\r\n`)).toBe(true);
     const form = await request.formData();
     expect([...form.keys()].sort()).toEqual(["sdp", "session"]);
-    const sdpPart = form.get("sdp") as File;
-    expect(sdpPart.type).toBe("application/sdp");
-    expect(await sdpPart.text()).toBe(OFFER);
-    const sessionPart = form.get("session") as File;
-    expect(sessionPart.type).toBe("application/json");
-    expect(JSON.parse(await sessionPart.text())).toEqual({
+    expect(parts[0].body).toBe(OFFER);
+    expect(form.get("sdp")).toBe(OFFER);
+    expect(JSON.parse(parts[1].body)).toEqual({
       type: "realtime",
-      model: "gpt-realtime",
+      model: "gpt-realtime-2.1",
       instructions: "You are a helpful, concise voice assistant.",
       audio: {
-        input: { transcription: { model: "gpt-4o-mini-transcribe" }, turn_detection: { type: "semantic_vad" } },
+        input: { transcription: { model: "gpt-live-transcribe" }, turn_detection: { type: "semantic_vad" } },
         output: { voice: "marin" },
       },
     });
@@ -83,7 +94,7 @@ describe("OpenAI Realtime upstream (msw)", () => {
     server.use(
       http.post(`${BASE}/realtime/client_secrets`, async ({ request }) => {
         seen.push({ path: "client_secrets", auth: request.headers.get("authorization"), type: request.headers.get("content-type"), body: await request.text() });
-        return HttpResponse.json({ value: "ek_transcribe_1", expires_at: 1_900_000_000, session: {} });
+        return HttpResponse.json(clientSecret("ek_transcribe_1", 1_900_000_000, DEFAULT_PRESETS.transcribe));
       }),
       http.post(`${BASE}/realtime/calls`, async ({ request }) => {
         seen.push({ path: "calls", auth: request.headers.get("authorization"), type: request.headers.get("content-type"), body: await request.text() });
@@ -99,7 +110,7 @@ describe("OpenAI Realtime upstream (msw)", () => {
       expires_after: { anchor: "created_at", seconds: 60 },
       session: {
         type: "transcription",
-        audio: { input: { transcription: { model: "gpt-4o-transcribe" }, turn_detection: { type: "server_vad" }, noise_reduction: { type: "near_field" } } },
+        audio: { input: { transcription: { model: "gpt-live-transcribe" }, turn_detection: null, noise_reduction: { type: "near_field" } } },
       },
     });
     // The offer itself goes with the ephemeral key, never the server's.
@@ -111,7 +122,7 @@ describe("OpenAI Realtime upstream (msw)", () => {
     server.use(
       http.post(`${BASE}/realtime/client_secrets`, async ({ request }) => {
         seen.push(await request.text());
-        return HttpResponse.json({ value: "ek_abc", expires_at: 1_900_000_600, session: { type: "realtime" } });
+        return HttpResponse.json(clientSecret("ek_abc", 1_900_000_600, DEFAULT_PRESETS.assistant));
       }),
       http.post(`${BASE}/realtime/calls/:id/hangup`, ({ params, request }) => {
         seen.push(`hangup ${params.id} ${request.headers.get("authorization")} ${request.headers.get("content-length") ?? "0"}`);
@@ -129,8 +140,8 @@ describe("OpenAI Realtime upstream (msw)", () => {
     server.use(
       http.post(`${BASE}/realtime/calls`, () => {
         times.push(Date.now());
-        if (times.length === 1) return HttpResponse.json({ error: { message: "Rate limit", type: "requests", code: "rate_limit_exceeded" } }, { status: 429, headers: { "retry-after-ms": "300" } });
-        if (times.length === 2) return HttpResponse.json({ error: { message: "boom" } }, { status: 502 });
+        if (times.length === 1) return HttpResponse.json(openAiError("Rate limit reached for requests", "requests", "rate_limit_exceeded"), { status: 429, headers: { "retry-after-ms": "300" } });
+        if (times.length === 2) return HttpResponse.json(openAiError("The server had an error while processing your request.", "server_error"), { status: 502 });
         return answered();
       }),
     );
@@ -141,10 +152,10 @@ describe("OpenAI Realtime upstream (msw)", () => {
 
   it("maps what OpenAI refuses to our problems and never retries a 4xx but 429", async () => {
     const cases: [number, Record<string, unknown>, number, string][] = [
-      [401, { error: { message: `Incorrect API key provided: ${KEY.slice(0, 8)}****${KEY.slice(-4)}`, code: "invalid_api_key" } }, 502, "upstream_auth_failed"],
-      [400, { error: { message: `Invalid SDP offer (key ${KEY})`, type: "invalid_request_error" } }, 400, "upstream_rejected"],
-      [403, { error: { message: "Country, region, or territory not supported" } }, 502, "upstream_forbidden"],
-      [429, { error: { message: "You exceeded your current quota", code: "insufficient_quota" } }, 503, "upstream_quota_exhausted"],
+      [401, openAiError(`Incorrect API key provided: ${KEY.slice(0, 8)}****${KEY.slice(-4)}`, "invalid_request_error", "invalid_api_key"), 502, "upstream_auth_failed"],
+      [400, openAiError(`Invalid SDP offer (key ${KEY})`, "invalid_request_error", null, "sdp"), 400, "upstream_rejected"],
+      [403, openAiError("Country, region, or territory not supported", "request_forbidden", "unsupported_country_region_territory"), 502, "upstream_forbidden"],
+      [429, openAiError("You exceeded your current quota", "insufficient_quota", "insufficient_quota"), 503, "upstream_quota_exhausted"],
     ];
     for (const [status, body, ours, code] of cases) {
       let calls = 0;
@@ -159,7 +170,7 @@ describe("OpenAI Realtime upstream (msw)", () => {
 
   it("never passes on a gateway's key, whatever its format, when the gateway quotes it", async () => {
     const gatewayKey = "gw-live-0a9b8c7d6e5f4a3b2c1d";
-    server.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.json({ error: { message: `Bad offer for key ${gatewayKey} (gw-live-0a9b****2c1d)` } }, { status: 400 })));
+    server.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.json(openAiError(`Bad offer for key ${gatewayKey} (gw-live-0a9b****2c1d)`, "invalid_request_error"), { status: 400 })));
     const problem = await problemOf(upstream({ apiKey: gatewayKey }).connect(OFFER, DEFAULT_PRESETS.assistant));
     expect([problem.status, problem.code]).toEqual([400, "upstream_rejected"]);
     expect(problem.detail).toContain("Bad offer for key");
@@ -168,7 +179,7 @@ describe("OpenAI Realtime upstream (msw)", () => {
 
   it("answers 503 once retries are spent, 504 on a timeout, 503 when OpenAI cannot be reached", async () => {
     let calls = 0;
-    server.use(http.post(`${BASE}/realtime/calls`, () => (calls++, HttpResponse.json({ error: { message: "overloaded" } }, { status: 503 }))));
+    server.use(http.post(`${BASE}/realtime/calls`, () => (calls++, HttpResponse.json(openAiError("The engine is currently overloaded, please try again later", "server_error"), { status: 503 }))));
     const spent = await problemOf(upstream().connect(OFFER, DEFAULT_PRESETS.assistant));
     expect([spent.status, spent.code, calls]).toEqual([503, "upstream_unavailable", 3]);
     expect(spent.headers["retry-after"]).toBeDefined();
@@ -182,6 +193,38 @@ describe("OpenAI Realtime upstream (msw)", () => {
     server.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.error()));
     const down = await problemOf(upstream().connect(OFFER, DEFAULT_PRESETS.assistant));
     expect([down.status, down.code]).toEqual([503, "upstream_unavailable"]);
+  });
+
+  it("retries a call only when it cannot have started one, and hangs up a call a failure names", async () => {
+    // A dropped connection may have reached OpenAI: no second call.
+    let calls = 0;
+    server.use(http.post(`${BASE}/realtime/calls`, () => (calls++, HttpResponse.error())));
+    expect((await problemOf(upstream().connect(OFFER, DEFAULT_PRESETS.assistant))).code).toBe("upstream_unavailable");
+    expect(calls).toBe(1);
+
+    // A 5xx that carries a call id opened a call: hang it up, and do not open another.
+    const hungUp: string[] = [];
+    calls = 0;
+    server.use(
+      http.post(`${BASE}/realtime/calls`, () => (calls++, HttpResponse.json(openAiError("The server had an error while processing your request.", "server_error"), { status: 502, headers: { location: "/v1/realtime/calls/rtc_orphan" } }))),
+      http.post(`${BASE}/realtime/calls/:id/hangup`, ({ params }) => (hungUp.push(String(params.id)), new HttpResponse(null, { status: 200 }))),
+    );
+    expect((await problemOf(upstream().connect(OFFER, DEFAULT_PRESETS.assistant))).code).toBe("upstream_unavailable");
+    expect(calls).toBe(1);
+    await vi.waitFor(() => expect(hungUp).toEqual(["rtc_orphan"]));
+
+    // Refused before anything was sent: safe to try again (a loopback port nothing listens on).
+    const closed = `http://127.0.0.1:${await freePort()}/v1`;
+    calls = 0;
+    server.use(http.post(`${closed}/realtime/calls`, () => (calls++, passthrough())));
+    expect((await problemOf(upstream({ baseUrl: closed }).connect(OFFER, DEFAULT_PRESETS.assistant))).code).toBe("upstream_unavailable");
+    expect(calls).toBe(3);
+
+    // Minting a secret starts nothing billed: a dropped connection is retried.
+    calls = 0;
+    server.use(http.post(`${BASE}/realtime/client_secrets`, () => (++calls < 3 ? HttpResponse.error() : HttpResponse.json(clientSecret("ek_3", 1_900_000_000, DEFAULT_PRESETS.assistant)))));
+    expect((await upstream().mintSecret(DEFAULT_PRESETS.assistant, 60)).value).toBe("ek_3");
+    expect(calls).toBe(3);
   });
 
   it("redacts the configured key, whatever its format, whole or masked", () => {

@@ -6,7 +6,9 @@
 import { http, HttpResponse } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_PRESETS } from "../lib/openai/presets.js";
 import { apiClient, createRoom, drain, hasRedis, joinRoom, STORES, useHarness, type Api, type ApiResponse } from "./support/harness.js";
+import { clientSecret, openAiError } from "./support/openai.js";
 
 const BASE = "http://127.0.0.1:9/v1"; // loopback: nothing can leave the machine even unintercepted
 const KEY = "sk-live-test-0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6";
@@ -26,7 +28,7 @@ function openAiAnswers() {
         calls.push({ path: "calls", auth, sdp: await request.text() });
       } else {
         const form = await request.formData();
-        calls.push({ path: "calls", auth, sdp: await (form.get("sdp") as File).text(), session: JSON.parse(await (form.get("session") as File).text()) });
+        calls.push({ path: "calls", auth, sdp: form.get("sdp") as string, session: JSON.parse(form.get("session") as string) });
       }
       return new HttpResponse(ANSWER, { status: 201, headers: { "content-type": "application/sdp", location: `/v1/realtime/calls/rtc_${++callCount}` } });
     }),
@@ -36,7 +38,7 @@ function openAiAnswers() {
     }),
     http.post(`${BASE}/realtime/client_secrets`, ({ request }) => {
       calls.push({ path: "client_secrets", auth: request.headers.get("authorization") });
-      return HttpResponse.json({ value: "ek_minted_123", expires_at: 1_900_000_000, session: {} });
+      return HttpResponse.json(clientSecret("ek_minted_123", 1_900_000_000, DEFAULT_PRESETS.assistant));
     }),
   );
 }
@@ -94,7 +96,7 @@ describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
     expect(res.status).toBe(201);
     expect(res.body).toEqual({ sessionId: expect.stringMatching(/^ses_/), sdp: ANSWER, preset: "assistant", upstream: "openai" });
     expect(res.headers.get("location")).toBe(`/api/session?roomId=${host.roomId}&id=${res.body.sessionId}`);
-    expect(calls).toEqual([{ path: "calls", auth: `Bearer ${KEY}`, sdp: OFFER, session: expect.objectContaining({ type: "realtime", model: "gpt-realtime" }) }]);
+    expect(calls).toEqual([{ path: "calls", auth: `Bearer ${KEY}`, sdp: OFFER, session: expect.objectContaining({ type: "realtime", model: "gpt-realtime-2.1" }) }]);
 
     // Hanging up ends the call upstream, once.
     expect((await api.del(`/api/session?roomId=${host.roomId}&id=${res.body.sessionId}`, host.token)).status).toBe(204);
@@ -170,7 +172,7 @@ describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
   });
 
   test("an upstream failure frees the room's place and says what went wrong, without the key", async () => {
-    upstream.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.json({ error: { message: `Incorrect API key provided: ${KEY}` } }, { status: 401 })));
+    upstream.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.json(openAiError(`Incorrect API key provided: ${KEY}`, "invalid_request_error", "invalid_api_key"), { status: 401 })));
     const host = await createRoom(api);
     const failed = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token));
     expect([failed.status, failed.body.code]).toEqual([502, "upstream_auth_failed"]);

@@ -2,7 +2,7 @@
  * Simulation: a real WebRTC peer in this process stands in for OpenAI (werift, pure
  * TypeScript), so a browser's connection really becomes `connected`, its `oai-events` data
  * channel opens and receives Realtime-shaped events: `session.created`, then one transcript
- * line per second of audio actually received. For `npm start` and tests only: a serverless
+ * line per second of audio actually received (and, for a voice agent, a reply's transcript). For `npm start` and tests only: a serverless
  * function cannot keep a peer alive past its response.
  *
  * It never sends a packet off this machine's chosen interfaces: ICE-lite (host candidates
@@ -97,6 +97,14 @@ export class SimulatedUpstream implements RealtimeUpstream {
     return this.calls.size;
   }
 
+  /** A voice agent's answer to line `n`, as its transcript arrives: deltas, then done. */
+  private reply(send: (event: Record<string, unknown>) => void, n: number) {
+    const ids = { response_id: `resp_sim_${n}`, item_id: `item_sim_reply_${n}`, output_index: 0, content_index: 0 };
+    const words = `Simulated reply to line ${n}.`.split(" ");
+    words.forEach((word, i) => send({ type: "response.output_audio_transcript.delta", ...ids, delta: (i ? " " : "") + word }));
+    send({ type: "response.output_audio_transcript.done", ...ids, transcript: words.join(" ") });
+  }
+
   private narrate(call: Call, channel: RTCDataChannel, preset: Preset, callId: string, heard: { packets: number; bytes: number }) {
     const send = (event: Record<string, unknown>) => {
       if (channel.readyState === "open") channel.send(JSON.stringify({ event_id: `event_${nanoid(12)}`, ...event }));
@@ -104,7 +112,13 @@ export class SimulatedUpstream implements RealtimeUpstream {
     const start = () => {
       send({
         type: "session.created",
-        session: { id: callId, object: "realtime.session", type: preset.type, model: preset.model ?? preset.transcription?.model, simulated: true },
+        session: {
+          id: callId,
+          object: preset.type === "transcription" ? "realtime.transcription_session" : "realtime.session",
+          type: preset.type,
+          model: preset.model ?? preset.transcription?.model,
+          simulated: true,
+        },
       });
       let line = 0;
       let last = { packets: 0, bytes: 0 };
@@ -119,7 +133,8 @@ export class SimulatedUpstream implements RealtimeUpstream {
           const words = `Simulated line ${line}: heard ${packets} audio packets (${(bytes / 1024).toFixed(1)} KiB) in the last second.`.split(" ");
           send({ type: "input_audio_buffer.committed", item_id: itemId });
           words.forEach((word, i) => send({ type: "conversation.item.input_audio_transcription.delta", item_id: itemId, content_index: 0, delta: (i ? " " : "") + word }));
-          send({ type: "conversation.item.input_audio_transcription.completed", item_id: itemId, content_index: 0, transcript: words.join(" ") });
+          send({ type: "conversation.item.input_audio_transcription.completed", item_id: itemId, content_index: 0, transcript: words.join(" "), usage: { type: "duration", seconds: 1 } });
+          if (preset.type === "realtime") this.reply(send, line);
         }, 1000),
       );
     };

@@ -2,6 +2,7 @@
  * The upstream that answers a browser's offer. One small interface, so another OpenAI API
  * (or the in-process simulator) plugs in beside the Realtime "calls" API.
  */
+import { nanoid } from "nanoid";
 import { Problem } from "../problem.js";
 import { sessionJson, type Preset } from "./presets.js";
 
@@ -56,6 +57,16 @@ export function callIdOf(location: string | null): string | undefined {
   return decodeURIComponent(path.split("/").filter(Boolean).at(-1) ?? "") || undefined;
 }
 
+/**
+ * multipart/form-data of plain parts, each a name and a type and no filename, as OpenAI's
+ * reference and clients send them (FormData can give a part a type only by making it a file).
+ */
+export function multipart(parts: { name: string; type: string; body: string }[]) {
+  const boundary = `signalbox-${nanoid(24)}`;
+  const body = parts.map((p) => `--${boundary}\r\ncontent-disposition: form-data; name="${p.name}"\r\ncontent-type: ${p.type}\r\n\r\n${p.body}\r\n`).join("") + `--${boundary}--\r\n`;
+  return { body, type: `multipart/form-data; boundary=${boundary}` };
+}
+
 interface Attempt {
   res?: Response;
   body?: string;
@@ -72,9 +83,18 @@ function retryDelay(res: Response | undefined, attempt: number, backoffMs: numbe
   return backoffMs * 2 ** attempt * (0.75 + random() / 2);
 }
 
-function shouldRetry(attempt: Attempt): boolean {
+/** Errors raised before a request could leave: nothing reached OpenAI, so nothing started. */
+const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+
+/**
+ * A request that starts a billed call is retried only when it cannot have started one: it never
+ * left (connection refused), or OpenAI refused it with no call id. Other requests retry on any
+ * network error.
+ */
+function shouldRetry(attempt: Attempt, startsCall: boolean): boolean {
   if (attempt.timedOut) return false;
-  if (!attempt.res) return true; // network error
+  if (!attempt.res) return !startsCall || NOT_SENT.has(((attempt.error as Error)?.cause as NodeJS.ErrnoException)?.code ?? "");
+  if (startsCall && callIdOf(attempt.res.headers.get("location"))) return false;
   const hint = attempt.res.headers.get("x-should-retry");
   if (hint === "true") return true;
   if (hint === "false") return false;
@@ -126,10 +146,11 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
       const secret = await this.mintSecret(preset, 60);
       ({ res, body } = await this.request("/realtime/calls", { "content-type": "application/sdp" }, offerSdp, secret.value));
     } else {
-      const form = new FormData();
-      form.set("sdp", new Blob([offerSdp], { type: "application/sdp" }));
-      form.set("session", new Blob([JSON.stringify(sessionJson(preset))], { type: "application/json" }));
-      ({ res, body } = await this.request("/realtime/calls", {}, form));
+      const form = multipart([
+        { name: "sdp", type: "application/sdp", body: offerSdp },
+        { name: "session", type: "application/json", body: JSON.stringify(sessionJson(preset)) },
+      ]);
+      ({ res, body } = await this.request("/realtime/calls", { "content-type": form.type }, form.body));
     }
     const callId = callIdOf(res.headers.get("location"));
     if (!callId) throw upstreamProblem(502, "upstream_error", "Unexpected answer from OpenAI", "OpenAI's answer had no call id (Location header)");
@@ -150,12 +171,16 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
 
   /** POSTs with timeouts and retries; resolves on 2xx, throws our Problem otherwise. */
   private async request(path: string, headers: Record<string, string>, body: BodyInit | undefined, bearer = this.o.apiKey) {
+    const startsCall = path === "/realtime/calls";
     let last: Attempt = {};
     for (let attempt = 0; attempt < this.o.attempts; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, retryDelay(last.res, attempt - 1, this.o.backoffMs)));
       last = await this.once(path, headers, body, bearer);
       if (last.res?.ok) return { res: last.res, body: last.body ?? "" };
-      if (!shouldRetry(last)) break;
+      // A failure that names a call still opened one: hang it up, or it runs (and bills) unheard.
+      const orphan = startsCall ? callIdOf(last.res?.headers.get("location") ?? null) : undefined;
+      if (orphan) void this.hangup(orphan).catch(() => {});
+      if (!shouldRetry(last, startsCall)) break;
     }
     throw failure(last, this.o.attempts > 1, [this.o.apiKey]);
   }

@@ -21,6 +21,8 @@ describe.each(STORES)("AI page in Chromium, simulated upstream [%s]", (kind) => 
       const errors = watchConsole(page);
       await page.goto(`${h.url}/ai.html${via === "peer" ? "?via=peer" : ""}`);
       await page.waitForFunction(() => document.querySelectorAll("#preset option").length > 0);
+      // The proxy test talks to a voice agent, the room test transcribes only.
+      if (via === "proxy") await page.selectOption("#preset", "assistant");
       await page.click("#start");
       await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "connected", null, { timeout: 20_000 });
       expect(await page.evaluate(() => (window as any).signalbox.pc.connectionState)).toBe("connected");
@@ -35,6 +37,9 @@ describe.each(STORES)("AI page in Chromium, simulated upstream [%s]", (kind) => 
       await page.waitForFunction(() => document.querySelectorAll("#transcript li:not(.partial)").length >= 2, null, { timeout: 15_000 });
       const lines = await page.$$eval("#transcript li", (items) => items.map((li) => li.textContent));
       expect(lines[0]).toMatch(/^Simulated line 1: heard \d+ audio packets/);
+      // A voice agent's reply is finalised by its transcript's done event.
+      const replies = await page.$$eval("#transcript li.ai", (items) => items.map((li) => [li.textContent, li.classList.contains("partial")]));
+      expect(replies.slice(0, 1)).toEqual(via === "proxy" ? [["Simulated reply to line 1.", false]] : []);
       expect(await page.textContent("#upstream")).toContain("Session open");
       await page.screenshot({ path: `${ARTIFACTS}ai-${via}-${kind}.png` });
 

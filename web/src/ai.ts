@@ -50,6 +50,12 @@ function onEvent(raw: string) {
     case "response.output_audio_transcript.delta":
       line(`response-${event.response_id ?? event.item_id}`, "ai").textContent += event.delta ?? "";
       break;
+    case "response.output_audio_transcript.done": {
+      const li = line(`response-${event.response_id ?? event.item_id}`, "ai");
+      li.textContent = event.transcript ?? li.textContent;
+      li.classList.remove("partial");
+      break;
+    }
     case "error":
       error.textContent = `OpenAI: ${event.error?.message ?? "error"}`;
       break;
