@@ -1,11 +1,8 @@
 /** Identifiers and secrets: short, typeable room and peer IDs; unguessable bearer tokens. */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { customAlphabet, nanoid } from "nanoid";
+import { ID_ALPHABET, ID_LENGTH } from "./id-format.js";
 
-/** No 0/o, 1/l/i: easy to read aloud and type from a screen. */
-export const ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz";
-export const ID_LENGTH = 10;
-export const ID_PATTERN = new RegExp(`^[${ID_ALPHABET}]{${ID_LENGTH}}$`);
 const TOKEN_PATTERN = new RegExp(`^([${ID_ALPHABET}]{${ID_LENGTH}})\\.[A-Za-z0-9_-]{32}$`);
 
 export const newRoomId = customAlphabet(ID_ALPHABET, ID_LENGTH);

@@ -3,7 +3,7 @@
  * its validation and its error message.
  */
 import { z } from "zod";
-import { ID_ALPHABET, ID_LENGTH, ID_PATTERN } from "./ids.js";
+import { ID_ALPHABET, ID_LENGTH, ID_PATTERN } from "./id-format.js";
 
 export const LIMITS = {
   sdpBytes: 64 * 1024,

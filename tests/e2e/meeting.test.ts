@@ -74,6 +74,26 @@ describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
     await context.close();
   });
 
+  test("a malformed room ID is explained before joining; leaving is no error", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${h.url}/meet.html?room=l0l0l0l0l0`);
+    await page.fill("#name", "Ada");
+    await page.click('#join button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById("error")!.textContent !== "");
+    expect(await page.textContent("#error")).toBe("Room IDs are 10 letters and digits (no 0, o, 1, l or i). Check the link, or the ID you typed.");
+    expect(await page.textContent("#state")).toBe("not joined");
+
+    await page.fill("#room", "");
+    await page.click('#join button[type="submit"]');
+    await page.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    await page.click("#leave");
+    await page.waitForFunction(() => !document.getElementById("lobby")!.hidden);
+    expect([await page.textContent("#message"), await page.textContent("#error")]).toEqual(["You left the meeting.", ""]);
+    expect(await page.getAttribute("#state", "data-state")).toBe("idle");
+    await context.close();
+  });
+
   test("two tabs long-polling the very same URL each get their own mail at once", async () => {
     // Fan-out messages carry one id into every inbox, so after one, two tabs of a room poll
     // identical URLs; the browser must not hold one behind the other (its HTTP cache lock),

@@ -39,7 +39,9 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
   test("one host, three viewers: each connects, plays the screen and keeps decoding", async () => {
     const context = await browser.newContext();
     const { host, roomId, errors: hostErrors } = await startSharing(context, h.url);
-    expect(await host.inputValue("#link")).toBe(`${h.url}/view.html?room=${roomId}`);
+    // The whole link is shown (and is a link), with a QR code of it for phones.
+    expect([await host.textContent("#link"), await host.getAttribute("#link", "href")]).toEqual(Array(2).fill(`${h.url}/view.html?room=${roomId}`));
+    expect(await host.locator("#qr svg").count()).toBe(1);
     const viewers = await Promise.all([0, 1, 2].map(() => openViewer(context, h.url, roomId)));
     const firstFrames = await Promise.all(viewers.map(async (v) => (await firstFrameAt(v.page)) - v.loadedAt));
     for (const v of viewers) {
@@ -84,7 +86,9 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
 
     const earlyId = await early.page.evaluate(() => (window as any).signalbox.client.peerId);
     await early.page.click("#leave");
-    expect(await early.page.textContent("#error")).toBe("You left the session.");
+    // Leaving is no error: a status line, a neutral badge.
+    expect(await early.page.textContent("#message")).toBe("You left the session.");
+    expect([await early.page.textContent("#error"), await early.page.getAttribute("#state", "data-state")]).toEqual(["", "idle"]);
     await host.waitForFunction((id) => !document.querySelector(`li[data-peer="${id}"]`), earlyId);
     expect(await host.textContent("#count")).toBe("1");
     expect(await host.evaluate((id) => (window as any).signalbox.links.has(id), earlyId)).toBe(false);
@@ -92,17 +96,32 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
 
     await host.click("#stop");
     await late.page.waitForFunction(() => document.getElementById("state")!.dataset.state === "ended", null, { timeout: 10_000 });
-    expect(await late.page.textContent("#error")).toBe("The host ended the session.");
+    expect(await late.page.textContent("#message")).toBe("The host ended the session.");
+    // What the session showed goes with it: no frozen picture, no stale stats.
+    expect(await late.page.isHidden("#watch")).toBe(true);
+    expect(await late.page.$$eval("[data-stat]", (cells) => cells.map((c) => c.textContent))).toEqual(Array(6).fill("–"));
     expect(await host.textContent("#state")).toBe("ended");
     await context.close();
   });
 
-  test("a wrong or expired room ID shows an error within 2 s", async () => {
+  test("a wrong or expired room ID shows an error within 2 s; a malformed one says what IDs look like", async () => {
     const context = await browser.newContext();
     const { page, loadedAt } = await openViewer(context, h.url, "zzzzzzzzzz");
     await page.waitForFunction(() => document.getElementById("error")!.textContent!.startsWith("Room not found"), null, { timeout: 2000 });
     expect(Date.now() - loadedAt).toBeLessThan(2000);
-    expect(await page.textContent("#state")).toBe("ended");
+    // A page that never joined has not "ended".
+    expect([await page.textContent("#state"), await page.getAttribute("#state", "data-state")]).toEqual(["not joined", "failed"]);
+
+    await page.fill("#room", "NOT-AN-ID!");
+    await page.click('#form button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById("error")!.textContent!.startsWith("Room IDs are"));
+    expect(await page.textContent("#error")).toBe("Room IDs are 10 letters and digits (no 0, o, 1, l or i). Check the link, or the ID you typed.");
+    // Typed as people type it (capitals, groups): still the room.
+    const room = await (await fetch(`${h.url}/api/rooms`, { method: "POST" })).json();
+    await page.fill("#room", `${room.roomId.slice(0, 5).toUpperCase()} ${room.roomId.slice(5)}`);
+    await page.click('#form button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "waiting");
+    expect(await page.textContent("#error")).toBe("");
     await context.close();
   });
 

@@ -1,4 +1,5 @@
 /** The host page: share a screen into a new room; one peer connection per viewer. */
+import { renderSVG } from "uqr";
 import { PeerLink, type LinkState } from "../../lib/client/peer-link.js";
 import { SignalingClient, type PeerInfo } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
@@ -85,7 +86,9 @@ async function share() {
   }
   const url = `${location.origin}/view.html?room=${client.roomId}`;
   $("roomId").textContent = client.roomId;
-  ($("link") as HTMLInputElement).value = url;
+  const link = $("link") as HTMLAnchorElement;
+  link.href = link.textContent = url;
+  $("qr").innerHTML = renderSVG(url, { border: 0 });
   ($("preview") as HTMLVideoElement).srcObject = stream;
   $("start").hidden = true;
   $("live").hidden = false;
@@ -111,7 +114,7 @@ async function share() {
 $("share").addEventListener("click", () => void share());
 $("stop").addEventListener("click", () => void stop());
 $("copy").addEventListener("click", async () => {
-  await navigator.clipboard.writeText(($("link") as HTMLInputElement).value).catch(() => ($("link") as HTMLInputElement).select());
+  await navigator.clipboard.writeText($("link").textContent!).catch(() => getSelection()?.selectAllChildren($("link")));
   $("copy").textContent = "Copied";
   setTimeout(() => ($("copy").textContent = "Copy link"), 1500);
 });

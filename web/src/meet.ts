@@ -2,10 +2,11 @@
 import { Mesh } from "../../lib/client/mesh.js";
 import { SignalingClient, SignalingError, type PeerInfo } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
-import { $, clientOptions, showState } from "./common.js";
+import { $, clientOptions, readRoomId, showState } from "./common.js";
 
 const state = $("state");
 const error = $("error");
+const message = $("message");
 let client: SignalingClient | null = null;
 let mesh: Mesh | null = null;
 let local: MediaStream | null = null;
@@ -68,8 +69,16 @@ function watchLevels(): () => void {
   return () => clearInterval(timer);
 }
 
-async function join(name: string, roomId: string) {
+async function join(name: string, typed: string) {
+  const read = typed.trim() ? readRoomId(typed) : { roomId: "" };
+  if ("problem" in read) {
+    showState(state, "failed", "not joined");
+    error.textContent = read.problem;
+    return;
+  }
+  const { roomId } = read;
   error.textContent = "";
+  message.textContent = "";
   try {
     local = await openDevices();
   } catch (e) {
@@ -121,11 +130,12 @@ async function join(name: string, roomId: string) {
     onError: (peer, e) => console.warn(`${peer.name ?? peer.peerId}: ${e.message}`),
   });
   stopLevels = watchLevels();
-  client.onEnd(() => leave("The meeting has ended."));
+  client.onEnd(() => leave("The meeting has ended.", "ended"));
   client.start();
 }
 
-async function leave(message = "You left the meeting.") {
+/** Leaving is no failure: a status line, and a neutral badge unless the meeting itself ended. */
+async function leave(text = "You left the meeting.", how: "left" | "ended" = "left") {
   stopLevels();
   mesh?.close();
   mesh = null;
@@ -137,8 +147,8 @@ async function leave(message = "You left the meeting.") {
   $("people").replaceChildren();
   $("meeting").hidden = true;
   $("lobby").hidden = false;
-  showState(state, "ended");
-  error.textContent = message;
+  showState(state, how === "ended" ? "ended" : "idle", how === "ended" ? "ended" : "not in a meeting");
+  message.textContent = text;
 }
 
 function toggle(kind: "audio" | "video", button: HTMLElement, on: string, off: string) {
@@ -151,7 +161,7 @@ function toggle(kind: "audio" | "video", button: HTMLElement, on: string, off: s
 
 $("join").addEventListener("submit", (event) => {
   event.preventDefault();
-  void join(($("name") as HTMLInputElement).value.trim(), ($("room") as HTMLInputElement).value.trim().toLowerCase());
+  void join(($("name") as HTMLInputElement).value.trim(), ($("room") as HTMLInputElement).value);
 });
 $("mic").addEventListener("click", () => toggle("audio", $("mic"), "Mute", "Unmute"));
 $("cam").addEventListener("click", () => toggle("video", $("cam"), "Camera off", "Camera on"));

@@ -2,7 +2,8 @@
 import { PeerLink } from "../../lib/client/peer-link.js";
 import { SessionEndedError, SignalingClient } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
-import { $, clientOptions, rtcConfig, showState } from "./common.js";
+import { normalizeRoomId } from "../../lib/id-format.js";
+import { $, clientOptions, readRoomId, rtcConfig, showState } from "./common.js";
 import { watchStats } from "./stats.js";
 
 const state = $("state");
@@ -13,16 +14,27 @@ let client: SignalingClient | null = null;
 let link: PeerLink | null = null;
 let stopStats = () => {};
 
-function end(text: string) {
-  showState(state, "ended");
-  message.textContent = "";
-  error.textContent = text;
+/**
+ * Ends the page's session. Only a session that ran shows "ended"; a join that failed shows
+ * "not joined". What the session showed (video, stats) goes: it would be stale.
+ */
+function end(text: string, how: "ended" | "left" | "not joined" | "failed" = "ended") {
+  showState(state, how === "ended" ? "ended" : how === "left" ? "idle" : "failed", how);
+  (how === "left" || how === "ended" ? message : error).textContent = text;
+  (how === "left" || how === "ended" ? error : message).textContent = "";
   link?.close();
   stopStats();
   client?.stop();
+  video.srcObject = null;
+  $("watch").hidden = true;
+  document.querySelectorAll<HTMLElement>("[data-stat]").forEach((cell) => (cell.textContent = "–"));
+  $("pick").hidden = false;
 }
 
-async function watch(roomId: string) {
+async function watch(typed: string) {
+  const read = readRoomId(typed);
+  if ("problem" in read) return end(read.problem, "not joined");
+  const { roomId } = read;
   $("pick").hidden = true;
   error.textContent = "";
   showState(state, "connecting", "checking");
@@ -32,9 +44,8 @@ async function watch(roomId: string) {
     // room always has its host (the host leaving closes it).
     client = await SignalingClient.joinRoom(roomId, {}, clientOptions());
   } catch (e) {
-    $("pick").hidden = false;
-    if (e instanceof SessionEndedError) return end("Room not found. Check the ID, or ask for a new link: the session may have ended.");
-    return end(`Could not join: ${(e as Error).message}`);
+    if (e instanceof SessionEndedError) return end("Room not found. Check the ID, or ask for a new link: the session may have ended.", "not joined");
+    return end(`Could not join: ${(e as Error).message}`, "not joined");
   }
   const hostId = client.session.room.hostId;
   showState(state, "waiting", "waiting for host");
@@ -68,15 +79,15 @@ async function watch(roomId: string) {
   });
   client.onMessage((m) => void link?.handle(m));
   mountChat($("chat"), client);
-  client.onEnd((e) => end(e.code === "room_closed" ? "The host ended the session." : e.status === 401 ? "You were removed from the room." : "The room has ended."));
+  client.onEnd((e) => (e.status === 401 ? end("You were removed from the room.", "failed") : end(e.code === "room_closed" ? "The host ended the session." : "The room has ended.")));
   client.start();
 }
 
 $("form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const roomId = ($("room") as HTMLInputElement).value.trim().toLowerCase();
-  history.replaceState(null, "", `?${new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(location.search)), room: roomId })}`);
-  void watch(roomId);
+  const typed = ($("room") as HTMLInputElement).value;
+  history.replaceState(null, "", `?${new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(location.search)), room: normalizeRoomId(typed) })}`);
+  void watch(typed);
 });
 $("unmute").addEventListener("click", () => {
   video.muted = !video.muted;
@@ -85,14 +96,14 @@ $("unmute").addEventListener("click", () => {
 $("fullscreen").addEventListener("click", () => void video.requestFullscreen?.());
 $("leave").addEventListener("click", () => {
   void client?.leave();
-  end("You left the session.");
+  end("You left the session.", "left");
 });
 addEventListener("pagehide", () => void client?.leave());
 
 const requested = new URLSearchParams(location.search).get("room");
 if (requested) {
   ($("room") as HTMLInputElement).value = requested;
-  void watch(requested.trim().toLowerCase());
+  void watch(requested);
 }
 
 // A handle for debugging in the console (and for the end-to-end tests).
