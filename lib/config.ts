@@ -64,6 +64,8 @@ const EnvSchema = z.object({
     .optional()
     .transform((v) => (v === "true" ? 1 : v === "false" || v === undefined ? 0 : Number(v))),
   VERCEL: z.string().optional(),
+  /** Set by the Vercel CLI in what it runs: here, the functions under `vercel dev`. */
+  VERCEL_CLI_VERSION: z.string().optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_MODE: z.enum(["simulate", "live"]).optional(),
   OPENAI_BASE_URL: z.url().default("https://api.openai.com/v1"),
@@ -183,6 +185,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const token = e.UPSTASH_REDIS_REST_TOKEN ?? e.KV_REST_API_TOKEN;
   if (Boolean(url) !== Boolean(token)) {
     throw new ConfigError("Invalid configuration:\n  UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together");
+  }
+  if (e.VERCEL_CLI_VERSION && !url) {
+    // `vercel dev` runs each function in a process of its own: a room made by one is unknown to the next.
+    throw new ConfigError(
+      "Invalid configuration:\n  under vercel dev each function runs in a process of its own, so the memory store cannot be shared: run `npm run dev` (it starts Redis and the REST bridge), or set UPSTASH_REDIS_REST_URL/TOKEN",
+    );
   }
   if (e.VERCEL && !url) {
     // Serverless instances share nothing in memory: without Redis, peers on different instances never meet.

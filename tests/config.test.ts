@@ -46,6 +46,7 @@ describe("configuration", () => {
     expect(refusal({ ROOM_TTL_SECONDS: "-5" })).toContain("ROOM_TTL_SECONDS");
     expect(refusal({ UPSTASH_REDIS_REST_URL: "https://u.example" })).toContain("must be set together");
     expect(refusal({ VERCEL: "1" })).toContain("on Vercel");
+    expect(refusal({ VERCEL_CLI_VERSION: "60.1.3" })).toContain("under vercel dev each function runs in a process of its own");
     expect(refusal({ AUTH_SECRET: "short" })).toContain("AUTH_SECRET");
     expect(refusal({ AUTH_JWKS_URL: "not a url" })).toContain("AUTH_JWKS_URL");
     expect(refusal({ AUTH_JWT_AUDIENCE: "signalbox" })).toContain("need AUTH_JWKS_URL");
