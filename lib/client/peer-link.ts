@@ -30,6 +30,13 @@ export interface PeerLinkOptions {
   /** How long a link may take to connect before it re-sends its offer or negotiates afresh. */
   stallMs?: number;
   rtcConfig?: Partial<RTCConfiguration>;
+  /** How long inbound video may arrive without a frame decoded before the link acts (see watchMedia). */
+  freezeMs?: number;
+  /**
+   * Called when inbound video stays frozen through an ICE restart: the connection itself is
+   * stuck and only a fresh one helps (e.g. the page rejoins). Without it, the link restarts ICE again.
+   */
+  onFrozen?: () => void;
   onTrack?: (event: RTCTrackEvent) => void;
   onState?: (state: LinkState) => void;
   onError?: (error: Error) => void;
@@ -60,6 +67,7 @@ export class PeerLink {
   private everConnected = false;
   private stallTimer: ReturnType<typeof setTimeout> | null = null;
   private stallRetries = 0;
+  private mediaTimer: ReturnType<typeof setInterval> | null = null;
   /** Messages are applied one at a time, in order: descriptions must not interleave. */
   private inbox: Promise<void> = Promise.resolve();
 
@@ -78,6 +86,49 @@ export class PeerLink {
     if (o.expectOfferFrom) this.armPhase(`No offer received from ${o.remoteLabel ?? "the other peer"}`);
     o.stream?.getTracks().forEach((track) => this.pc.addTrack(track, o.stream!));
     this.armStall();
+    this.watchMedia();
+  }
+
+  /**
+   * Media liveness. A connection can stay "connected" while its video no longer decodes (seen
+   * in Firefox after an ICE restart the other side began). Video that keeps arriving (packets
+   * in, or the sender's reports say it sends) with no frame decoded for `freezeMs` is frozen:
+   * the link says "reconnecting" and restarts ICE; frozen still after that, it calls onFrozen.
+   */
+  private watchMedia() {
+    const freezeMs = this.o.freezeMs ?? 4000;
+    let last = { frames: 0, packets: 0, sent: 0 };
+    let frozenSince: number | null = null;
+    let acted: "nothing" | "restarted" | "reported" = "nothing";
+    this.mediaTimer = setInterval(async () => {
+      if (this.pc.connectionState !== "connected" && this.state !== "reconnecting") return;
+      const now = { frames: 0, packets: 0, sent: 0, video: false };
+      (await this.pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") Object.assign(now, { video: true, frames: now.frames + (s.framesDecoded ?? 0), packets: now.packets + (s.packetsReceived ?? 0) });
+        if (s.type === "remote-outbound-rtp" && s.kind === "video") now.sent += s.packetsSent ?? 0;
+      });
+      const decoding = now.frames > last.frames;
+      const arriving = now.packets > last.packets || now.sent > last.sent;
+      last = now;
+      if (!now.video || decoding || !arriving) {
+        if (decoding && this.state === "reconnecting" && this.pc.connectionState === "connected") this.setState("connected");
+        frozenSince = null;
+        acted = "nothing";
+        return;
+      }
+      frozenSince ??= Date.now();
+      // Frozen for freezeMs: restart ICE; frozen for twice as long after that: report it.
+      if (acted === "reported" || Date.now() - frozenSince < (acted === "nothing" ? freezeMs : 2 * freezeMs)) return;
+      frozenSince = Date.now();
+      if (acted === "nothing" || !this.o.onFrozen) {
+        acted = "restarted";
+        this.setState("reconnecting");
+        this.pc.restartIce();
+      } else {
+        acted = "reported";
+        this.o.onFrozen();
+      }
+    }, 1000);
   }
 
   /**
@@ -165,6 +216,7 @@ export class PeerLink {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.mediaTimer) clearInterval(this.mediaTimer);
   }
 
   private async negotiate() {

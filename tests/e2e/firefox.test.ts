@@ -66,6 +66,19 @@ describe.each(STORES)("Firefox with Chromium [%s]", (kind) => {
     expect(await text(tab, "#state")).toBe("connected");
     expect(await tab.evaluate(() => (document.getElementById("video") as HTMLVideoElement).videoWidth)).toBeGreaterThan(0);
     await host.waitForFunction(() => document.querySelectorAll('#viewers li .state[data-state="connected"]').length === 1);
+
+    // The host restarts ICE: Firefox may keep "connected" with its video frozen; the page's
+    // media watchdog must notice, and the picture must move again (whichever way it recovers).
+    const frames = () => framesDecoded(tab).catch(() => 0);
+    await host.evaluate(() => [...(window as any).signalbox.links.values()][0].restartIce());
+    await new Promise((r) => setTimeout(r, 3000));
+    const after = await frames();
+    // (More frames on the same connection, or a fresh one, counting from 0, well under way.)
+    await until("the Firefox viewer decoding again after the host's ICE restart", async () => {
+      const now = await frames();
+      return now > after + 10 || (now > 10 && now < after);
+    }, 40_000);
+    await until("the Firefox viewer connected", async () => (await text(tab, "#state")) === "connected", 20_000);
     expect(errors).toEqual([]);
     await viewer.close();
     await context.close();

@@ -156,6 +156,46 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     await context.close();
   });
 
+  test("a picture that freezes while the connection stays connected is noticed: an ICE restart, then a fresh connection", async () => {
+    const context = await browser.newContext();
+    const { host, roomId } = await startSharing(context, h.url);
+    // The freeze: every frame the frozen connection receives is dropped before decoding, while
+    // its packets keep arriving and ICE and DTLS stay up (a connection made later is not frozen).
+    const viewerContext = await browser.newContext();
+    await viewerContext.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      window.RTCPeerConnection = class extends Native {
+        constructor(config?: RTCConfiguration) {
+          super({ ...config, encodedInsertableStreams: true } as RTCConfiguration);
+          this.addEventListener("track", ({ receiver }) => {
+            const { readable, writable } = (receiver as any).createEncodedStreams();
+            const pass = new TransformStream({ transform: (frame, out) => void ((window as any).frozen === this && receiver.track.kind === "video" ? 0 : out.enqueue(frame)) });
+            void readable.pipeThrough(pass).pipeTo(writable);
+          });
+        }
+      };
+    });
+    const viewer = await openViewer(viewerContext, h.url, roomId);
+    await firstFrameAt(viewer.page);
+    await viewer.page.waitForFunction(() => (window as any).signalbox.link.state === "connected");
+    const ufrag = () => viewer.page.evaluate(() => /a=ice-ufrag:(\S+)/.exec((window as any).frozen.remoteDescription.sdp)![1]);
+    await viewer.page.evaluate(() => ((window as any).frozen = (window as any).signalbox.link.pc));
+    const before = await ufrag();
+
+    // First the link restarts ICE, saying so...
+    await viewer.page.waitForFunction(() => document.getElementById("state")!.textContent === "reconnecting", null, { timeout: 15_000 });
+    await viewer.page.waitForFunction((old) => /a=ice-ufrag:(\S+)/.exec((window as any).frozen.remoteDescription.sdp)![1] !== old, before, { timeout: 15_000 });
+    expect(await ufrag()).not.toBe(before);
+    // ...which does not thaw this freeze, so the page rejoins on a fresh connection, and plays.
+    await viewer.page.waitForFunction(() => (window as any).signalbox.link && (window as any).signalbox.link.pc !== (window as any).frozen, null, { timeout: 30_000 });
+    await firstFrameAt(viewer.page);
+    await viewer.page.waitForFunction(() => document.getElementById("state")!.textContent === "connected", null, { timeout: 15_000 });
+    // The host dropped the stale viewer and serves the new one.
+    await host.waitForFunction(() => document.querySelectorAll('#viewers li .state[data-state="connected"]').length === 1 && document.getElementById("count")!.textContent === "1");
+    await viewerContext.close();
+    await context.close();
+  });
+
   test("an ICE restart renegotiates through the API and the viewer keeps playing without a reload", async () => {
     const context = await browser.newContext();
     const { host, roomId } = await startSharing(context, h.url);

@@ -31,6 +31,20 @@ function end(text: string, how: "ended" | "left" | "not joined" | "failed" = "en
   $("pick").hidden = false;
 }
 
+/**
+ * The picture stayed frozen through an ICE restart: only a fresh connection helps, and the
+ * host must build one too, so this viewer leaves and joins again as a new peer.
+ */
+async function rejoin(roomId: string) {
+  const stale = client;
+  client = null;
+  link?.close();
+  link = null;
+  stopStats();
+  await stale?.leave();
+  await watch(roomId);
+}
+
 async function watch(typed: string) {
   const read = readRoomId(typed);
   if ("problem" in read) return end(read.problem, "not joined");
@@ -72,6 +86,7 @@ async function watch(typed: string) {
       if (link?.state === "failed") error.textContent = e.message;
       else console.warn(e.message);
     },
+    onFrozen: () => void rejoin(roomId),
   });
   stopStats = watchStats(link.pc, (name, value) => {
     const cell = document.querySelector<HTMLElement>(`[data-stat="${name}"]`);
