@@ -6,6 +6,7 @@
  * redis-server it starts) and hands the functions its address, unless UPSTASH_* are set.
  */
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { ensureRedis } from "../tests/support/redis-server.js";
 import { startUpstashBridge } from "./upstash-bridge.js";
 
@@ -26,6 +27,11 @@ if (!env.UPSTASH_REDIS_REST_URL && !env.KV_REST_API_URL) {
     await bridge.close();
     redis.stop();
   };
+}
+
+// Local mode applies only to a checkout with no project link: a linked one is fetched from Vercel.
+if (existsSync(".vercel/project.json") && !env.VERCEL_TOKEN) {
+  console.warn("note: this checkout is linked to a Vercel project (.vercel/project.json), so vercel dev fetches it: that needs `vercel login`. To run with no account, move .vercel aside.");
 }
 
 // vercel@60 is the newest CLI the registry mirror installs; it is large, so not a devDependency.
