@@ -80,10 +80,47 @@ describe("configuration", () => {
     expect(Object.keys(ok.openai.presets)).toEqual(["notes", "agent", "vad"]);
   });
 
+  it("reads each variable as the README documents it", () => {
+    // Empty means unset (as a blank line in .env gives).
+    expect(loadConfig({ ROOM_TTL_SECONDS: "", ALLOWED_ORIGINS: "" }).roomTtlMs).toBe(3_600_000);
+    expect(loadConfig({ ALLOWED_ORIGINS: " * " }).allowedOrigins).toBe("*");
+    expect(loadConfig({ ALLOWED_ORIGINS: "https://a.example,, https://b.example " }).allowedOrigins).toEqual(["https://a.example", "https://b.example"]);
+    expect(loadConfig({}).rateLimits.enabled).toBe(true);
+    expect(loadConfig({ RATE_LIMITS: "off" }).rateLimits.enabled).toBe(false);
+    expect(loadConfig({}).cronSecret).toBeNull();
+    expect(loadConfig({ CRON_SECRET: "a-long-enough-cron-secret" }).cronSecret).toBe("a-long-enough-cron-secret");
+    expect(loadConfig({}).listen).toEqual({ port: 3000, host: "127.0.0.1" });
+    expect(loadConfig({ OPENAI_BASE_URL: "https://gateway.example/v1/" }).openai.baseUrl).toBe("https://gateway.example/v1");
+    expect(loadConfig({ OPENAI_MAX_SESSION_SECONDS: "120" }).openai.maxSessionMs).toBe(120_000);
+    expect(loadConfig({ AUTH_JWKS_URL: "https://id.example/jwks", AUTH_JWT_AUDIENCE: " app , api ,", AUTH_JWT_ISSUER: "https://id.example" }).jwt).toEqual({
+      jwksUrl: "https://id.example/jwks", issuer: "https://id.example", audience: ["app", "api"],
+    });
+    // Presets: the allowed list is trimmed; with no "transcribe", the first preset is the default.
+    expect(loadConfig({ OPENAI_ALLOWED_PRESETS: " assistant , transcribe ," }).openai.allowedPresets).toEqual(["assistant", "transcribe"]);
+    const own = loadConfig({ OPENAI_PRESETS: JSON.stringify({ notes: { type: "transcription", transcription: { model: "gpt-4o-transcribe" } }, agent: { model: "gpt-realtime-2.1" } }) });
+    expect(own.openai.defaultPreset).toBe("notes");
+    const later = loadConfig({ OPENAI_PRESETS: JSON.stringify({ agent: { model: "gpt-realtime-2.1" }, transcribe: { type: "transcription", transcription: { model: "gpt-4o-transcribe" } } }) });
+    expect(later.openai.defaultPreset).toBe("transcribe");
+    expect(loadConfig({ AUTH_JWKS_URL: "https://id.example/jwks" }).jwt).toEqual({ jwksUrl: "https://id.example/jwks", issuer: undefined, audience: undefined });
+  });
+
+  it("says every problem at once, one line each, naming its variable", () => {
+    const message = refusal({ ROOM_TTL_SECONDS: "-5", ICE_SERVERS: "[not json", OPENAI_PRESETS: "{nope" });
+    const lines = message.split("\n");
+    expect(lines[0]).toBe("Invalid configuration:");
+    expect(lines.slice(1).sort()).toEqual([
+      "  ICE_SERVERS: must be a JSON array of RTCIceServer objects",
+      "  OPENAI_PRESETS: must be a JSON object of presets",
+      expect.stringMatching(/^ {2}ROOM_TTL_SECONDS: /),
+    ]);
+    expect(refusal({ OPENAI_DEFAULT_PRESET: "ghost", OPENAI_ALLOWED_PRESETS: "transcribe,phantom" })).toContain("name unknown presets: ghost, phantom");
+  });
+
   it("refuses TURN without credentials, or with URLs that are not TURN's", () => {
     expect(refusal({ TURN_URLS: "turn:turn.example:3478" })).toContain("TURN_URLS needs TURN_SECRET, or TURN_USERNAME and TURN_CREDENTIAL");
     expect(refusal({ TURN_URLS: "turn:turn.example:3478", TURN_USERNAME: "u" })).toContain("TURN_URLS needs");
     expect(refusal({ TURN_URLS: "stun:stun.example:3478", TURN_SECRET: "a-long-enough-secret" })).toContain("TURN_URLS: each must start with turn: or turns:");
+    expect(refusal({ TURN_URLS: "xturn:turn.example:3478", TURN_SECRET: "a-long-enough-secret" })).toContain("TURN_URLS: each must start with turn: or turns:");
     expect(loadConfig({ TURN_URLS: "turn:a.example, turns:b.example", TURN_SECRET: "a-long-enough-secret" }).turn?.urls).toEqual(["turn:a.example", "turns:b.example"]);
     expect(loadConfig({ TURN_URLS: "turn:a.example", TURN_USERNAME: "u", TURN_CREDENTIAL: "c" }).turn).toMatchObject({ username: "u", credential: "c" });
   });
