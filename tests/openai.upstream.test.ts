@@ -227,10 +227,72 @@ describe("OpenAI Realtime upstream (msw)", () => {
     expect(calls).toBe(3);
   });
 
+  it("follows OpenAI's retry hints: x-should-retry either way, 408/409/5xx retried, and its wait passed on as retry-after", async () => {
+    const attempts = async (reply: () => Response, tries = 3) => {
+      let calls = 0;
+      server.use(http.post(`${BASE}/realtime/calls`, () => (calls++, reply())));
+      const problem = await problemOf(upstream({ attempts: tries }).connect(OFFER, DEFAULT_PRESETS.assistant));
+      return { calls, code: problem.code, retryAfter: problem.headers["retry-after"] };
+    };
+    const error = (status: number, headers: Record<string, string> = {}) => () => HttpResponse.json(openAiError("nope", "server_error"), { status, headers });
+    expect(await attempts(error(503, { "x-should-retry": "false" }))).toMatchObject({ calls: 1, code: "upstream_unavailable" });
+    expect(await attempts(error(400, { "x-should-retry": "true" }))).toMatchObject({ calls: 3, code: "upstream_rejected" });
+    // Retried, and once spent, "unavailable" (a 429 that is not about quota included).
+    for (const status of [408, 409, 429, 500]) expect(await attempts(error(status)), String(status)).toMatchObject({ calls: 3, code: "upstream_unavailable" });
+    // The wait OpenAI asks for, rounded up to seconds; an absurd one is not believed (one attempt: no waiting here).
+    expect((await attempts(error(503, { "retry-after-ms": "2500" }), 1)).retryAfter).toBe("3");
+    expect((await attempts(error(503, { "retry-after": "7" }), 1)).retryAfter).toBe("7");
+    expect((await attempts(error(503, { "retry-after": "60" }), 1)).retryAfter).toBe("60");
+    for (const headers of [{}, { "retry-after-ms": "60000" }, { "retry-after": "61" }, { "retry-after": "0" }, { "retry-after-ms": "-5" }]) {
+      expect(["1", "2"], JSON.stringify(headers)).toContain((await attempts(error(503, headers), 1)).retryAfter);
+    }
+  });
+
+  it("maps every other answer to a problem that says what happened", async () => {
+    const answer = async (reply: () => Response) => {
+      server.use(http.post(`${BASE}/realtime/calls`, reply));
+      const p = await problemOf(upstream({ attempts: 1 }).connect(OFFER, DEFAULT_PRESETS.assistant));
+      return [p.status, p.code, p.title, p.detail];
+    };
+    for (const status of [404, 422]) {
+      expect(await answer(() => HttpResponse.json(openAiError("Unknown model", "invalid_request_error", "model_not_found"), { status }))).toEqual([
+        400, "upstream_rejected", "OpenAI rejected the session", "OpenAI rejected the offer or session: Unknown model",
+      ]);
+    }
+    expect(await answer(() => new HttpResponse("teapot", { status: 418 }))).toEqual([502, "upstream_error", "Unexpected answer from OpenAI", "OpenAI answered 418"]);
+    expect(await answer(() => new HttpResponse(ANSWER, { status: 201 }))).toEqual([502, "upstream_error", "Unexpected answer from OpenAI", "OpenAI's answer had no call id (Location header)"]);
+    expect(await answer(() => HttpResponse.json(openAiError("Unauthorized", "invalid_request_error"), { status: 401 }))).toEqual([
+      502, "upstream_auth_failed", "OpenAI refused the server's credentials", "OpenAI rejected this server's API key: the operator must fix OPENAI_API_KEY",
+    ]);
+    expect(await answer(() => new HttpResponse("<html>blocked</html>", { status: 403 }))).toEqual([502, "upstream_forbidden", "OpenAI refused the request", "OpenAI refused access: no details"]);
+    expect(await answer(() => HttpResponse.json(openAiError("quota", "insufficient_quota", "insufficient_quota"), { status: 429 }))).toEqual([
+      503, "upstream_quota_exhausted", "OpenAI quota exhausted", "The OpenAI account behind this server has no quota left",
+    ]);
+    expect(await answer(() => HttpResponse.json(openAiError("busy", "server_error"), { status: 503 }))).toEqual([503, "upstream_unavailable", "OpenAI unavailable", "OpenAI answered 503; try again shortly"]);
+    server.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.json(openAiError("busy", "server_error"), { status: 503 })));
+    expect((await problemOf(upstream({ attempts: 2 }).connect(OFFER, DEFAULT_PRESETS.assistant))).detail).toBe("OpenAI answered 503 on every attempt; try again shortly");
+    server.use(http.post(`${BASE}/realtime/calls`, () => HttpResponse.error()));
+    const down = await problemOf(upstream({ attempts: 1 }).connect(OFFER, DEFAULT_PRESETS.assistant));
+    expect([down.title, down.detail, down.headers["retry-after"]]).toEqual(["OpenAI unreachable", "OpenAI could not be reached; try again shortly", "5"]);
+    // A timed-out call is not tried again: it may be running.
+    let calls = 0;
+    server.use(http.post(`${BASE}/realtime/calls`, async () => (calls++, await delay(1000), answered())));
+    const slow = await problemOf(upstream({ connectTimeoutMs: 200, totalTimeoutMs: 300 }).connect(OFFER, DEFAULT_PRESETS.assistant));
+    expect([slow.title, slow.detail, calls]).toEqual(["OpenAI did not answer in time", "OpenAI did not answer in time; try again", 1]);
+    // A client secret without its value.
+    server.use(http.post(`${BASE}/realtime/client_secrets`, () => HttpResponse.json({ expires_at: 1_900_000_000 })));
+    const noSecret = await problemOf(upstream().mintSecret(DEFAULT_PRESETS.assistant, 60));
+    expect([noSecret.status, noSecret.code, noSecret.detail]).toEqual([502, "upstream_error", "OpenAI's answer had no client secret"]);
+  });
+
   it("redacts the configured key, whatever its format, whole or masked", () => {
     const gateway = "gw-live-9f8e7d6c5b4a3928";
     expect(redactSecrets(`key ${gateway} refused`, [gateway])).toBe("key [redacted] refused");
     expect(redactSecrets(`key 'gw-live-9f8e****' or '***3928' refused; 3928 requests`, [gateway])).toBe("key '[redacted]' or '[redacted]' refused; 3928 requests");
+    // Eight characters and more count as a secret; shorter ones would redact ordinary words.
+    expect(redactSecrets("token abcdefgh here", ["abcdefgh"])).toBe("token [redacted] here");
+    expect(redactSecrets("token abcdefg here", ["abcdefg"])).toBe("token abcdefg here");
+    expect(redactSecrets("a plain message")).toBe("a plain message");
   });
 
   it("redacts key-shaped strings from anything it passes on", () => {

@@ -31,3 +31,26 @@ describe("withCandidates", () => {
     expect(endsGathering({ candidate: A, sdpMid: "0" })).toBe(false);
   });
 });
+
+describe("withCandidates, as offers come", () => {
+  test("keeps an offer's line endings and gives it a final one", () => {
+    const lf = OFFER.replaceAll("\r\n", "\n").trimEnd();
+    const sdp = withCandidates(lf, [{ candidate: A, sdpMid: "0" }]);
+    expect(sdp).toBe(`${lf.replace("a=mid:0", `a=mid:0\na=${A}`)}\n`);
+    expect(withCandidates(OFFER.trimEnd(), [])).toBe(OFFER);
+  });
+
+  test("a section named by index alone, or by a mid the offer lacks and an index, is found; one found by neither is skipped", () => {
+    expect(sections(withCandidates(OFFER, [{ candidate: A, sdpMid: null, sdpMLineIndex: 1 }]))).toEqual([[], [`a=${A}`]]);
+    expect(sections(withCandidates(OFFER, [{ candidate: A, sdpMid: "9", sdpMLineIndex: 0 }]))).toEqual([[`a=${A}`], []]);
+    expect(sections(withCandidates(OFFER, [{ candidate: A, sdpMid: "9" }, { candidate: "", sdpMid: "9" }]))).toEqual([[], []]);
+  });
+
+  test("a per-section end marker works by mid or by index alone, and is written once", () => {
+    expect(sections(withCandidates(OFFER, [{ candidate: "", sdpMid: "0" }]))).toEqual([["a=end-of-candidates"], []]);
+    expect(sections(withCandidates(OFFER, [{ candidate: "", sdpMLineIndex: 1 }]))).toEqual([[], ["a=end-of-candidates"]]);
+    expect(endsGathering({ candidate: "", sdpMLineIndex: 1 })).toBe(false);
+    const ended = withCandidates(OFFER, [null]);
+    expect(withCandidates(ended, [null, { candidate: "", sdpMid: "0" }])).toBe(ended);
+  });
+});
