@@ -102,8 +102,10 @@ export class PeerLink {
     let acted: "nothing" | "restarted" | "reported" = "nothing";
     this.mediaTimer = setInterval(async () => {
       if (this.pc.connectionState !== "connected" && this.state !== "reconnecting") return;
+      const report = await this.pc.getStats().catch(() => null); // closed meanwhile
+      if (!report) return;
       const now = { frames: 0, packets: 0, sent: 0, video: false };
-      (await this.pc.getStats()).forEach((s) => {
+      report.forEach((s) => {
         if (s.type === "inbound-rtp" && s.kind === "video") Object.assign(now, { video: true, frames: now.frames + (s.framesDecoded ?? 0), packets: now.packets + (s.packetsReceived ?? 0) });
         if (s.type === "remote-outbound-rtp" && s.kind === "video") now.sent += s.packetsSent ?? 0;
       });
