@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { hashToken } from "../lib/ids.js";
 import type { RateLimits } from "../lib/ratelimit.js";
-import { apiClient, useHarness, createRoom, drain, freshAddress, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, waitingReadBegins, type Api, type ApiResponse, type Harness } from "./support/harness.js";
+import { apiClient, clearOfWindowEdge, useHarness, createRoom, drain, freshAddress, hasRedis, joinRoom, signalboxKeys, startHarness, STORES, waitingReadBegins, type Api, type ApiResponse, type Harness } from "./support/harness.js";
 
 const offer = { type: "offer", sdp: "v=0\r\n" };
 
@@ -276,6 +276,7 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
       };
     };
     const three = async (attempt: (i: number) => Promise<ApiResponse>) => {
+      await clearOfWindowEdge();
       const statuses = [];
       for (let i = 0; i < 3; i++) statuses.push((await attempt(i)).status);
       return statuses;

@@ -1,6 +1,6 @@
 /** Room chat over HTTP, on both stores: delivery, history for late joiners, validation, the limit. */
 import { describe, expect, it } from "vitest";
-import { apiClient, createRoom, drain, joinRoom, startHarness, STORES, useHarness, hasRedis, type Api } from "./support/harness.js";
+import { apiClient, clearOfWindowEdge, createRoom, drain, joinRoom, startHarness, STORES, useHarness, hasRedis, type Api } from "./support/harness.js";
 
 describe.each(STORES)("chat [%s]", (kind) => {
   let api: Api;
@@ -64,6 +64,7 @@ describe.each(STORES)("chat limit [%s]", (kind) => {
       const host = await createRoom(api);
       const viewer = await joinRoom(api, host.roomId);
       const statuses = [];
+      await clearOfWindowEdge();
       for (let i = 0; i < 4; i++) statuses.push((await api.post("/api/chat", { roomId: host.roomId, text: `m${i}` }, viewer.token)).status);
       expect(statuses).toEqual([201, 201, 201, 429]);
       expect((await api.post("/api/chat", { roomId: host.roomId, text: "still me" }, host.token)).status).toBe(201);
@@ -79,6 +80,7 @@ describe.each(STORES)("chat limit [%s]", (kind) => {
       const host = await createRoom(api);
       const other = await createRoom(api);
       const forged = `${host.peerId}.${"F".repeat(32)}`;
+      await clearOfWindowEdge();
       for (let i = 0; i < 8; i++) expect((await api.post("/api/chat", { roomId: host.roomId, text: "x" }, forged)).status).toBe(401);
       const statuses = [];
       for (let i = 0; i < 4; i++) {

@@ -39,6 +39,16 @@ export function freshAddress(): string {
   return `2001:db8:${group()}:${group()}::1`;
 }
 
+/**
+ * Waits, when a rate-limit window (a minute; hours are made of them) ends within 3 s, until the
+ * next one begins: the sliding-window limiter estimates across a window's edge, rounding down,
+ * so a burst that straddles one can be let through one request past its limit.
+ */
+export async function clearOfWindowEdge(windowMs = 60_000, marginMs = 3000) {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 50));
+}
+
 export interface Peer {
   roomId: string;
   peerId: string;
