@@ -19,9 +19,10 @@ let stopStats = () => {};
  * "not joined". What the session showed (video, stats) goes: it would be stale.
  */
 function end(text: string, how: "ended" | "left" | "not joined" | "failed" = "ended") {
+  const normal = how === "ended" || how === "left"; // a status, not an error
   showState(state, how === "ended" ? "ended" : how === "left" ? "idle" : "failed", how);
-  (how === "left" || how === "ended" ? message : error).textContent = text;
-  (how === "left" || how === "ended" ? error : message).textContent = "";
+  (normal ? message : error).textContent = text;
+  (normal ? error : message).textContent = "";
   link?.close();
   stopStats();
   client?.stop();
