@@ -88,13 +88,12 @@ const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREAC
 
 /**
  * A request that starts a billed call is retried only when it cannot have started one: it never
- * left (connection refused), or OpenAI refused it with no call id. Other requests retry on any
- * network error.
+ * left (connection refused), or OpenAI refused it (one naming a call is never retried: see
+ * request). Other requests retry on any network error.
  */
 function shouldRetry(attempt: Attempt, startsCall: boolean): boolean {
   if (attempt.timedOut) return false;
   if (!attempt.res) return !startsCall || NOT_SENT.has(((attempt.error as Error)?.cause as NodeJS.ErrnoException)?.code ?? "");
-  if (startsCall && callIdOf(attempt.res.headers.get("location"))) return false;
   const hint = attempt.res.headers.get("x-should-retry");
   if (hint === "true") return true;
   if (hint === "false") return false;
@@ -179,7 +178,10 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
       if (last.res?.ok) return { res: last.res, body: last.body ?? "" };
       // A failure that names a call still opened one: hang it up, or it runs (and bills) unheard.
       const orphan = startsCall ? callIdOf(last.res?.headers.get("location") ?? null) : undefined;
-      if (orphan) void this.hangup(orphan).catch(() => {});
+      if (orphan) {
+        void this.hangup(orphan).catch(() => {});
+        break;
+      }
       if (!shouldRetry(last, startsCall)) break;
     }
     throw failure(last, this.o.attempts > 1, [this.o.apiKey]);
