@@ -37,6 +37,9 @@ const EnvSchema = z.object({
   ROOM_MAIL_MAX_BYTES: z.coerce.number().int().min(65_536, "must be at least 65536").default(4 * 1024 * 1024),
   WAITING_READS_PER_ADDRESS: positiveInt(100),
   REQUEST_TIMEOUT_MS: positiveInt(10_000),
+  // Under api/events.ts's maxDuration (300 s in vercel.json), so the stream ends itself first.
+  EVENTS_STREAM_SECONDS: z.coerce.number().int().min(5, "must be at least 5").max(3600, "must be at most 3600").default(250),
+  EVENTS_HEARTBEAT_SECONDS: z.coerce.number().int().min(1, "must be at least 1").max(60, "must be at most 60").default(15),
   CONNECTIONS_PER_ADDRESS: positiveInt(128),
   REDIS_TIMEOUT_MS: positiveInt(3000),
   RATE_LIMIT_ROOMS_PER_HOUR: positiveInt(50),
@@ -111,6 +114,10 @@ export interface Config {
   waitingReadsPerAddress: number;
   /** Self-hosted server: a request's headers and body must arrive within this (ms). */
   requestTimeoutMs: number;
+  /** An event stream ends itself after this (ms), before a function's maxDuration; its client reconnects at once. */
+  eventsStreamMs: number;
+  /** A comment line this often (ms) keeps proxies from closing a quiet stream, and tells the client it is alive. */
+  eventsHeartbeatMs: number;
   /** Self-hosted server, with no proxy in front: sockets one address may hold open. */
   connectionsPerAddress: number;
   /** `enabled: false` (RATE_LIMITS=off) where a gateway in front already limits, or to measure without them. */
@@ -220,6 +227,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     roomMailMaxBytes: e.ROOM_MAIL_MAX_BYTES,
     waitingReadsPerAddress: e.WAITING_READS_PER_ADDRESS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    eventsStreamMs: e.EVENTS_STREAM_SECONDS * 1000,
+    eventsHeartbeatMs: e.EVENTS_HEARTBEAT_SECONDS * 1000,
     connectionsPerAddress: e.CONNECTIONS_PER_ADDRESS,
     rateLimits: {
       enabled: e.RATE_LIMITS === "on",

@@ -22,6 +22,17 @@ export function tokenPeerId(token: string): string | null {
   return TOKEN_PATTERN.exec(token)?.[1] ?? null;
 }
 
+const TICKET_PATTERN = new RegExp(`^st\\.([${ID_ALPHABET}]{${ID_LENGTH}})\\.[A-Za-z0-9_-]{32}$`);
+
+/** A stream ticket names its peer too (like a token, but never one: the prefix tells them apart). */
+export function newTicket(peerId: string): string {
+  return `st.${peerId}.${nanoid(32)}`;
+}
+
+export function ticketPeerId(ticket: string): string | null {
+  return TICKET_PATTERN.exec(ticket)?.[1] ?? null;
+}
+
 export function sameSecret(a: string, b: string): boolean {
   const x = createHash("sha256").update(a).digest();
   const y = createHash("sha256").update(b).digest();

@@ -40,6 +40,8 @@ export const problems = {
     new Problem(401, "missing_token", "Authentication required", "Send the peer token as 'Authorization: Bearer <token>'", {}, { "www-authenticate": "Bearer" }),
   invalidToken: () =>
     new Problem(401, "invalid_token", "Invalid token", "The token is not valid for this room (the peer left or was removed, or the room closed or expired)", {}, { "www-authenticate": 'Bearer error="invalid_token"' }),
+  invalidTicket: () =>
+    new Problem(401, "invalid_ticket", "Invalid stream ticket", "A stream ticket opens one stream, within a minute of being issued: ask POST /api/events/ticket for another"),
   forbidden: (detail: string) => new Problem(403, "forbidden", "Forbidden", detail),
   roomNotFound: (roomId: string) =>
     new Problem(404, "room_not_found", "Room not found", `Room '${roomId}' does not exist, has expired or was closed`),

@@ -5,6 +5,7 @@
 import type { Context } from "./context.js";
 import { authorizeCron, authorizeRoomCreation } from "./deployment-auth.js";
 import { noContent, ok, route, type Reply } from "./http/route.js";
+import { eventText, openEventStream } from "./events.js";
 import * as bridge from "./openai/bridge.js";
 import { openApiDocument } from "./openapi.js";
 import { problems } from "./problem.js";
@@ -14,6 +15,7 @@ import {
   ChatBody,
   CreateRoomBody,
   DescriptionBody,
+  EventsQuery,
   JoinBody,
   OptionalRoomQuery,
   PeerQuery,
@@ -22,6 +24,8 @@ import {
   SessionBody,
   SessionQuery,
   TakeQuery,
+  TicketBody,
+  cursor,
 } from "./schemas.js";
 import * as signaling from "./signaling.js";
 import { StoreUnavailable } from "./store/types.js";
@@ -32,6 +36,12 @@ let document: ReturnType<typeof openApiDocument> | undefined;
 const mail = (result: { messages: unknown[] }): Reply => (result.messages.length ? ok(result) : noContent());
 
 const waits = (query: { wait: number }) => query.wait > 0;
+
+function validateCursor(value: string): string {
+  const parsed = cursor.safeParse(value);
+  if (!parsed.success) throw problems.invalidRequest(`Last-Event-ID: ${parsed.error.issues[0].message}`, [{ field: "Last-Event-ID", message: parsed.error.issues[0].message }]);
+  return parsed.data;
+}
 
 const MAIL = { 200: "Messages waiting: `{messages}`", 204: "Nothing arrived within `wait` seconds" };
 
@@ -164,6 +174,35 @@ export const routes = {
       chargesItself: waits,
       handle: async ({ ctx, caller, query, signal, charge }) =>
         mail(await signaling.poll(ctx, caller, query.after ?? null, { waitMs: query.wait * 1000, signal, charge: () => charge("calls") })),
+    },
+  }),
+
+  "/api/events": route({
+    GET: {
+      summary:
+        "My mail as server-sent events, each with its message id as event id; reconnecting with `Last-Event-ID` (or `after`) acknowledges up to it and resumes after it. Bearer token, or a stream ticket as `ticket`",
+      responses: { 200: "`text/event-stream`: messages (`data`), `: keep-alive` comments, and a last `end` event `{reason}`: reconnect, replaced, room-closed or gone" },
+      problems: { 401: "A stream ticket already used, replaced or expired (`invalid_ticket`)" },
+      query: EventsQuery,
+      auth: "peer",
+      acceptsTicket: true,
+      waits: () => true,
+      handle: async ({ ctx, caller, query, headers, signal }) => {
+        // EventSource resends the last event id as a header on its own reconnects: that wins over the URL's.
+        const lastEventId = headers["last-event-id"];
+        const after = lastEventId ? validateCursor(String(lastEventId)) : (query.after ?? null);
+        return { status: 200, events: eventText(await openEventStream(ctx, caller, after, signal)) };
+      },
+    },
+  }),
+
+  "/api/events/ticket": route({
+    POST: {
+      summary: "A single-use ticket (a minute) to open my event stream without headers, as a browser's EventSource must",
+      responses: { 201: "`{ticket, expiresAt, url}`: open `url` (it carries the ticket) within a minute" },
+      body: TicketBody,
+      auth: "peer",
+      handle: async ({ ctx, caller }) => ok(await signaling.issueTicket(ctx, caller), 201),
     },
   }),
 

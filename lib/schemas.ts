@@ -94,6 +94,12 @@ export const ChatBody = z.strictObject({
 
 export const PollQuery = z.object({ roomId, after: cursor.optional(), wait: waitSeconds });
 export const TakeQuery = z.object({ roomId, wait: waitSeconds });
+export const EventsQuery = z.object({
+  roomId,
+  after: cursor.optional(),
+  ticket: z.string().min(1).max(128, "ticket is not a stream ticket").optional(),
+});
+export const TicketBody = z.strictObject({ roomId });
 
 export type CreateRoomInput = z.infer<typeof CreateRoomBody>;
 export type JoinInput = z.infer<typeof JoinBody>;

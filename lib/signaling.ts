@@ -5,7 +5,7 @@
 import { nanoid } from "nanoid";
 import type { Context } from "./context.js";
 import { iceServersFor } from "./ice.js";
-import { hashToken, newPeerId, newRoomId, newToken, tokenPeerId } from "./ids.js";
+import { hashToken, newPeerId, newRoomId, newTicket, newToken, ticketPeerId, tokenPeerId } from "./ids.js";
 import { problems } from "./problem.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
 import { StoreUnavailable, type Caller, type Denied, type Outgoing, type PeerInfo, type RoomView, type StoredMessage, type Wake } from "./store/types.js";
@@ -28,14 +28,14 @@ function outgoing(type: MessageType, from: string, at: number, fields: Record<st
   return { type, body: JSON.stringify({ type, from, at, ...fields }) };
 }
 
-const toMessage = (m: StoredMessage): Message => ({ id: m.id, ...JSON.parse(m.body) });
+export const toMessage = (m: StoredMessage): Message => ({ id: m.id, ...JSON.parse(m.body) });
 
 /**
  * Throws the problem for a store's refusal. A missing room is an invalid token: a caller
  * whose token the room could not verify must not learn whether the room exists (only the
  * budgeted join and lookup say so).
  */
-function deny(status: Denied | "forbidden" | "peer-missing" | "inbox-full" | "room-busy", detail: { forbidden?: string; to?: string } = {}): never {
+export function deny(status: Denied | "forbidden" | "peer-missing" | "inbox-full" | "room-busy", detail: { forbidden?: string; to?: string } = {}): never {
   switch (status) {
     case "room-missing":
     case "unauthorized":
@@ -57,6 +57,27 @@ export function callerFor(roomId: string, token: string | null): Caller {
   const peerId = tokenPeerId(token);
   if (!peerId) throw problems.invalidToken();
   return { roomId, peerId, tokenHash: hashToken(token) };
+}
+
+/** How long a stream ticket lasts: long enough to open the stream it was asked for, and no more. */
+export const TICKET_TTL_MS = 60_000;
+
+/** A single-use ticket to open the caller's event stream without the token (EventSource sends no headers). */
+export async function issueTicket(ctx: Context, caller: Caller) {
+  const now = ctx.now();
+  const ticket = newTicket(caller.peerId);
+  const issued = await ctx.store.issueTicket(caller, hashToken(ticket), TICKET_TTL_MS, now);
+  if (issued !== "ok") deny(issued);
+  const url = `/api/events?roomId=${caller.roomId}&ticket=${ticket}`;
+  return { ticket, expiresAt: now + TICKET_TTL_MS, url };
+}
+
+/** The caller a stream ticket was issued to; it works once. */
+export async function callerForTicket(ctx: Context, roomId: string, ticket: string): Promise<Caller> {
+  const peerId = ticketPeerId(ticket);
+  const caller = peerId ? await ctx.store.redeemTicket(roomId, peerId, hashToken(ticket), ctx.now()) : null;
+  if (!caller) throw problems.invalidTicket();
+  return caller;
 }
 
 function publicRoom(view: RoomView) {

@@ -140,6 +140,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
       take: (c) => store.take(c, "offer", now, "mark"),
       putSession: (c) => store.putSession(c, "ses_x", "{}", 5, now),
       removeSession: (c) => store.removeSession(c, "ses_x"),
+      issueTicket: (c) => store.issueTicket(c, hashToken("ticket"), 60_000, now),
     };
   };
 
@@ -236,6 +237,43 @@ describe.each(STORES)("store contract [%s]", (kind) => {
       return;
     }
     throw new Error("no two messages shared a millisecond in 10 rounds");
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("reads from past what a stream sent, acknowledging only what the client did", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [v] = viewers;
+    const ids: string[] = [];
+    for (let n = 0; n < 4; n++) ids.push(((await send(host, v, msg("candidate", n))) as { id: string }).id);
+    // Sent up to the second, acknowledged nothing: the last two come back, and all four stay.
+    expect(((await store.read(v, null, Date.now(), undefined, ids[1])) as { id: string }[]).map((m) => m.id)).toEqual(ids.slice(2));
+    expect(((await read(v)) as unknown[]).length).toBe(4);
+    // Acknowledged the first, sent up to the third: the fourth comes back; the first is gone.
+    expect(((await store.read(v, ids[0], Date.now(), undefined, ids[2])) as { id: string }[]).map((m) => m.id)).toEqual([ids[3]]);
+    expect(((await read(v)) as { id: string }[]).map((m) => m.id)).toEqual(ids.slice(1));
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("a stream ticket opens once, for its own peer, until it expires or is replaced", async () => {
+    const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
+    const [a, b] = viewers;
+    const now = Date.now();
+    expect(await store.issueTicket(a, hashToken("t1"), 60_000, now)).toBe("ok");
+    expect(await store.redeemTicket(roomId, b.peerId, hashToken("t1"), now), "another peer's name").toBeNull();
+    expect(await store.redeemTicket(roomId, a.peerId, hashToken("guess"), now), "a wrong ticket").toBeNull();
+    expect(await store.redeemTicket(roomId, a.peerId, hashToken("t1"), now), "the real one, after a wrong guess").toEqual(a);
+    expect(await store.redeemTicket(roomId, a.peerId, hashToken("t1"), now), "twice").toBeNull();
+
+    await store.issueTicket(a, hashToken("t2"), 60_000, now);
+    await store.issueTicket(a, hashToken("t3"), 60_000, now);
+    expect(await store.redeemTicket(roomId, a.peerId, hashToken("t2"), now), "replaced").toBeNull();
+    expect(await store.redeemTicket(roomId, a.peerId, hashToken("t3"), now + 59_000)).toEqual(a);
+
+    await store.issueTicket(b, hashToken("t4"), 1_000, now);
+    expect(await store.redeemTicket(roomId, b.peerId, hashToken("t4"), now + 1_000), "expired").toBeNull();
+    await store.issueTicket(b, hashToken("t5"), 60_000, now);
+    await store.leaveRoom(b, b.peerId, msg("peer-left"), msg("room-closed"), now);
+    expect(await store.redeemTicket(roomId, b.peerId, hashToken("t5"), now), "its peer left").toBeNull();
+    await store.issueTicket(host, hashToken("t6"), 60_000, now);
+    expect(await store.redeemTicket(newRoomId(), host.peerId, hashToken("t6"), now), "another room").toBeNull();
   });
 
   it.skipIf(kind === "redis" && !hasRedis())("takes one type atomically; the rest stays for reads", async () => {

@@ -1,9 +1,11 @@
 /**
  * The typed signaling client, for browsers and Node (fetch only). Creates or joins a room,
- * sends descriptions and candidates, and runs one poll loop per session: long-poll with the
- * acknowledging cursor (a response lost on the wire loses nothing), falling back to interval
- * polling where long-poll does not work, backing off on errors.
+ * sends descriptions and candidates, and runs one receive loop per session with the
+ * acknowledging cursor (a response lost on the wire loses nothing): the event stream, falling
+ * back to long-poll where a proxy holds the stream back, and to interval polling where
+ * long-polls are cut short; backing off on errors.
  */
+import { createParser } from "eventsource-parser";
 
 export interface IceServer {
   urls: string | string[];
@@ -84,14 +86,26 @@ export class SessionEndedError extends SignalingError {
 export interface ClientOptions {
   /** Where the API lives; the page's own origin by default. */
   baseUrl?: string;
-  /** "long-poll" (default) holds each read open until mail arrives; "interval" polls on a schedule. */
-  mode?: "long-poll" | "interval";
+  /**
+   * "stream" (default): the server pushes mail as it comes (GET /api/events); "long-poll" holds
+   * each read open until mail arrives; "interval" polls on a schedule. Each falls back to the
+   * next by itself where it does not work.
+   */
+  mode?: PollMode;
   /** Seconds a long-poll waits (default 25, the most the API allows). */
   waitSeconds?: number;
   fetch?: typeof fetch;
 }
 
-export type PollMode = "long-poll" | "interval";
+export type PollMode = "stream" | "long-poll" | "interval";
+
+/**
+ * A stream whose first byte (the server sends one at once) has not come in this long is held
+ * back by a buffering proxy: the client falls back to long-poll. One silent this long after
+ * that (the server sends a heartbeat every 15 s) is dead, and is reopened.
+ */
+export const STREAM_FIRST_BYTE_MS = 5000;
+export const STREAM_STALL_MS = 45_000;
 
 /** The seed's interval schedule: every second for ten tries, then every five; with jitter. */
 export function intervalDelay(emptyPolls: number, random = Math.random): number {
@@ -179,6 +193,17 @@ class Api {
     return { status: res.status, body: text ? (JSON.parse(text) as T) : null };
   }
 
+  /** Opens a server-sent event stream; throws the problem if it is refused. */
+  async open(path: string, token: string, signal: AbortSignal): Promise<Response> {
+    const res = await this.fetcher(this.baseUrl + path, {
+      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" },
+      signal,
+      cache: "no-store",
+    });
+    if (!res.ok) throw await errorFrom(res);
+    return res;
+  }
+
   /** Retries transient failures (network, 429, 5xx) a few times, honouring Retry-After. */
   async callWithRetry<T>(method: string, path: string, options: CallOptions = {}, attempts = 4) {
     for (let failures = 0; ; failures++) {
@@ -205,7 +230,7 @@ export class SignalingClient {
   private readonly messageListeners = new Set<Listener<Message>>();
   private readonly endListeners = new Set<Listener<SessionEndedError>>();
   private readonly errorListeners = new Set<Listener<Error>>();
-  /** How the loop polls now: starts as asked, falls back to interval when long-poll fails. */
+  /** How the loop receives now: starts as asked, falls back (stream → long-poll → interval) where that fails. */
   pollMode: PollMode;
 
   private constructor(
@@ -213,7 +238,7 @@ export class SignalingClient {
     private readonly options: ClientOptions,
   ) {
     this.api = apiFor(options);
-    this.pollMode = options.mode ?? "long-poll";
+    this.pollMode = options.mode ?? "stream";
   }
 
   /** Public facts about a room, to fail fast on a wrong or expired ID; throws SessionEndedError if gone. */
@@ -360,12 +385,102 @@ export class SignalingClient {
     this.endListeners.forEach((l) => l(error));
   }
 
+  /**
+   * One stream connection, until it ends: "again" (reopen at once, after the cursor), "cut"
+   * (it broke off early: reopen after a backoff), "fallback" (held back by a proxy: poll
+   * instead) or "over" (the session ended, or another stream of this peer took over).
+   */
+  private async streamOnce(signal: AbortSignal): Promise<"again" | "cut" | "fallback" | "over"> {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let silent = false;
+    const expectBytesWithin = (ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => ((silent = true), controller.abort()), ms);
+    };
+    const opened = Date.now();
+    let gotBytes = false;
+    let ended: "again" | "over" | null = null;
+    let problem: SignalingError | null = null;
+    const parser = createParser({
+      onEvent: (event) => {
+        if (ended || problem || signal.aborted) return;
+        if (event.event === "end") {
+          ended = this.streamEnded(JSON.parse(event.data).reason);
+        } else if (event.event === "problem") {
+          const p = JSON.parse(event.data) as { status: number; code: string; detail?: string };
+          problem = new SignalingError(p.status, p.code, p.detail ?? p.code);
+        } else {
+          const message = JSON.parse(event.data) as Message;
+          this.deliver(message);
+          if (event.id) this.cursor = event.id;
+          if (message.type === "room-closed") ended = (this.end(new SessionEndedError(404, "room_closed", "The host ended the session")), "over");
+        }
+      },
+    });
+    expectBytesWithin(STREAM_FIRST_BYTE_MS);
+    try {
+      const res = await this.api.open(`/api/events?roomId=${this.roomId}${this.cursor ? `&after=${this.cursor}` : ""}`, this.session.token, controller.signal);
+      if (!res.body || !/^text\/event-stream/.test(res.headers.get("content-type") ?? "")) {
+        await res.body?.cancel();
+        return "fallback";
+      }
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      while (!ended && !problem) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        gotBytes = true;
+        expectBytesWithin(STREAM_STALL_MS);
+        parser.feed(value);
+      }
+      await reader.cancel().catch(() => {});
+      if (problem) throw problem;
+      return ended ?? (Date.now() - opened < 2000 ? "cut" : "again");
+    } catch (error) {
+      if (signal.aborted) return "over";
+      if (silent) return gotBytes ? "again" : "fallback";
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", stop);
+      controller.abort();
+    }
+  }
+
+  /** What a stream's `end` event means for the loop. */
+  private streamEnded(reason: string): "again" | "over" {
+    if (reason === "gone") this.end(new SessionEndedError(401, "gone", "This peer left the room or was removed from it"));
+    else if (reason === "replaced") {
+      this.errorListeners.forEach((l) => l(new Error("Another stream of this peer took over; this one stopped")));
+      this.stop();
+    }
+    // room-closed: its message came just before, and ended the session.
+    return reason === "reconnect" ? "again" : "over";
+  }
+
   private async loop(signal: AbortSignal) {
     const waitSeconds = Math.min(25, Math.max(1, this.options.waitSeconds ?? 25));
     let failures = 0;
     let emptyPolls = 0;
     let earlyEmpty = 0;
     while (!signal.aborted) {
+      if (this.pollMode === "stream") {
+        try {
+          const outcome = await this.streamOnce(signal);
+          if (outcome === "fallback") this.pollMode = "long-poll";
+          // A stream cut short again and again (a proxy closing it) backs off like a failure.
+          if (outcome === "cut") await sleep(backoffDelay(failures++), signal);
+          else failures = 0;
+        } catch (error) {
+          if (signal.aborted) return;
+          if (error instanceof SessionEndedError) return this.end(error);
+          this.errorListeners.forEach((l) => l(error as Error));
+          await sleep(backoffDelay(failures++, error instanceof SignalingError ? error.retryAfterMs : undefined), signal);
+        }
+        continue;
+      }
       const wait = this.pollMode === "long-poll" ? waitSeconds : 0;
       const started = Date.now();
       const request = linked(signal, (wait + 15) * 1000);

@@ -6,13 +6,13 @@
  * body stream themselves), so the same function runs on Vercel and under lib/server.ts.
  */
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { z } from "zod";
 import { contextOf, type Context } from "../context.js";
 import { Problem, problems } from "../problem.js";
 import type { LimitResult, RateLimits } from "../ratelimit.js";
 import { LIMITS, SIZE_LIMITED_FIELDS } from "../schemas.js";
-import { callerFor } from "../signaling.js";
+import { callerFor, callerForTicket } from "../signaling.js";
 import { StoreUnavailable, type Caller } from "../store/types.js";
 import { contentTypeOf, readBody } from "./body.js";
 import { clientAddress } from "./client-address.js";
@@ -29,6 +29,7 @@ export interface Input<Q, B> {
   caller: Caller;
   /** The raw bearer token, if any (for routes that check it themselves). */
   bearer: string | null;
+  headers: IncomingHttpHeaders;
   /** Aborts when the client goes away: long-polls stop waiting. */
   signal: AbortSignal;
   /** The request's body was raw SDP (routes that accept it answer in kind). */
@@ -44,6 +45,11 @@ export interface Reply {
   status: number;
   /** JSON; or, with `contentType`, text sent as it is. */
   body?: unknown;
+  /**
+   * Server-sent events, written as they come (the body is not used). A failure once the stream
+   * has begun ends it with a `problem` event holding the problem document.
+   */
+  events?: AsyncIterable<string>;
   contentType?: string;
   headers?: Record<string, string>;
 }
@@ -58,6 +64,8 @@ export interface MethodSpec<Q, B> {
   body?: z.ZodType<B>;
   /** "peer": a token of the room named by `roomId` (query or body) is required. */
   auth?: "peer";
+  /** Also authenticate by a stream ticket in the query (`ticket`), for clients that cannot send headers. */
+  acceptsTicket?: boolean;
   /** Which rate limit applies: room creation or joins per address, AI sessions per host, or calls (the default). */
   limit?: "rooms" | "joins" | "calls" | "sessions";
   /** Requests this says yes to are not charged up front: the handler charges them through `charge` when they do work. */
@@ -126,7 +134,8 @@ export function route(spec: Spec): Handler {
       let caller = undefined as unknown as Caller;
       if (method.auth === "peer") {
         try {
-          caller = callerFor(roomId ?? "", bearer);
+          const ticket = method.acceptsTicket && !bearer ? (query as { ticket?: string }).ticket : undefined;
+          caller = ticket ? await callerForTicket(ctx, roomId ?? "", ticket) : callerFor(roomId ?? "", bearer);
         } catch (problem) {
           await charge(ctx, address, "calls", res);
           throw problem;
@@ -144,10 +153,11 @@ export function route(spec: Spec): Handler {
 
       try {
         const reply = await method.handle({
-          ctx, query, body, caller, bearer, signal: aborted.signal, sentSdp,
+          ctx, query, body, caller, bearer, headers: req.headers, signal: aborted.signal, sentSdp,
           charge: (which, key) => charge(ctx, key ?? peerKey, which, res),
         });
         if (caller && reply.status < 300) ctx.verified.add(caller.tokenHash);
+        if (reply.events) return await stream(res, reply.events, (error) => toProblem(error, requestId, ctx));
         return send(res, reply);
       } catch (error) {
         // Failed token guesses count against the guesser's address (once); so do room ID guesses.
@@ -235,6 +245,24 @@ function send(res: ServerResponse, reply: Reply) {
     return;
   }
   res.writeHead(reply.status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(reply.body));
+}
+
+async function stream(res: ServerResponse, events: AsyncIterable<string>, problemFor: (error: unknown) => Problem) {
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-store",
+    // Proxies that buffer responses (nginx) pass this one through as it comes.
+    "x-accel-buffering": "no",
+  });
+  try {
+    for await (const text of events) {
+      if (res.destroyed) break;
+      res.write(text);
+    }
+  } catch (error) {
+    if (!res.destroyed) res.write(`event: problem\ndata: ${JSON.stringify(problemFor(error))}\n\n`);
+  }
+  res.end();
 }
 
 function sendProblem(res: ServerResponse, problem: Problem) {

@@ -6,7 +6,8 @@
  *                   im/mb (the mail budget: messages per inbox, bytes per room), q (bytes of
  *                   unread mail now), p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the
  *                   peer's token), s:<sessionId> (an AI session's record), e:<sessionId> (when
- *                   that record expires, ms; records without one last as long as the room)
+ *                   that record expires, ms; records without one last as long as the room),
+ *                   x:<peerId> (the peer's stream ticket: "<SHA-256> <expires, ms>")
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
  *   sb:{R}:tk:<P>:<type>  list: ids of P's offers, answers or candidates, oldest first, so a
  *                   take finds them without scanning the inbox (ids acknowledged since are skipped)
@@ -185,7 +186,7 @@ if r.a ~= ARGV[3] then return {'unauthorized'} end
 if target ~= caller and caller ~= r.host then return {'forbidden'} end
 if not r.b then return {'peer-missing'} end
 if target == r.host then return {'closed', unpack(close(ARGV[7]))} end
-redis.call('HDEL', room, 'p:' .. target, 't:' .. target)
+redis.call('HDEL', room, 'p:' .. target, 't:' .. target, 'x:' .. target)
 redis.call('HINCRBY', room, 'n', -1)
 forget(r, redis.call('XRANGE', inbox(target), '-', '+'))
 redis.call('DEL', unpack(mailKeys(target)))
@@ -220,7 +221,8 @@ return {'ok', id}
 
 /**
  * KEYS[2]: the caller's inbox. ARGV: now, callerId, tokenHash, after ('' for none),
- * trimBelow (the id just past 'after'; entries below it are acknowledged), batch, waiter mark ('' for none).
+ * trimBelow (the id just past 'after'; entries below it are acknowledged), batch, waiter mark
+ * ('' for none), from (return entries after it; '' for all).
  */
 export const READ = script(`
 local r = load(ARGV[2])
@@ -233,7 +235,7 @@ if ARGV[5] ~= '' then
 end
 refresh(r, tonumber(ARGV[1]))
 local start = '-'
-if ARGV[4] ~= '' then start = '(' .. ARGV[4] end
+if ARGV[8] ~= '' then start = '(' .. ARGV[8] end
 return {'ok', redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[6])}
 `);
 
@@ -318,6 +320,27 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 `;
 
+/** ARGV: callerId, tokenHash, ticketHash, expiresAt. The peer's previous ticket, if any, stops working. */
+export const ISSUE_TICKET = script(`
+local r = load(ARGV[1])
+if not r then return 'room-missing' end
+if r.a ~= ARGV[2] then return 'unauthorized' end
+redis.call('HSET', room, 'x:' .. ARGV[1], ARGV[3] .. ' ' .. ARGV[4])
+return 'ok'
+`);
+
+/** ARGV: peerId, ticketHash, now → the peer's token hash, once; false for any ticket not live. */
+export const REDEEM_TICKET = script(`
+local f = redis.call('HMGET', room, 'x:' .. ARGV[1], 't:' .. ARGV[1])
+if not f[1] or not f[2] then return false end
+local hash, expires = string.match(f[1], '^(%S+) (%d+)$')
+-- A wrong ticket leaves the real one alone: guessing must not be a way to burn it.
+if hash ~= ARGV[2] then return false end
+redis.call('HDEL', room, 'x:' .. ARGV[1])
+if tonumber(expires) <= tonumber(ARGV[3]) then return false end
+return f[2]
+`);
+
 /** KEYS[2]: the room's chat history. ARGV: now, callerId, tokenHash, body, historyMax */
 export const CHAT = script(`
 local r = load(ARGV[2])
@@ -346,4 +369,4 @@ if r.a ~= ARGV[2] then return {'unauthorized'} end
 return {'ok', redis.call('LRANGE', KEYS[2], 0, -1)}
 `);
 
-export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY };
+export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY, ISSUE_TICKET, REDEEM_TICKET };

@@ -50,7 +50,7 @@ interface Room {
   exp: number;
   ttlMs: number;
   capAt: number;
-  peers: Map<string, { info: PeerInfo; tokenHash: string }>;
+  peers: Map<string, { info: PeerInfo; tokenHash: string; ticket?: { hash: string; expiresAt: number } }>;
   inboxes: Map<string, Inbox>;
   sessions: Map<string, { record: string; expiresAt?: number }>;
   chat: string[];
@@ -155,7 +155,7 @@ export class MemoryStore implements SignalStore {
     return id === "inbox-full" || id === "room-busy" ? (id as OverBudget) : { id };
   }
 
-  async read(caller: Caller, after: string | null, now: number, waiter?: string): Promise<StoredMessage[] | Denied> {
+  async read(caller: Caller, after: string | null, now: number, waiter?: string, from?: string): Promise<StoredMessage[] | Denied> {
     const room = this.authorize(caller, now);
     if (typeof room === "string") return room;
     if (waiter) this.notify(room.info.roomId, caller.peerId, `w:${waiter}`);
@@ -173,8 +173,10 @@ export class MemoryStore implements SignalStore {
       this.forget(room, acknowledged);
     }
     const unread: StoredMessage[] = [];
+    const skip = from ? parseId(from) : null;
     for (const [id, e] of inbox.entries) {
       if (unread.length >= READ_BATCH) break;
+      if (skip && atOrBefore(e, skip)) continue;
       unread.push({ id, body: e.body });
     }
     return unread;
@@ -258,6 +260,21 @@ export class MemoryStore implements SignalStore {
     const record = room?.sessions.get(sessionId)?.record ?? null;
     room?.sessions.delete(sessionId);
     return record;
+  }
+
+  async issueTicket(caller: Caller, ticketHash: string, ttlMs: number, now: number): Promise<"ok" | Denied> {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    room.peers.get(caller.peerId)!.ticket = { hash: ticketHash, expiresAt: now + ttlMs };
+    return "ok";
+  }
+
+  async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number): Promise<Caller | null> {
+    const peer = this.live(roomId, now)?.peers.get(peerId);
+    if (!peer?.ticket || !hashesEqual(peer.ticket.hash, ticketHash)) return null;
+    const { expiresAt } = peer.ticket;
+    delete peer.ticket;
+    return expiresAt > now ? { roomId, peerId, tokenHash: peer.tokenHash } : null;
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {

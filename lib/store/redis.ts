@@ -148,9 +148,9 @@ export class RedisStore implements SignalStore {
     return status === "ok" ? { id } : (status as SendResult);
   }
 
-  async read(c: Caller, after: string | null, now: number, waiter = ""): Promise<StoredMessage[] | Denied> {
+  async read(c: Caller, after: string | null, now: number, waiter = "", from?: string): Promise<StoredMessage[] | Denied> {
     const [status, entries] = (await this.run("READ", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
-      now, c.peerId, c.tokenHash, after ?? "", after ? idAfter(after) : "", READ_BATCH, waiter,
+      now, c.peerId, c.tokenHash, after ?? "", after ? idAfter(after) : "", READ_BATCH, waiter, from ?? after ?? "",
     ])) as Reply[];
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
   }
@@ -193,6 +193,15 @@ export class RedisStore implements SignalStore {
     const record = (await this.run("END_SESSION", [roomKey(roomId)], [sessionId])) as string | null;
     await this.guard(() => this.redis.exec(["ZREM", SESSION_ENDS_KEY, `${roomId}/${sessionId}`]));
     return typeof record === "string" ? record : null;
+  }
+
+  async issueTicket(c: Caller, ticketHash: string, ttlMs: number, now: number) {
+    return (await this.run("ISSUE_TICKET", [roomKey(c.roomId)], [c.peerId, c.tokenHash, ticketHash, now + ttlMs])) as "ok" | Denied;
+  }
+
+  async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number): Promise<Caller | null> {
+    const tokenHash = await this.run("REDEEM_TICKET", [roomKey(roomId)], [peerId, ticketHash, now]);
+    return typeof tokenHash === "string" ? { roomId, peerId, tokenHash } : null;
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {

@@ -138,9 +138,11 @@ export interface SignalStore {
 
   /**
    * Acknowledges (deletes) the caller's messages up to and including `after`, returns the rest
-   * in order. With `waiter`, a waiting read begins: its mark goes to the peer's listeners.
+   * in order — or, with `from`, those after `from` (an event stream has sent up to it, but the
+   * client has not acknowledged them yet). With `waiter`, a waiting read begins: its mark goes
+   * to the peer's listeners.
    */
-  read(caller: Caller, after: string | null, now: number, waiter?: string): Promise<StoredMessage[] | Denied>;
+  read(caller: Caller, after: string | null, now: number, waiter?: string, from?: string): Promise<StoredMessage[] | Denied>;
 
   /**
    * Removes and returns the caller's messages of one type (offer, answer or candidate); each is
@@ -168,6 +170,18 @@ export interface SignalStore {
   scheduleSessionEnd(roomId: string, sessionId: string, at: number): Promise<void>;
   dueSessions(now: number, max: number): Promise<{ roomId: string; sessionId: string }[]>;
   endSession(roomId: string, sessionId: string): Promise<string | null>;
+
+  /**
+   * A stream ticket: lets the caller's own event stream be opened once, within `ttlMs`, without
+   * the token (a browser's EventSource cannot send headers). Stored only as `ticketHash`.
+   */
+  issueTicket(caller: Caller, ticketHash: string, ttlMs: number, now: number): Promise<"ok" | Denied>;
+
+  /**
+   * The caller a ticket was issued to (the ticket names `peerId`), once: a redeemed, replaced
+   * or expired ticket, or one of a peer since gone, gives null. A peer holds one ticket at a time.
+   */
+  redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number): Promise<Caller | null>;
 
   /** Subscribes to the peer's notifications; resolves once the subscription is live, throws StoreUnavailable if it cannot be made. */
   listen(roomId: string, peerId: string): Promise<Listener>;

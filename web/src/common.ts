@@ -3,9 +3,10 @@ import { ID_PATTERN, normalizeRoomId } from "../../lib/id-format.js";
 
 export const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
-/** `?poll=interval` switches a page to interval polling (for comparisons); long-poll otherwise. */
+/** `?poll=long-poll` or `?poll=interval` puts a page on that transport (for comparisons); the event stream otherwise. */
 export function clientOptions(): ClientOptions {
-  return { mode: new URLSearchParams(location.search).get("poll") === "interval" ? "interval" : "long-poll" };
+  const poll = new URLSearchParams(location.search).get("poll");
+  return { mode: poll === "interval" || poll === "long-poll" ? poll : "stream" };
 }
 
 /** "idle": not in a room, and nothing went wrong (before joining, or after leaving). */

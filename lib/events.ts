@@ -1,0 +1,148 @@
+/**
+ * The event stream (GET /api/events): a peer's mail pushed as server-sent events, on one
+ * subscription for the stream's whole life.
+ *
+ * Each message's event id is its message id. Nothing is acknowledged until the client says so:
+ * it reconnects with `Last-Event-ID` (or `?after=`), which acknowledges everything up to it and
+ * resumes after it, exactly like /api/poll's cursor. So a connection cut mid-stream loses and
+ * repeats nothing. To keep unacknowledged mail small, a stream that has sent UNACKED_MAX
+ * messages ends (`reconnect`), as it does before the function's time runs out.
+ *
+ * A stream ends with an `end` event whose reason says what the client does next:
+ *   reconnect    reconnect at once, after the last event id
+ *   replaced     this peer opened another stream; stay away (reconnecting would replace that one)
+ *   room-closed  the room closed (its room-closed message came just before); the session is over
+ *   gone         this peer left or was removed; the session is over
+ */
+import { nanoid } from "nanoid";
+import type { Context } from "./context.js";
+import { deny, toMessage, type Message } from "./signaling.js";
+import { READ_BATCH, StoreUnavailable, type Caller, type Listener, type StoredMessage } from "./store/types.js";
+
+export type EndReason = "reconnect" | "replaced" | "room-closed" | "gone";
+
+export type StreamEvent = { kind: "message"; message: Message } | { kind: "heartbeat" } | { kind: "end"; reason: EndReason };
+
+/** Messages a stream sends before it asks its client to reconnect (and so acknowledge them). */
+export const UNACKED_MAX = 100;
+
+/** The room-closed message carries no resumable id: nothing follows it. */
+const CLOSED_ID = "0-0";
+
+/** Whether message id `id` comes after `cursor` (null: the start). */
+function isAfter(id: string, cursor: string | null): boolean {
+  if (!cursor) return true;
+  const [ms, seq] = id.split("-").map(Number);
+  const [cms, cseq] = cursor.split("-").map(Number);
+  return ms > cms || (ms === cms && seq > cseq);
+}
+
+/**
+ * Opens the caller's stream: subscribes, acknowledges `after`, and reads what is waiting — all
+ * before the first byte, so a bad token or a missing room is still a plain 401 problem.
+ */
+export async function openEventStream(ctx: Context, caller: Caller, after: string | null, signal: AbortSignal): Promise<AsyncGenerator<StreamEvent>> {
+  const mark = `events.${nanoid(12)}`;
+  const listener = await ctx.store.listen(caller.roomId, caller.peerId);
+  try {
+    const first = await readFrom(ctx, caller, after, after, mark);
+    return follow(ctx, caller, listener, first, after, mark, signal);
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+}
+
+async function readFrom(ctx: Context, caller: Caller, ack: string | null, from: string | null, mark?: string): Promise<Message[]> {
+  const found = await ctx.store.read(caller, ack, ctx.now(), mark, from ?? undefined);
+  if (typeof found === "string") deny(found);
+  return found.map(toMessage);
+}
+
+async function* follow(
+  ctx: Context,
+  caller: Caller,
+  listener: Listener,
+  first: Message[],
+  after: string | null,
+  mark: string,
+  signal: AbortSignal,
+): AsyncGenerator<StreamEvent> {
+  try {
+    const deadline = ctx.now() + ctx.config.eventsStreamMs;
+    let cursor = after;
+    let unacked = 0;
+    let lastWrite = ctx.now();
+    let markSeen = false;
+    let batch = first;
+    for (;;) {
+      for (const message of batch) {
+        yield { kind: "message", message };
+        cursor = message.id;
+        unacked++;
+        lastWrite = ctx.now();
+      }
+      if (unacked >= UNACKED_MAX) return yield { kind: "end", reason: "reconnect" };
+      // A full batch may have more behind it.
+      if (batch.length === READ_BATCH) {
+        batch = await readFrom(ctx, caller, null, cursor);
+        continue;
+      }
+      batch = [];
+      const now = ctx.now();
+      if (now >= deadline) return yield { kind: "end", reason: "reconnect" };
+      const wake = await listener.next(Math.min(deadline, lastWrite + ctx.config.eventsHeartbeatMs) - now, signal);
+      if (signal.aborted) return;
+      switch (wake.kind) {
+        case "timeout":
+          if (ctx.now() < deadline) {
+            yield { kind: "heartbeat" };
+            lastWrite = ctx.now();
+          }
+          break;
+        case "closed":
+          yield { kind: "message", message: { id: CLOSED_ID, ...JSON.parse(wake.body) } as Message };
+          return yield { kind: "end", reason: "room-closed" };
+        case "gone":
+          return yield { kind: "end", reason: "gone" };
+        case "lost":
+          throw new StoreUnavailable("subscription lost");
+        case "waiter":
+          // Marks arrive in publish order: one of a stream after this one's own is a newer stream.
+          if (wake.mark === mark) markSeen = true;
+          else if (markSeen && wake.mark.startsWith("events.")) return yield { kind: "end", reason: "replaced" };
+          break;
+        case "message":
+          // The wake carries the message when it fits; one already read (it raced the first read) is skipped.
+          if (wake.message) batch = isAfter(wake.message.id, cursor) ? [toMessage(wake.message as StoredMessage)] : [];
+          else batch = await readFrom(ctx, caller, null, cursor);
+          break;
+      }
+    }
+  } finally {
+    listener.close();
+  }
+}
+
+/** An event as it goes on the wire (text/event-stream). */
+export function eventFrame(event: StreamEvent): string {
+  switch (event.kind) {
+    case "message": {
+      const id = event.message.id === CLOSED_ID ? "" : `id: ${event.message.id}\n`;
+      return `${id}data: ${JSON.stringify(event.message)}\n\n`;
+    }
+    case "heartbeat":
+      return ": keep-alive\n\n";
+    case "end":
+      return `event: end\ndata: ${JSON.stringify({ reason: event.reason })}\n\n`;
+  }
+}
+
+/** What a stream opens with: the reconnect delay for EventSource, and a first byte at once (a client that gets none is behind a buffering proxy). */
+export const STREAM_PREAMBLE = "retry: 1000\n: signalbox events\n\n";
+
+/** The stream as text: the preamble, then each event's frame. */
+export async function* eventText(events: AsyncGenerator<StreamEvent>): AsyncGenerator<string> {
+  yield STREAM_PREAMBLE;
+  for await (const event of events) yield eventFrame(event);
+}
