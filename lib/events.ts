@@ -17,7 +17,7 @@
 import { nanoid } from "nanoid";
 import type { Context } from "./context.js";
 import { deny, toMessage, type Message } from "./signaling.js";
-import { READ_BATCH, StoreUnavailable, type Caller, type Listener, type StoredMessage } from "./store/types.js";
+import { CLOSED_MESSAGE_ID, READ_BATCH, StoreUnavailable, type Caller, type Listener, type StoredMessage } from "./store/types.js";
 
 export type EndReason = "reconnect" | "replaced" | "room-closed" | "gone";
 
@@ -25,9 +25,6 @@ export type StreamEvent = { kind: "message"; message: Message } | { kind: "heart
 
 /** Messages a stream sends before it asks its client to reconnect (and so acknowledge them). */
 export const UNACKED_MAX = 100;
-
-/** The room-closed message carries no resumable id: nothing follows it. */
-const CLOSED_ID = "0-0";
 
 /** Whether message id `id` comes after `cursor` (null: the start). */
 function isAfter(id: string, cursor: string | null): boolean {
@@ -78,6 +75,8 @@ async function* follow(
     for (;;) {
       for (const message of batch) {
         yield { kind: "message", message };
+        // A room closed before this stream opened: its peers read that it did, and no more.
+        if (message.id === CLOSED_MESSAGE_ID) return yield { kind: "end", reason: "room-closed" };
         cursor = message.id;
         unacked++;
         lastWrite = ctx.now();
@@ -101,8 +100,8 @@ async function* follow(
           }
           break;
         case "closed":
-          yield { kind: "message", message: { id: CLOSED_ID, ...JSON.parse(wake.body) } as Message };
-          return yield { kind: "end", reason: "room-closed" };
+          batch = [{ id: CLOSED_MESSAGE_ID, ...JSON.parse(wake.body) } as Message];
+          break;
         case "gone":
           return yield { kind: "end", reason: "gone" };
         case "lost":
@@ -128,7 +127,7 @@ async function* follow(
 export function eventFrame(event: StreamEvent): string {
   switch (event.kind) {
     case "message": {
-      const id = event.message.id === CLOSED_ID ? "" : `id: ${event.message.id}\n`;
+      const id = event.message.id === CLOSED_MESSAGE_ID ? "" : `id: ${event.message.id}\n`;
       return `${id}data: ${JSON.stringify(event.message)}\n\n`;
     }
     case "heartbeat":

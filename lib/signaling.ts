@@ -8,7 +8,7 @@ import { iceServersFor } from "./ice.js";
 import { hashToken, newPeerId, newRoomId, newTicket, newToken, ticketPeerId, tokenPeerId } from "./ids.js";
 import { problems } from "./problem.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
-import { StoreUnavailable, type Caller, type Denied, type Outgoing, type PeerInfo, type RoomView, type StoredMessage, type Wake } from "./store/types.js";
+import { CLOSED_MESSAGE_ID, StoreUnavailable, type Caller, type Denied, type Outgoing, type PeerInfo, type RoomView, type StoredMessage, type Wake } from "./store/types.js";
 
 export type MessageType = "offer" | "answer" | "candidate" | "peer-joined" | "peer-left" | "room-closed" | "chat";
 
@@ -227,7 +227,7 @@ async function receive(
     for (;;) {
       const wake = await listener.next(deadline - ctx.now(), signal);
       if (wake.kind === "timeout") return [];
-      if (wake.kind === "closed") return [{ id: "0-0", ...JSON.parse(wake.body) } as Message];
+      if (wake.kind === "closed") return [{ id: CLOSED_MESSAGE_ID, ...JSON.parse(wake.body) } as Message];
       if (wake.kind === "lost") throw new StoreUnavailable("subscription lost");
       if (wake.kind === "waiter") {
         if (wake.mark === mark) markSeen = true;

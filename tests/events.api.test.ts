@@ -136,6 +136,10 @@ describe.each(STORES)("event stream [%s]", (kind) => {
       expect(await stream.nextEvent()).toMatchObject({ event: "end", data: { reason: "room-closed" } });
       expect(await stream.next()).toEqual({ kind: "closed" });
     }
+    // A stream opened after the close (a reconnect) says so too, and ends.
+    const late = await openStream(h.url, viewer);
+    expect(await late.nextEvent()).toMatchObject({ id: undefined, data: { id: "0-0", type: "room-closed" } });
+    expect(await late.nextEvent()).toMatchObject({ event: "end", data: { reason: "room-closed" } });
   });
 
   test("a peer's second stream replaces its first; a removed peer's stream ends with gone", async () => {

@@ -1,6 +1,7 @@
-/** What the Redis store leaves in redis-server: every key with a TTL, nothing after a close. */
+/** What the Redis store leaves in redis-server: every key with a TTL, and after a close only a short-lived notice. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken } from "../lib/ids.js";
+import { CLOSED_NOTICE_MS } from "../lib/store/types.js";
 import { apiClient, createRoom, drain, hasRedis, joinRoom, signalboxKeys, startHarness, type Api, type Harness } from "./support/harness.js";
 
 describe.skipIf(!hasRedis())("Redis keys [redis]", () => {
@@ -43,7 +44,7 @@ describe.skipIf(!hasRedis())("Redis keys [redis]", () => {
     }
   });
 
-  it("closing a room removes every one of its keys", async () => {
+  it("closing a room removes every one of its keys but a short-lived notice", async () => {
     const host = await createRoom(api);
     const viewers = [await joinRoom(api, host.roomId), await joinRoom(api, host.roomId)];
     for (const v of viewers) await api.post("/api/offer", { roomId: host.roomId, to: v.peerId, description: { type: "offer", sdp: "v=0\r\n" } }, host.token);
@@ -51,7 +52,11 @@ describe.skipIf(!hasRedis())("Redis keys [redis]", () => {
     // The room, 3 inboxes, the chat, and the viewers' offer indexes.
     expect((await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).length).toBe(7);
     expect((await api.del(`/api/rooms?roomId=${host.roomId}`, host.token)).status).toBe(204);
-    expect(await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).toEqual([]);
+    // All but the notice that tells its peers it closed, which goes by itself soon after.
+    const notice = `sb:{${host.roomId}}:closed`;
+    expect(await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).toEqual([notice]);
+    expect(await h.redis!.pTTL(notice)).toBeGreaterThan(CLOSED_NOTICE_MS - 10_000);
+    expect(await h.redis!.pTTL(notice)).toBeLessThanOrEqual(CLOSED_NOTICE_MS);
     expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).status).toBe(401);
   });
 });

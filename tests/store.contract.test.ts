@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken, newPeerId, newRoomId } from "../lib/ids.js";
 import { MemoryStore } from "../lib/store/memory.js";
 import { idAfter, RedisStore } from "../lib/store/redis.js";
-import { ENTRY_OVERHEAD, type Caller, type Outgoing, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
+import { CLOSED_MESSAGE_ID, ENTRY_OVERHEAD, type Caller, type Outgoing, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { createClient } from "redis";
 import { hasRedis, redisUrl, STORES } from "./support/harness.js";
@@ -252,6 +252,24 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(((await read(v)) as { id: string }[]).map((m) => m.id)).toEqual(ids.slice(1));
   });
 
+  it.skipIf(kind === "redis" && !hasRedis())("a closed room's peers read that it closed, and nothing else; nobody else learns it", async () => {
+    const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
+    const [a, b] = viewers;
+    await send(host, a, msg("offer", 1));
+    await store.leaveRoom(b, b.peerId, msg("peer-left"), msg("room-closed"), Date.now());
+    expect(await store.closeRoom(host, msg("room-closed", 9), Date.now())).toEqual({ sessions: [] });
+    for (const peer of [host, a]) {
+      expect(await read(peer), peer === host ? "the host" : "a viewer").toEqual([{ id: CLOSED_MESSAGE_ID, body: msg("room-closed", 9).body }]);
+    }
+    expect(await read(b), "a peer that had left").toBe("room-missing");
+    expect(await read({ ...a, tokenHash: hashToken("guess") }), "a forged token").toBe("room-missing");
+    expect(await store.listPeers(a, Date.now()), "only reads carry the notice").toBe("room-missing");
+    // A room made again under the ID (vanishingly rare) starts without it.
+    await store.createRoom({ room: { roomId, topology: "star", maxPeers: 2, hostId: host.peerId, createdAt: 0 }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: host.peerId, role: "host", joinedAt: 0 }, hostTokenHash: "other" }, Date.now());
+    await store.leaveRoom({ ...host, tokenHash: "other" }, host.peerId, msg("peer-left"), msg("room-closed"), Date.now());
+    expect(await read(a)).toBe("room-missing");
+  });
+
   it.skipIf(kind === "redis" && !hasRedis())("a stream ticket opens once, for its own peer, until it expires or is replaced", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;
@@ -407,7 +425,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
       l.close();
     }
     expect(await store.describeRoom(roomId, Date.now())).toBeNull();
-    expect(await read(viewers[0])).toBe("room-missing");
+    expect(await store.listPeers(viewers[0], Date.now())).toBe("room-missing");
   });
 
   it.skipIf(kind === "redis" && !hasRedis())("the host leaving closes the room", async () => {

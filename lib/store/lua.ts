@@ -12,6 +12,8 @@
  *   sb:{R}:tk:<P>:<type>  list: ids of P's offers, answers or candidates, oldest first, so a
  *                   take finds them without scanning the inbox (ids acknowledged since are skipped)
  *   sb:{R}:chat     list: the room's last chat messages
+ *   sb:{R}:closed   hash, for CLOSED_NOTICE_MS once the room closed: b (the room-closed message),
+ *                   t:<peerId> (each peer's token hash then), so its peers still read that it closed
  *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m:<id>:<type>:<JSON>", "gone",
  *                   "closed:<JSON>" or "w:<mark>" (a waiting read of P began)
  *   sb:ai:ends      sorted set, the one key outside any room: "<R>/<sessionId>" by the AI call's deadline
@@ -25,7 +27,7 @@
  * take its global lock unless flagged allow-key-locking) both accept.
  */
 
-import { ENTRY_OVERHEAD } from "./types.js";
+import { CLOSED_NOTICE_MS, ENTRY_OVERHEAD } from "./types.js";
 
 const PRELUDE = `
 local room = KEYS[1]
@@ -129,10 +131,12 @@ end
 
 -- Deletes the room, waking everyone with 'closed'; returns its session records.
 local function close(body)
-  local sessions = {}
+  local sessions, notice = {}, { 'b', body }
   local fields = redis.call('HGETALL', room)
   for i = 1, #fields, 2 do
-    if string.sub(fields[i], 1, 2) == 's:' then sessions[#sessions + 1] = fields[i + 1] end
+    local kind = string.sub(fields[i], 1, 2)
+    if kind == 's:' then sessions[#sessions + 1] = fields[i + 1] end
+    if kind == 't:' then notice[#notice + 1] = fields[i]; notice[#notice + 1] = fields[i + 1] end
   end
   local keys = { room, room .. ':chat' }
   for _, id in ipairs(peerIds()) do
@@ -140,6 +144,8 @@ local function close(body)
     redis.call('PUBLISH', channel(id), 'closed:' .. body)
   end
   redis.call('DEL', unpack(keys))
+  redis.call('HSET', room .. ':closed', unpack(notice))
+  redis.call('PEXPIRE', room .. ':closed', ${CLOSED_NOTICE_MS})
   return sessions
 end
 `;
@@ -149,6 +155,7 @@ const script = (body: string) => PRELUDE + body;
 /** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash, inboxMax, mailMaxBytes */
 export const CREATE_ROOM = script(`
 if redis.call('EXISTS', room) == 1 then return 'exists' end
+redis.call('DEL', room .. ':closed')
 redis.call('HSET', room, 'info', ARGV[1], 'exp', ARGV[2], 'ttl', ARGV[3], 'cap', ARGV[4], 'max', ARGV[5],
   'host', ARGV[6], 'topo', ARGV[7], 'n', 1, 'p:' .. ARGV[6], ARGV[8], 't:' .. ARGV[6], ARGV[9],
   'im', ARGV[10], 'mb', ARGV[11], 'q', 0)
@@ -226,7 +233,11 @@ return {'ok', id}
  */
 export const READ = script(`
 local r = load(ARGV[2])
-if not r then return {'room-missing'} end
+if not r then
+  local notice = redis.call('HMGET', room .. ':closed', 'b', 't:' .. ARGV[2])
+  if notice[1] and notice[2] == ARGV[3] then return {'closed', notice[1]} end
+  return {'room-missing'}
+end
 if r.a ~= ARGV[3] then return {'unauthorized'} end
 markWaiter(ARGV[2], ARGV[7])
 if ARGV[5] ~= '' then

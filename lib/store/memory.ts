@@ -8,6 +8,8 @@ import { EventEmitter } from "node:events";
 import { timingSafeEqual } from "node:crypto";
 import { messagePayload, parseWake, WakeQueue } from "./wake-queue.js";
 import {
+  CLOSED_MESSAGE_ID,
+  CLOSED_NOTICE_MS,
   ENTRY_OVERHEAD,
   READ_BATCH,
   type Caller,
@@ -81,6 +83,8 @@ export class MemoryStore implements SignalStore {
   private readonly sweeper: NodeJS.Timeout;
   /** "<roomId>/<sessionId>" → the AI call's deadline. */
   private readonly sessionEnds = new Map<string, number>();
+  /** Rooms closed within CLOSED_NOTICE_MS: the room-closed message, and who may read it. */
+  private readonly closedRooms = new Map<string, { body: string; tokens: Map<string, string>; until: number }>();
 
   constructor(private readonly budget: MailBudget) {
     this.sweeper = setInterval(() => this.sweep(Date.now()), 60_000).unref();
@@ -88,6 +92,7 @@ export class MemoryStore implements SignalStore {
 
   async createRoom(r: NewRoom, now: number): Promise<"ok" | "exists"> {
     if (this.live(r.room.roomId, now)) return "exists";
+    this.closedRooms.delete(r.room.roomId);
     this.rooms.set(r.room.roomId, {
       info: r.room,
       exp: Math.min(now + r.ttlMs, r.capAt),
@@ -128,7 +133,7 @@ export class MemoryStore implements SignalStore {
     if (typeof room === "string") return room;
     if (peerId !== caller.peerId && caller.peerId !== room.info.hostId) return "forbidden" as const;
     if (!room.peers.has(peerId)) return "peer-missing" as const;
-    if (peerId === room.info.hostId) return this.discard(room, closed);
+    if (peerId === room.info.hostId) return this.discard(room, closed, now);
     room.peers.delete(peerId);
     this.forget(room, [...(room.inboxes.get(peerId)?.entries.values() ?? [])]);
     room.inboxes.delete(peerId);
@@ -142,7 +147,7 @@ export class MemoryStore implements SignalStore {
     const room = this.authorize(caller, now);
     if (typeof room === "string") return room;
     if (caller.peerId !== room.info.hostId) return "forbidden" as const;
-    return this.discard(room, closed);
+    return this.discard(room, closed, now);
   }
 
   async send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {
@@ -157,6 +162,11 @@ export class MemoryStore implements SignalStore {
 
   async read(caller: Caller, after: string | null, now: number, waiter?: string, from?: string): Promise<StoredMessage[] | Denied> {
     const room = this.authorize(caller, now);
+    if (room === "room-missing") {
+      const notice = this.closedRooms.get(caller.roomId);
+      const known = notice && notice.until > now && hashesEqual(notice.tokens.get(caller.peerId) ?? "", caller.tokenHash);
+      return known ? [{ id: CLOSED_MESSAGE_ID, body: notice.body }] : room;
+    }
     if (typeof room === "string") return room;
     if (waiter) this.notify(room.info.roomId, caller.peerId, `w:${waiter}`);
     this.refresh(room, now);
@@ -351,8 +361,10 @@ export class MemoryStore implements SignalStore {
     for (const e of entries) room.bytes -= entrySize(e);
   }
 
-  private discard(room: Room, closed: Outgoing): Closed {
+  private discard(room: Room, closed: Outgoing, now: number): Closed {
     this.rooms.delete(room.info.roomId);
+    const tokens = new Map([...room.peers].map(([peerId, peer]) => [peerId, peer.tokenHash]));
+    this.closedRooms.set(room.info.roomId, { body: closed.body, tokens, until: now + CLOSED_NOTICE_MS });
     for (const peerId of room.peers.keys()) this.notify(room.info.roomId, peerId, `closed:${closed.body}`);
     return { sessions: [...room.sessions.values()].map((s) => s.record) };
   }
@@ -370,5 +382,6 @@ export class MemoryStore implements SignalStore {
 
   private sweep(now: number) {
     for (const roomId of this.rooms.keys()) this.live(roomId, now);
+    for (const [roomId, notice] of this.closedRooms) if (notice.until <= now) this.closedRooms.delete(roomId);
   }
 }

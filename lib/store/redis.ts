@@ -9,6 +9,7 @@ import { SCRIPTS } from "./lua.js";
 import { subscribeOverRest } from "./rest-subscription.js";
 import { parseWake, WakeQueue } from "./wake-queue.js";
 import {
+  CLOSED_MESSAGE_ID,
   READ_BATCH,
   StoreUnavailable,
   type Caller,
@@ -152,6 +153,7 @@ export class RedisStore implements SignalStore {
     const [status, entries] = (await this.run("READ", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
       now, c.peerId, c.tokenHash, after ?? "", after ? idAfter(after) : "", READ_BATCH, waiter, from ?? after ?? "",
     ])) as Reply[];
+    if (status === "closed") return [{ id: CLOSED_MESSAGE_ID, body: entries as string }];
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
   }
 

@@ -73,6 +73,15 @@ export interface MailBudget {
   roomMailMaxBytes: number;
 }
 
+/**
+ * A closed room tells its peers so for this long after (ms): a reader between polls, or a
+ * stream reconnecting, gets the room-closed message rather than a bare 401.
+ */
+export const CLOSED_NOTICE_MS = 5 * 60_000;
+
+/** The room-closed message's id: it is no cursor (nothing follows it). */
+export const CLOSED_MESSAGE_ID = "0-0";
+
 /** What each message counts for in a room's bytes beyond its type and body: about what Redis spends on a stream entry. */
 export const ENTRY_OVERHEAD = 64;
 
@@ -140,7 +149,8 @@ export interface SignalStore {
    * Acknowledges (deletes) the caller's messages up to and including `after`, returns the rest
    * in order — or, with `from`, those after `from` (an event stream has sent up to it, but the
    * client has not acknowledged them yet). With `waiter`, a waiting read begins: its mark goes
-   * to the peer's listeners.
+   * to the peer's listeners. For CLOSED_NOTICE_MS after its room closed, a peer of it reads the
+   * room-closed message alone, with id CLOSED_MESSAGE_ID.
    */
   read(caller: Caller, after: string | null, now: number, waiter?: string, from?: string): Promise<StoredMessage[] | Denied>;
 

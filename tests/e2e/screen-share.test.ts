@@ -10,10 +10,10 @@ import { ARTIFACTS, firstFrameAt, framesDecoded, watchConsole, withoutNetworkPat
 import { useBrowser } from "./use-browser.js";
 
 /** Opens the host page and starts sharing; returns the page and its room ID. */
-async function startSharing(context: BrowserContext, base: string) {
+async function startSharing(context: BrowserContext, base: string, query = "") {
   const host = await context.newPage();
   const errors = watchConsole(host);
-  await host.goto(`${base}/host.html`);
+  await host.goto(`${base}/host.html${query}`);
   await host.click("#share");
   // getDisplayMedia hangs rather than fails under a wrong flag set: always bound the wait.
   await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
@@ -30,6 +30,8 @@ async function openViewer(context: BrowserContext, base: string, roomId: string,
 }
 
 const linkState = (page: Page) => page.evaluate(() => (window as any).signalbox.link?.state);
+/** How a page's client receives its mail now: "stream", or what it was put on or fell back to. */
+const transport = (page: Page) => page.evaluate(() => (window as any).signalbox.client.pollMode);
 
 describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
   let h: Harness;
@@ -54,6 +56,7 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     }
     await host.waitForFunction(() => document.querySelectorAll('#viewers li .state[data-state="connected"]').length === 3);
     expect(await host.textContent("#count")).toBe("3");
+    for (const page of [host, ...viewers.map((v) => v.page)]) expect(await transport(page)).toBe("stream");
     // The stats panel reports the path and the picture.
     await viewers[0].page.waitForFunction(() => document.querySelector('[data-stat="resolution"]')!.textContent!.includes("×"));
     expect(await viewers[0].page.textContent('[data-stat="path"]')).toBe("host");
@@ -103,6 +106,22 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     expect(await host.textContent("#state")).toBe("ended");
     await context.close();
   });
+
+  for (const mode of ["long-poll", "interval"] as const) {
+    test(`host and viewer put on ${mode} connect, play, and end as on the stream`, async () => {
+      const context = await browser.newContext();
+      const { host, roomId, errors } = await startSharing(context, h.url, `?poll=${mode}`);
+      const viewer = await openViewer(context, h.url, roomId, `&poll=${mode}`);
+      await firstFrameAt(viewer.page);
+      await host.waitForFunction(() => document.querySelectorAll('#viewers li .state[data-state="connected"]').length === 1);
+      for (const page of [host, viewer.page]) expect(await transport(page)).toBe(mode);
+      await host.click("#stop");
+      await viewer.page.waitForFunction(() => document.getElementById("state")!.dataset.state === "ended", null, { timeout: 10_000 });
+      expect(await viewer.page.textContent("#message")).toBe("The host ended the session.");
+      expect([...errors, ...viewer.errors]).toEqual([]);
+      await context.close();
+    });
+  }
 
   test("a wrong or expired room ID shows an error within 2 s; a malformed one says what IDs look like", async () => {
     const context = await browser.newContext();

@@ -12,7 +12,7 @@ export interface TestStream {
   /** The next event or comment; `closed` once the server ended the stream. */
   next(timeoutMs?: number): Promise<StreamItem>;
   /** The next event, skipping comments. */
-  nextEvent(timeoutMs?: number): Promise<StreamItem>;
+  nextEvent(timeoutMs?: number): Promise<Exclude<StreamItem, { kind: "comment" }>>;
   /** Cuts the connection, as a network would. */
   close(): void;
 }
@@ -49,7 +49,7 @@ export async function openStream(base: string, peer: Peer, options: { after?: st
     async nextEvent(timeoutMs = 10_000) {
       for (;;) {
         const item = await stream.next(timeoutMs);
-        if (item.kind !== "comment") return item;
+        if (item.kind !== "comment") return item as Exclude<StreamItem, { kind: "comment" }>;
       }
     },
     close: () => controller.abort(),

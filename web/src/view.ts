@@ -95,7 +95,7 @@ async function watch(typed: string) {
   });
   client.onMessage((m) => void link?.handle(m));
   mountChat($("chat"), client);
-  client.onEnd((e) => (e.status === 401 ? end("You were removed from the room.", "failed") : end(e.code === "room_closed" ? "The host ended the session." : "The room has ended.")));
+  client.onEnd((e) => (e.status === 401 ? end("You are no longer in this room: the host removed you, or the session expired.", "failed") : end(e.code === "room_closed" ? "The host ended the session." : "The room has ended.")));
   client.start();
 }
 

@@ -1,0 +1,90 @@
+/**
+ * The client library's receive loop against the real local server, on both stores: on the
+ * event stream by default, resuming across streams that end, and falling back to long-poll
+ * where a proxy holds the stream back.
+ */
+import { describe, expect } from "vitest";
+import { SignalingClient, type Message } from "../lib/client/signaling-client.js";
+import { STORES, useHarness, type Harness } from "./support/harness.js";
+import { startBufferingProxy } from "./support/buffering-proxy.js";
+
+/** Messages a client receives, and a way to wait for the `count`th. */
+function inbox(client: SignalingClient) {
+  const messages: Message[] = [];
+  client.onMessage((m) => messages.push(m));
+  const until = async (count: number, timeoutMs = 15_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (messages.length < count) {
+      if (Date.now() > deadline) throw new Error(`${messages.length} of ${count} messages in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return messages;
+  };
+  return { messages, until };
+}
+
+const offer = (n: number) => ({ type: "offer" as const, sdp: `v=0\r\no=- ${n} 2 IN IP4 127.0.0.1\r\n` });
+
+describe.each(STORES)("client library [%s]", (kind) => {
+  let h: Harness;
+  // Streams end every 5 s here: the client must carry on across them without a gap.
+  const test = useHarness(kind, (started) => (h = started), { EVENTS_STREAM_SECONDS: "5", EVENTS_HEARTBEAT_SECONDS: "1" });
+
+  test("receives on the event stream, in order, across streams that end, and acknowledges as it goes", { timeout: 30_000 }, async () => {
+    const host = await SignalingClient.createRoom({}, { baseUrl: h.url });
+    const viewer = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: h.url });
+    const got = inbox(viewer);
+    viewer.start();
+    for (let n = 0; n < 5; n++) await host.sendDescription(viewer.peerId, offer(n));
+    await got.until(5);
+    await new Promise((r) => setTimeout(r, 6000)); // past a stream's end
+    for (let n = 5; n < 10; n++) await host.sendDescription(viewer.peerId, offer(n));
+    const messages = await got.until(10);
+    expect(messages.map((m) => (m.type === "offer" ? m.description.sdp : m.type))).toEqual(Array.from({ length: 10 }, (_, n) => offer(n).sdp));
+    expect(viewer.pollMode).toBe("stream");
+    // What it received in the first stream was acknowledged by the second.
+    const pending = await fetch(`${h.url}/api/poll?roomId=${viewer.roomId}`, { headers: { authorization: `Bearer ${viewer.session.token}` } });
+    expect(((await pending.json()) as { messages: Message[] }).messages.length).toBeLessThanOrEqual(5);
+    viewer.stop();
+  });
+
+  test("behind a proxy that buffers the stream, falls back to long-poll and still gets its mail", { timeout: 30_000 }, async () => {
+    const proxy = await startBufferingProxy(h.url);
+    try {
+      const host = await SignalingClient.createRoom({}, { baseUrl: h.url });
+      const viewer = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: proxy.url });
+      const got = inbox(viewer);
+      viewer.start();
+      await host.sendDescription(viewer.peerId, offer(1));
+      const started = Date.now();
+      await got.until(1, 20_000);
+      expect(viewer.pollMode).toBe("long-poll");
+      expect(Date.now() - started).toBeLessThan(12_000); // the first-byte wait (5 s), not the stream's life
+      await host.sendDescription(viewer.peerId, offer(2));
+      expect((await got.until(2)).map((m) => m.type)).toEqual(["offer", "offer"]);
+      viewer.stop();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("a room close reaches a streaming client as the end of its session", async () => {
+    const host = await SignalingClient.createRoom({ topology: "mesh" }, { baseUrl: h.url });
+    const viewer = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: h.url });
+    const ended = new Promise<string>((resolve) => viewer.onEnd((e) => resolve(e.code)));
+    viewer.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await host.closeRoom();
+    expect(await ended).toBe("room_closed");
+  });
+
+  test("a removed peer's client ends its session", async () => {
+    const host = await SignalingClient.createRoom({}, { baseUrl: h.url });
+    const viewer = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: h.url });
+    const ended = new Promise<number>((resolve) => viewer.onEnd((e) => resolve(e.status)));
+    viewer.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await host.removePeer(viewer.peerId);
+    expect(await ended).toBe(401);
+  });
+});
