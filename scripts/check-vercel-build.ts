@@ -1,7 +1,8 @@
 /**
  * Checks what `vercel build` wrote to .vercel/output (CI runs it offline, then this):
- * one function per file in api/, each given more time than the longest long-poll, the pages
- * as static files with their security headers, and the built functions actually answering.
+ * one function per file in api/, each given more time than the longest long-poll (the event
+ * stream more than its own life), the pages as static files with their security headers, and
+ * the built functions actually answering, the event stream streaming.
  *
  *   npx vercel@60 build --yes && npx tsx scripts/check-vercel-build.ts
  */
@@ -10,7 +11,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { loadConfig } from "../lib/config.js";
+import { createContext } from "../lib/context.js";
+import { createRoom } from "../lib/signaling.js";
 import { LIMITS } from "../lib/schemas.js";
+import { ensureRedis } from "../tests/support/redis-server.js";
+import { startUpstashBridge } from "./upstash-bridge.js";
 
 const root = new URL("../", import.meta.url).pathname;
 const output = join(root, ".vercel/output");
@@ -19,6 +25,17 @@ const check = (ok: boolean, what: string) => (ok ? console.log(`ok   ${what}`) :
 
 async function files(dir: string, suffix: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).filter((f) => f.endsWith(suffix)).map((f) => f.slice(0, -suffix.length)).sort();
+}
+
+/** Serves one built function on a free port (each has its own copy of lib/, so its own context). */
+async function serveBuilt(name: string) {
+  const dir = join(output, "functions/api", `${name}.func`);
+  const config = JSON.parse(await readFile(join(dir, ".vc-config.json"), "utf8"));
+  const module = await import(pathToFileURL(join(dir, config.handler)).href);
+  const handler = (module.default?.default ?? module.default) as (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  const server = createServer((req, res) => void handler(req, res));
+  await new Promise<void>((ready) => server.listen(0, "127.0.0.1", ready));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => (server.closeAllConnections(), server.close()) };
 }
 
 /** Serves one built function on a free port and makes one request to it. */
@@ -45,9 +62,11 @@ const routes = await files(join(root, "api"), ".ts");
 const functions = await files(join(output, "functions/api"), ".func/.vc-config.json");
 check(JSON.stringify(functions) === JSON.stringify(routes), `one function per route file: ${functions.join(", ")}`);
 
+const streamSeconds = loadConfig({}).eventsStreamMs / 1000;
 for (const name of functions) {
   const config = JSON.parse(await readFile(join(output, "functions/api", `${name}.func/.vc-config.json`), "utf8"));
   check(config.maxDuration > LIMITS.maxWaitSeconds, `api/${name}: maxDuration ${config.maxDuration} s outlasts a ${LIMITS.maxWaitSeconds} s long-poll (${config.runtime})`);
+  if (name === "events/index") check(config.maxDuration > streamSeconds + 10, `api/events: maxDuration ${config.maxDuration} s outlasts a stream's ${streamSeconds} s`);
 }
 
 for (const page of ["index.html", "host.html", "view.html", "meet.html", "ai.html"]) {
@@ -62,6 +81,44 @@ const health = await callBuilt("diagnostics", "GET");
 check(health.status === 200 && health.body.status === "ok", `built api/diagnostics answers: ${health.status} ${health.body.status}`);
 const room = await callBuilt("rooms", "POST", { topology: "mesh" });
 check(room.status === 201 && /^[a-z0-9]{10}$/.test(room.body.roomId), `built api/rooms creates a room: ${room.status}`);
+
+// The event stream streams: on one shared Redis (through the REST bridge, as Upstash), a room
+// made through the store (the built rooms function above runs on memory), a viewer joined by the
+// built peers function gets, on a stream of the built events function, the offer the built offer
+// function queues, while the stream stays open.
+const redis = await ensureRedis();
+if (!redis) failures.push("the event stream check needs redis-server (apt-get install redis-server)");
+else {
+  const bridge = await startUpstashBridge({ redisUrl: redis.url });
+  Object.assign(process.env, { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridge.token, ICE_SERVERS: "[]", LOG_LEVEL: "warn" });
+  const [peers, offer, events] = await Promise.all(["peers", "offer", "events/index"].map((name) => serveBuilt(name)));
+  const ctx = createContext(process.env);
+  try {
+    const post = async (at: string, body: unknown, token?: string) =>
+      (await fetch(at, { method: "POST", headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })).json();
+    const host = await createRoom(ctx, { topology: "star" });
+    const viewer = await post(`${peers.url}/api/peers`, { roomId: host.roomId });
+    const stream = await fetch(`${events.url}/api/events?roomId=${host.roomId}`, { headers: { authorization: `Bearer ${viewer.token}` } });
+    check(stream.status === 200 && stream.headers.get("content-type") === "text/event-stream; charset=utf-8", `built api/events opens a stream: ${stream.status} ${stream.headers.get("content-type")}`);
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    await post(`${offer.url}/api/offer`, { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp: "v=0 built" } }, host.token);
+    let text = "";
+    const timeout = setTimeout(() => void reader.cancel(), 10_000);
+    while (!text.includes("v=0 built")) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    clearTimeout(timeout);
+    check(/^id: \d+-\d+\ndata: .*"v=0 built"/m.test(text), "built api/events delivers an offer as an event while the stream stays open");
+    await reader.cancel();
+  } finally {
+    for (const server of [peers, offer, events]) server.close();
+    await ctx.store.close();
+    await bridge.close();
+    redis.stop();
+  }
+}
 
 if (failures.length) {
   for (const f of failures) console.error(`FAIL ${f}`);

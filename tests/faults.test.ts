@@ -14,6 +14,7 @@ import { startServer, type RunningServer } from "../lib/server.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { apiClient, createRoom, drain, joinRoom, TEST_ENV } from "./support/harness.js";
 import { answers, freePort, hasRedisServer } from "./support/redis-server.js";
+import { openStream } from "./support/events.js";
 
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
@@ -132,6 +133,32 @@ describe.skipIf(!hasRedisServer() && process.env.CI !== "true")("faults [redis]"
       const { messages } = await drain(api, viewer);
       expect(messages.map((m) => m.description?.sdp)).toEqual(["v=0 before restart"]);
       expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("an event stream ends with its server and resumes on the next one, losing and repeating nothing", async () => {
+    let server: RunningServer = await startServer({ env: env(), port: 0 });
+    let api = apiClient(server.url);
+    const host = await createRoom(api);
+    const viewer = await joinRoom(api, host.roomId);
+    const offer = (sdp: string) => api.post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp } }, host.token);
+    const first = await openStream(server.url, viewer);
+    await offer("v=0 one");
+    const one = await first.nextEvent();
+    expect(one).toMatchObject({ data: { description: { sdp: "v=0 one" } } });
+    await offer("v=0 two"); // sent, perhaps on the wire already, never acknowledged
+    await server.close();
+    for (let item = await first.next(); item.kind !== "closed"; item = await first.next());
+    server = await startServer({ env: env(), port: 0 });
+    try {
+      api = apiClient(server.url);
+      await offer("v=0 three");
+      const resumed = await openStream(server.url, viewer, { lastEventId: one.kind === "event" ? one.id : "" });
+      const got = [await resumed.nextEvent(), await resumed.nextEvent()].map((e) => (e.kind === "event" ? e.data.description.sdp : e.kind));
+      expect(got).toEqual(["v=0 two", "v=0 three"]);
+      resumed.close();
     } finally {
       await server.close();
     }

@@ -1,3 +1,0 @@
-import { routes } from "../lib/routes.js";
-
-export default routes["/api/events"];
