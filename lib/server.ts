@@ -52,7 +52,8 @@ async function loadFunctions(): Promise<Map<string, Handler>> {
     const ext = extname(file);
     if ((ext !== ".ts" && ext !== ".js") || file.endsWith(".d.ts")) continue;
     const module = (await import(pathToFileURL(join(dir, file)).href)) as { default: Handler };
-    functions.set(file.slice(0, -ext.length).split(sep).join("/"), module.default);
+    // An index file is its folder's route (api/events/index.ts serves /api/events).
+    functions.set(file.slice(0, -ext.length).split(sep).join("/").replace(/(^|\/)index$/, ""), module.default);
   }
   return functions;
 }

@@ -10,11 +10,11 @@ import { apiClient, createRoom, useHarness, type Api, type Harness } from "./sup
 
 const apiDir = new URL("../api/", import.meta.url);
 
-/** api/session/peer.ts → /api/session/peer, as Vercel and lib/server.ts route it. */
+/** api/session/peer.ts → /api/session/peer, api/events/index.ts → /api/events, as Vercel and lib/server.ts route them. */
 async function functionFiles(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   for (const file of await readdir(apiDir, { recursive: true })) {
-    if (file.endsWith(".ts")) files.set(`/api/${file.slice(0, -3)}`, file);
+    if (file.endsWith(".ts")) files.set(`/api/${file.slice(0, -3)}`.replace(/\/index$/, ""), file);
   }
   return files;
 }

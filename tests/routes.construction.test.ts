@@ -31,6 +31,8 @@ const SAMPLES: Record<string, Sample> = {
   "POST /api/candidate": (f) => ({ body: { roomId: f.host.roomId, to: f.host.peerId, candidates: [null] } }),
   "GET /api/candidate": (f) => ({ query: `roomId=${f.host.roomId}` }),
   "GET /api/poll": (f) => ({ query: `roomId=${f.host.roomId}` }),
+  "GET /api/events": (f) => ({ query: `roomId=${f.host.roomId}` }),
+  "POST /api/events/ticket": (f) => ({ body: { roomId: f.host.roomId } }),
   "POST /api/chat": (f) => ({ body: { roomId: f.host.roomId, text: "hello" } }),
   "GET /api/chat": (f) => ({ query: `roomId=${f.host.roomId}` }),
   "GET /api/ice-servers": (f) => ({ query: `roomId=${f.host.roomId}` }),
