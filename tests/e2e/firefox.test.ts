@@ -65,6 +65,7 @@ describe.each(STORES)("Firefox with Chromium [%s]", (kind) => {
     expect(await playing(tab)).toBeGreaterThan(0);
     expect(await text(tab, "#state")).toBe("connected");
     expect(await tab.evaluate(() => (document.getElementById("video") as HTMLVideoElement).videoWidth)).toBeGreaterThan(0);
+    expect(await tab.evaluate(() => (window as any).signalbox.client.pollMode)).toBe("stream");
     await host.waitForFunction(() => document.querySelectorAll('#viewers li .state[data-state="connected"]').length === 1);
 
     // The host restarts ICE: Firefox may keep "connected" with its video frozen; the page's
@@ -84,18 +85,20 @@ describe.each(STORES)("Firefox with Chromium [%s]", (kind) => {
     await context.close();
   });
 
+  // This pair runs on long-poll (the others on the event stream): Firefox's fetch both ways.
   both("a Firefox host shares with a Chromium viewer", async () => {
-    const { page: host, tab, errors } = await firefoxPage(firefox, `${h.url}/host.html`, { fakeScreen: true });
+    const { page: host, tab, errors } = await firefoxPage(firefox, `${h.url}/host.html?poll=long-poll`, { fakeScreen: true });
     await host.click("#share");
     await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
     const roomId = (await text(tab, "#roomId"))!;
 
     const context = await chromium.newContext();
     const viewer: Page = await context.newPage();
-    await viewer.goto(`${h.url}/view.html?room=${roomId}`);
+    await viewer.goto(`${h.url}/view.html?room=${roomId}&poll=long-poll`);
     expect(await playing(viewer)).toBeGreaterThan(0);
     expect(await viewer.textContent("#state")).toBe("connected");
     await until("the host lists its viewer as connected", async () => (await text(tab, '#viewers li .state[data-state="connected"]')) !== null, 10_000);
+    expect(await tab.evaluate(() => (window as any).signalbox.client.pollMode)).toBe("long-poll");
     expect(errors).toEqual([]);
     await context.close();
     await host.close();
