@@ -5,7 +5,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
-import { apiClient, createRoom, drain, freshAddress, hasRedis, joinRoom, startHarness, STORES } from "./support/harness.js";
+import { apiClient, createRoom, drain, freshAddress, hasRedis, joinRoom, startHarness, STORES, waitingReadBegins } from "./support/harness.js";
 
 const offer = { type: "offer", sdp: "v=0\r\n" };
 
@@ -16,9 +16,9 @@ function track<T>(requests: Promise<T>[]) {
   return { done, settled: () => Promise.all(requests) };
 }
 
-async function until(check: () => boolean, ms = 5000) {
+async function until(check: () => boolean | Promise<boolean>, ms = 5000) {
   const end = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > end) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -95,6 +95,30 @@ describe.each(STORES)("one client's abuse [%s]", (kind) => {
       for (const p of peers) await api.post("/api/offer", { roomId: host.roomId, to: p.peerId, description: offer }, host.token);
       await Promise.all([held.settled(), elsewhere.settled(), again.settled()]);
       expect([elsewhere.done[0]!.status, again.done[0]!.status]).toEqual([200, 200]);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("a waiting read whose client goes away gives its place back at once, not when its wait ends", async () => {
+    const h = await startHarness(kind, { WAITING_READS_PER_ADDRESS: "1", TRUST_PROXY: "1" });
+    try {
+      const api = apiClient(h.url);
+      const host = await createRoom(api);
+      const headers = { "x-forwarded-for": freshAddress() };
+      for (const path of [`/api/poll?roomId=${host.roomId}&wait=25`, `/api/events?roomId=${host.roomId}`]) {
+        const gone = new AbortController();
+        const begins = await waitingReadBegins(h, host);
+        const held = fetch(`${h.url}${path}`, { headers: { ...headers, authorization: `Bearer ${host.token}` }, signal: gone.signal }).catch(() => null);
+        await begins();
+        expect((await api.call("GET", `/api/poll?roomId=${host.roomId}&wait=1`, { token: host.token, headers })).status).toBe(429);
+        gone.abort();
+        await held;
+        // Within a second or two, not at the end of the 25 s wait (or the stream's life).
+        const started = Date.now();
+        await until(async () => (await api.call("GET", `/api/poll?roomId=${host.roomId}&wait=1`, { token: host.token, headers })).status === 204);
+        expect(Date.now() - started, path).toBeLessThan(5000);
+      }
     } finally {
       await h.close();
     }

@@ -258,6 +258,22 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
     }
   });
 
+  test("joining a full room again and again spends no guessing budget: only misses do", async () => {
+    const h = await startHarness(kind, { RATE_LIMIT_PROBES_PER_HOUR: "2", TRUST_PROXY: "true" });
+    try {
+      const headers = { "x-forwarded-for": freshAddress() };
+      const api = apiClient(h.url);
+      const full = await createRoom(api, { maxPeers: 2 });
+      await joinRoom(api, full.roomId);
+      for (let i = 0; i < 4; i++) expectProblem(await api.call("POST", "/api/peers", { body: { roomId: full.roomId }, headers }), 409, "room_full");
+      for (let i = 0; i < 3; i++) expectProblem(await api.call("POST", "/api/peers", { body: { roomId: "zzzzzzzzzz", name: "x".repeat(100) }, headers }), 400, "invalid_request");
+      const open = await createRoom(api);
+      expect((await api.call("POST", "/api/peers", { body: { roomId: open.roomId }, headers })).status).toBe(201);
+    } finally {
+      await h.close();
+    }
+  });
+
   test("every rate limit is enforced: a third request past a limit of two gets 429", async () => {
     // One server per limit, with only that limit at two: no other limit may be what refuses.
     for (const [limit, variable] of Object.entries(LIMIT_VARIABLES) as [keyof RateLimits, string][]) {

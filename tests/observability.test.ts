@@ -36,6 +36,35 @@ describe("request logs and security headers", () => {
     for (const secret of [host.token, viewer.token, "4611731400430051336", host.token.split(".")[1]]) expect(all).not.toContain(secret);
   });
 
+  /** The JSON lines logged for a request, once its access line is out. */
+  async function linesOf(requestId: string) {
+    for (let waited = 0; !lines.join("").includes(`"requestId":"${requestId}","method"`); waited += 5) {
+      expect(waited, "the request's log line").toBeLessThan(5000);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return lines.flatMap((l) => l.split("\n")).filter(Boolean).map((l) => JSON.parse(l)).filter((l) => l.requestId === requestId);
+  }
+
+  it("logs how long each request took, in ms to a tenth, a long-poll its whole wait", async () => {
+    const api = apiClient(h.url);
+    const host = await createRoom(api);
+    const quick = await linesOf((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).headers.get("x-request-id")!);
+    expect(quick[0].durationMs).toBeGreaterThanOrEqual(0);
+    expect(quick[0].durationMs).toBeLessThan(2000);
+    expect(Math.round(quick[0].durationMs * 10)).toBeCloseTo(quick[0].durationMs * 10, 6);
+    const waited = await linesOf((await api.get(`/api/poll?roomId=${host.roomId}&wait=1`, host.token)).headers.get("x-request-id")!);
+    expect(waited[0].durationMs).toBeGreaterThanOrEqual(900);
+    expect(waited[0].durationMs).toBeLessThan(5000);
+  });
+
+  it("a refused request is its one access line: problems the client caused are not logged again", async () => {
+    const api = apiClient(h.url);
+    for (const res of [await api.post("/api/rooms", { topology: "ring" }), await api.get("/api/peers?roomId=zzzzzzzzzz", "x"), await api.post("/api/peers", { roomId: "zzzzzzzzzz" })]) {
+      const logged = await linesOf(res.headers.get("x-request-id")!);
+      expect(logged, JSON.stringify(logged)).toEqual([expect.objectContaining({ level: "info", status: res.status })]);
+    }
+  });
+
   it("sends the API's and the pages' security headers, and vercel.json gives Vercel's pages the same", async () => {
     const api = await fetch(`${h.url}/api/diagnostics`);
     for (const [name, value] of Object.entries(API_HEADERS)) expect(api.headers.get(name), name).toBe(value);

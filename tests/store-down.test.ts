@@ -17,7 +17,11 @@ function closedPort(): Promise<number> {
 describe("store unavailable", () => {
   let server: RunningServer;
   let api: Api;
+  // Error lines go to stderr.
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
   beforeAll(async () => {
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => (lines.push(String(chunk)), write(chunk, ...(rest as [])))) as typeof process.stderr.write;
     const port = await closedPort();
     server = await startServer({
       env: { ...TEST_ENV, UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${port}`, UPSTASH_REDIS_REST_TOKEN: "t" },
@@ -25,7 +29,10 @@ describe("store unavailable", () => {
     });
     api = apiClient(server.url);
   });
-  afterAll(async () => server?.close());
+  afterAll(async () => {
+    process.stderr.write = write;
+    await server?.close();
+  });
 
   it("diagnostics says the store is unreachable with 503", async () => {
     const res = await api.get("/api/diagnostics");
@@ -50,5 +57,14 @@ describe("store unavailable", () => {
       expect(JSON.stringify(res.body)).not.toContain("127.0.0.1");
     }
     expect(performance.now() - started).toBeLessThan(10_000);
+    // The limiter could not count them either: no RateLimit headers that would be made up.
+    for (const res of results) expect(res.headers.get("ratelimit-remaining")).toBeNull();
+    // Each is logged as what went wrong, in words, without the command (which holds token hashes and SDP).
+    const logged = lines.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    for (const res of results) {
+      const line = logged.find((l) => l.requestId === res.headers.get("x-request-id") && l.level === "error");
+      expect(line, "an error line for each").toMatchObject({ error: "store_unavailable", cause: expect.stringMatching(/\S/) });
+      expect(line.cause).not.toContain("command was");
+    }
   });
 });

@@ -142,8 +142,9 @@ export function route(spec: Spec): Handler {
         }
       }
       // Per verified peer; anyone else per address, so that forged tokens mint no limiter keys.
+      // (Room creation and joins carry no token: they are always per address.)
       const peerKey = caller ? `peer:${caller.tokenHash.slice(0, 24)}` : address;
-      const perPeer = caller && ctx.verified.has(caller.tokenHash) && method.limit !== "rooms" && method.limit !== "joins";
+      const perPeer = caller && ctx.verified.has(caller.tokenHash);
       const limitKey = perPeer ? peerKey : address;
       const upFront = !method.chargesItself?.(query);
       if (upFront) await charge(ctx, limitKey, method.limit ?? "calls", res);
