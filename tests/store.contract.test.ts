@@ -109,6 +109,20 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.describeRoom(newRoomId(), Date.now())).toBeNull();
   });
 
+  it.skipIf(kind === "redis" && !hasRedis())("a star viewer's join carries the host and itself, however full the room; a mesh join carries everyone", async () => {
+    const star = await makeRoom({ viewers: 5 });
+    const peer = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() };
+    const joined = await store.joinRoom(star.roomId, peer, "h", msg("peer-joined"), Date.now());
+    if (typeof joined === "string") throw new Error(joined);
+    expect(joined.peers.map((p) => p.peerId)).toEqual([star.host.peerId, peer.peerId]);
+    expect(joined.room).toMatchObject({ roomId: star.roomId, topology: "star", hostId: star.host.peerId, expiresAt: expect.any(Number) });
+    const mesh = await makeRoom({ topology: "mesh", viewers: 3 });
+    const other = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() + 1 };
+    const meshJoined = await store.joinRoom(mesh.roomId, other, "h", msg("peer-joined"), Date.now());
+    if (typeof meshJoined === "string") throw new Error(meshJoined);
+    expect(meshJoined.peers.map((p) => p.peerId)).toEqual([mesh.host.peerId, ...mesh.viewers.map((v) => v.peerId), other.peerId]);
+  });
+
   it.skipIf(kind === "redis" && !hasRedis())("joins up to maxPeers and lists peers in join order", async () => {
     const { roomId, host } = await makeRoom({ maxPeers: 3 });
     const a = await join(roomId, "Ada");

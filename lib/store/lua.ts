@@ -181,6 +181,12 @@ refresh(r, now)
 redis.call('HSET', room, 'p:' .. ARGV[2], ARGV[3], 't:' .. ARGV[2], ARGV[4])
 redis.call('HINCRBY', room, 'n', 1)
 announce(r, ARGV[2], ARGV[5], ARGV[6])
+-- A star viewer talks only to the host: it gets the host and itself, not the whole room (filling
+-- a room would cost O(n^2) bytes). In a mesh everyone connects to everyone: all of it.
+if r.topo == 'star' then
+  local f = redis.call('HMGET', room, 'info', 'exp', 'p:' .. r.host)
+  return {'ok', {'info', f[1], 'exp', f[2], 'p:' .. r.host, f[3], 'p:' .. ARGV[2], ARGV[3]}}
+end
 return {'ok', redis.call('HGETALL', room)}
 `);
 

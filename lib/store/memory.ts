@@ -125,7 +125,9 @@ export class MemoryStore implements SignalStore {
     this.refresh(room, now);
     room.peers.set(peer.peerId, { info: peer, tokenHash });
     for (const to of this.audience(room, peer.peerId)) this.deliver(room, to, announce, now, 1);
-    return this.view(room);
+    const view = this.view(room);
+    if (room.info.topology === "mesh") return view;
+    return { ...view, peers: view.peers.filter((p) => p.peerId === room.info.hostId || p.peerId === peer.peerId) };
   }
 
   async leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {

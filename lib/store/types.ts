@@ -121,7 +121,11 @@ export interface SignalStore {
 
   listPeers(caller: Caller, now: number): Promise<RoomView | Denied>;
 
-  /** Adds the peer unless the room is full; `announce` goes to the host (star) or everyone (mesh). */
+  /**
+   * Adds the peer unless the room is full; `announce` goes to the host (star) or everyone (mesh).
+   * The view holds every peer in a mesh; in a star room only the host and the joiner, whom alone
+   * a viewer deals with (so a join costs the same in a full room as in an empty one).
+   */
   joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number): Promise<RoomView | "room-missing" | "room-full">;
 
   /**
