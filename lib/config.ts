@@ -42,6 +42,7 @@ const EnvSchema = z.object({
   EVENTS_HEARTBEAT_SECONDS: z.coerce.number().int().min(1, "must be at least 1").max(60, "must be at most 60").default(15),
   CONNECTIONS_PER_ADDRESS: positiveInt(128),
   REDIS_TIMEOUT_MS: positiveInt(3000),
+  REDIS_MAX_IN_FLIGHT: positiveInt(256),
   RATE_LIMIT_ROOMS_PER_HOUR: positiveInt(50),
   RATE_LIMIT_CALLS_PER_HOUR: positiveInt(2000),
   RATE_LIMIT_CHAT_PER_MINUTE: positiveInt(60),
@@ -102,7 +103,7 @@ const EnvSchema = z.object({
 export type IceServer = z.infer<typeof iceServer>;
 
 export interface Config {
-  redis: { url: string; token: string; timeoutMs: number } | null;
+  redis: { url: string; token: string; timeoutMs: number; maxInFlight: number } | null;
   allowedOrigins: "*" | string[];
   iceServers: IceServer[];
   roomTtlMs: number;
@@ -218,7 +219,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if ((e.AUTH_JWT_ISSUER || e.AUTH_JWT_AUDIENCE) && !e.AUTH_JWKS_URL) throw new ConfigError("Invalid configuration:\n  AUTH_JWT_ISSUER/AUTH_JWT_AUDIENCE need AUTH_JWKS_URL");
   if (mode === "live" && !e.OPENAI_API_KEY) throw new ConfigError("Invalid configuration:\n  OPENAI_MODE=live needs OPENAI_API_KEY");
   return {
-    redis: url && token ? { url, token, timeoutMs: e.REDIS_TIMEOUT_MS } : null,
+    redis: url && token ? { url, token, timeoutMs: e.REDIS_TIMEOUT_MS, maxInFlight: e.REDIS_MAX_IN_FLIGHT } : null,
     allowedOrigins: origins === "*" ? "*" : origins.split(",").map((o) => o.trim()).filter(Boolean),
     iceServers: e.ICE_SERVERS,
     roomTtlMs: e.ROOM_TTL_SECONDS * 1000,

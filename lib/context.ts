@@ -45,7 +45,7 @@ function realtimeUpstream(config: Config): RealtimeUpstream {
 export function createContext(env: Record<string, string | undefined> = process.env): Context {
   const config = loadConfig(env);
   const budget = { inboxMax: config.inboxMaxMessages, roomMailMaxBytes: config.roomMailMaxBytes };
-  const redis = config.redis ? new RedisStore(config.redis, budget, config.redis.timeoutMs) : null;
+  const redis = config.redis ? new RedisStore(config.redis, budget, config.redis.timeoutMs, config.redis.maxInFlight) : null;
   const store = redis ?? new MemoryStore(budget);
   const limits = redis ? redisRateLimits(redis.client, config) : memoryRateLimits(config);
   return {

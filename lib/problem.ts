@@ -59,6 +59,9 @@ export const problems = {
     new Problem(429, "rate_limited", "Too many requests", `Rate limit exceeded; retry in ${retryAfterSeconds} s`, {}, { "retry-after": String(retryAfterSeconds) }),
   storeUnavailable: (extra: Record<string, unknown> = {}) =>
     new Problem(503, "store_unavailable", "Store unavailable", "The signaling store cannot be reached; retry shortly", extra, { "retry-after": "2" }),
+  /** Retry-After spread over 1–3 s, so that shed clients do not all come back at once. */
+  storeBusy: (random = Math.random) =>
+    new Problem(503, "store_busy", "Store busy", "The signaling store is answering slower than requests arrive; retry after Retry-After", {}, { "retry-after": String(1 + Math.floor(random() * 3)) }),
   authUnavailable: () =>
     new Problem(503, "auth_unavailable", "Authentication unavailable", "The identity provider's keys could not be fetched; retry shortly", {}, { "retry-after": "5" }),
   internal: () => new Problem(500, "internal_error", "Internal error", "Something went wrong on our side"),

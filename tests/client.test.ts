@@ -3,8 +3,8 @@
  * event stream by default, resuming across streams that end, and falling back to long-poll
  * where a proxy holds the stream back.
  */
-import { describe, expect } from "vitest";
-import { SignalingClient, type Message } from "../lib/client/signaling-client.js";
+import { describe, expect, it } from "vitest";
+import { backoffDelay, SignalingClient, type Message } from "../lib/client/signaling-client.js";
 import { STORES, useHarness, type Harness } from "./support/harness.js";
 import { startBufferingProxy } from "./support/buffering-proxy.js";
 
@@ -24,6 +24,12 @@ function inbox(client: SignalingClient) {
 }
 
 const offer = (n: number) => ({ type: "offer" as const, sdp: `v=0\r\no=- ${n} 2 IN IP4 127.0.0.1\r\n` });
+
+it("spreads a server's Retry-After by up to half again, so that clients shed together come back apart", () => {
+  expect(backoffDelay(0, 2000, () => 0)).toBe(2000);
+  expect(backoffDelay(0, 2000, () => 0.5)).toBe(2500);
+  expect(backoffDelay(0, 2000, () => 0.998)).toBeCloseTo(2998, 6);
+});
 
 describe.each(STORES)("client library [%s]", (kind) => {
   let h: Harness;

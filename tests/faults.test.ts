@@ -120,6 +120,37 @@ describe.skipIf(!hasRedisServer() && process.env.CI !== "true")("faults [redis]"
     }
   });
 
+  it("a slow Redis sheds what it cannot take: past REDIS_MAX_IN_FLIGHT, 503 store_busy at once, with a spread Retry-After", async () => {
+    const server = await startServer({ env: { ...env(), REDIS_MAX_IN_FLIGHT: "4", RATE_LIMITS: "off" }, port: 0 });
+    try {
+      const api = apiClient(server.url);
+      const host = await createRoom(api);
+      bridge.setLatency(400);
+      const started = performance.now();
+      const results = await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          const res = await api.get(`/api/peers?roomId=${host.roomId}`, host.token);
+          return { ...res, ms: performance.now() - started };
+        }),
+      );
+      const served = results.filter((r) => r.status === 200);
+      const shed = results.filter((r) => r.status === 503);
+      expect(served.length + shed.length).toBe(16);
+      expect(served.length).toBeGreaterThanOrEqual(4);
+      expect(shed.length).toBeGreaterThanOrEqual(8);
+      for (const r of shed) {
+        expect(r.body.code).toBe("store_busy");
+        expect(["1", "2", "3"]).toContain(r.headers.get("retry-after"));
+        expect(r.ms).toBeLessThan(Math.min(...served.map((s) => s.ms))); // refused before any command came back
+      }
+      bridge.setLatency(0);
+      expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).status).toBe(200);
+    } finally {
+      bridge.setLatency(0);
+      await server.close();
+    }
+  });
+
   it("restarting the server loses no room and no message", async () => {
     let server: RunningServer = await startServer({ env: env(), port: 0 });
     let api = apiClient(server.url);

@@ -113,9 +113,12 @@ export function intervalDelay(emptyPolls: number, random = Math.random): number 
   return base * (0.8 + 0.4 * random());
 }
 
-/** Exponential backoff with jitter, or the server's Retry-After when it gave one. */
+/**
+ * Exponential backoff with jitter, or the server's Retry-After when it gave one (plus up to half
+ * again, so that clients a server shed at once do not all come back at once).
+ */
 export function backoffDelay(failures: number, retryAfterMs?: number, random = Math.random): number {
-  if (retryAfterMs !== undefined) return retryAfterMs;
+  if (retryAfterMs !== undefined) return retryAfterMs * (1 + random() / 2);
   return Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + random());
 }
 

@@ -13,7 +13,7 @@ import { Problem, problems } from "../problem.js";
 import type { LimitResult, RateLimits } from "../ratelimit.js";
 import { LIMITS, SIZE_LIMITED_FIELDS } from "../schemas.js";
 import { callerFor, callerForTicket } from "../signaling.js";
-import { StoreUnavailable, type Caller } from "../store/types.js";
+import { StoreBusy, StoreUnavailable, type Caller } from "../store/types.js";
 import { contentTypeOf, readBody } from "./body.js";
 import { clientAddress } from "./client-address.js";
 import { applyCors } from "./cors.js";
@@ -184,6 +184,7 @@ function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
     if (error.code === "client_closed") ctx.log.info({ requestId, event: "client_closed" });
     return error;
   }
+  if (error instanceof StoreBusy) return problems.storeBusy();
   if (error instanceof StoreUnavailable) {
     // Upstash errors quote the whole command (token hashes, SDP): log only what went wrong.
     const cause = String((error.cause as Error)?.message ?? error.cause).split(", command was:")[0];

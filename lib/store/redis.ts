@@ -11,6 +11,7 @@ import { parseWake, WakeQueue } from "./wake-queue.js";
 import {
   CLOSED_MESSAGE_ID,
   READ_BATCH,
+  StoreBusy,
   StoreUnavailable,
   type Caller,
   type Denied,
@@ -78,11 +79,16 @@ export class RedisStore implements SignalStore {
   private readonly redis: Redis;
   private readonly scripts: Record<keyof typeof SCRIPTS, Script>;
 
+  /** Commands of this process waiting for Redis now. */
+  private inFlight = 0;
+
   constructor(
     private readonly connection: { url: string; token: string },
     private readonly budget: MailBudget,
     /** A command that takes longer fails (503) rather than holding the request. */
     commandTimeoutMs = 3000,
+    /** Past this many commands in flight, new ones fail at once (503 store_busy): a slow store sheds load. */
+    private readonly maxInFlight = 256,
   ) {
     this.redis = new Redis({
       url: connection.url,
@@ -242,10 +248,14 @@ export class RedisStore implements SignalStore {
   }
 
   private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.inFlight >= this.maxInFlight) throw new StoreBusy();
+    this.inFlight++;
     try {
       return await operation();
     } catch (error) {
       throw new StoreUnavailable(error);
+    } finally {
+      this.inFlight--;
     }
   }
 }

@@ -213,5 +213,15 @@ export class StoreUnavailable extends Error {
   }
 }
 
+/**
+ * The store is reachable but has more commands in flight from this process than it answers:
+ * new ones are refused at once (503 store_busy) rather than queued into timeouts and retries.
+ */
+export class StoreBusy extends StoreUnavailable {
+  constructor() {
+    super("too many store commands in flight");
+  }
+}
+
 /** Reads return at most this many messages; the rest follow on the next read. */
 export const READ_BATCH = 100;
