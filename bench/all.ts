@@ -1,7 +1,8 @@
-/** npm run bench: the six benchmarks, one after another, on the memory store and on Redis. */
+/** npm run bench: the benchmarks, one after another, on the memory store and on Redis (delivery also beside the PeerJS server). */
 import { abuseBenchmark } from "./abuse.js";
 import { capacityBenchmark } from "./capacity.js";
 import { costsBenchmark } from "./costs.js";
+import { deliveryBenchmark } from "./delivery.js";
 import { firstFrameBenchmark } from "./first-frame.js";
 import { latencyBenchmark } from "./latency.js";
 import { scaleOutBenchmark } from "./scale-out.js";
@@ -10,6 +11,7 @@ import { machine } from "./support.js";
 const m = machine();
 console.log(`signalbox benchmarks — ${m.date}; ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Node ${m.node}${m.smoke ? "; SMOKE sizes" : ""}`);
 console.log("Results as JSON in bench-results/.");
+await deliveryBenchmark();
 await latencyBenchmark();
 await costsBenchmark();
 await capacityBenchmark();

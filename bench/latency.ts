@@ -1,6 +1,6 @@
 /**
  * Benchmark 1 — signaling latency: from a POST returning to the recipient's read returning the
- * message, with long-poll and with interval polling (the seed's 1 s ×10 then 5 s). N rooms are
+ * message, on the event stream, with long-poll and with interval polling (the seed's 1 s ×10 then 5 s). N rooms are
  * held active at once (1, 100, 1000: a connected host and viewer each, in their poll loops)
  * while measured rooms run the full star exchange at a steady pace (synthetic peers: the
  * client library, without browsers).
@@ -10,11 +10,11 @@ import { starExchange } from "./star-exchange.js";
 import { printTable, saveResult, SMOKE, startServer, startStore, STORES, summarize, type Summary } from "./support.js";
 
 const ACTIVE = SMOKE ? [1, 5] : [1, 100, 1000];
-const MODES = ["long-poll", "interval"] as const;
+const MODES = ["stream", "long-poll", "interval"] as const;
 const MEASURED = { rooms: SMOKE ? 4 : 100, concurrency: SMOKE ? 2 : 5 };
 
 /** Rooms kept active in the background: host and viewer joined and polling. */
-async function activeRooms(url: string, count: number, mode: "long-poll" | "interval") {
+async function activeRooms(url: string, count: number, mode: (typeof MODES)[number]) {
   const clients: SignalingClient[] = [];
   for (let i = 0; i < count; i += 50) {
     const batch = await Promise.all(

@@ -9,7 +9,7 @@ import { SignalingClient, type ClientOptions, type Message } from "../lib/client
 export interface ExchangeOptions {
   hostUrl: string;
   viewerUrl?: string;
-  mode: "long-poll" | "interval";
+  mode: "stream" | "long-poll" | "interval";
   /** Counts every request the clients make, by route. */
   onRequest?: (route: string) => void;
 }
