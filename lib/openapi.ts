@@ -33,7 +33,8 @@ const problem = (description: string) => ({
 function operation(path: string, method: string, spec: MethodSpec<any, any>, openRoom: boolean) {
   const responses: Record<string, unknown> = {};
   for (const [status, description] of Object.entries(spec.responses)) {
-    responses[status] = status === "204" ? { description } : { description, content: { "application/json": { schema: { type: "object" } } } };
+    const content = spec.eventStream ? { "text/event-stream": { schema: { type: "string" } } } : { "application/json": { schema: { type: "object" } } };
+    responses[status] = status === "204" ? { description } : { description, content };
   }
   if (spec.query || spec.body) responses["400"] = problem("The request is invalid (`invalid_request`, `invalid_json`); `errors` names each field");
   if (spec.auth) responses["401"] = problem("No token, or not a token of this room (`missing_token`, `invalid_token`)");
@@ -46,13 +47,19 @@ function operation(path: string, method: string, spec: MethodSpec<any, any>, ope
     responses["415"] = problem("The body is not JSON (`unsupported_media_type`)");
   }
   responses["429"] = problem("Rate limited (`rate_limited`), too many waiting reads (`too_many_waiting`), or the recipient's or room's mail is full (`inbox_full`, `room_busy`); see Retry-After");
-  responses["503"] = problem(openRoom ? "The store, or the identity provider's keys, cannot be reached (`store_unavailable`, `auth_unavailable`); see Retry-After" : "The store cannot be reached (`store_unavailable`); see Retry-After");
+  responses["503"] = problem(
+    openRoom
+      ? "The store, or the identity provider's keys, cannot be reached (`store_unavailable`, `auth_unavailable`), or the store is shedding load (`store_busy`); see Retry-After"
+      : "The store cannot be reached (`store_unavailable`), or is shedding load (`store_busy`); see Retry-After",
+  );
 
   const body = spec.body ? jsonSchema(spec.body) : null;
   return {
     operationId: `${method.toLowerCase()}${path.replace(/^\/api/, "").replace(/[/.-](\w)/g, (_, c: string) => c.toUpperCase())}`,
     summary: spec.summary,
-    ...(spec.query ? { parameters: parameters(spec.query) } : {}),
+    ...(spec.query
+      ? { parameters: [...parameters(spec.query), ...(spec.eventStream ? [{ name: "Last-Event-ID", in: "header", required: false, description: "The last event id received: acknowledges up to it and resumes after it (wins over `after`)", schema: { type: "string" } }] : [])] }
+      : {}),
     ...(body
       ? {
           requestBody: {
@@ -66,7 +73,8 @@ function operation(path: string, method: string, spec: MethodSpec<any, any>, ope
       : {}),
     responses,
     // Peer routes take the room token; room creation takes AUTH_SECRET where the deployment sets one.
-    ...(spec.auth ? { security: [{ bearer: [] }] } : openRoom ? { security: [{}, { bearer: [] }] } : {}),
+    // (A stream ticket in the query stands in for the bearer token where the route takes one.)
+    ...(spec.auth ? { security: spec.acceptsTicket ? [{ bearer: [] }, {}] : [{ bearer: [] }] } : openRoom ? { security: [{}, { bearer: [] }] } : {}),
   };
 }
 
@@ -83,7 +91,7 @@ export function openApiDocument(routes: Record<string, Handler>) {
     info: {
       title: "signalbox",
       version: VERSION,
-      description: "WebRTC signaling over plain HTTP: rooms, SDP offers/answers, trickled ICE candidates, long-polled mail, chat, and an OpenAI Realtime bridge.",
+      description: "WebRTC signaling over plain HTTP: rooms, SDP offers/answers, trickled ICE candidates, mail pushed as server-sent events or long-polled, chat, and an OpenAI Realtime bridge.",
     },
     paths,
     components: {

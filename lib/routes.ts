@@ -186,6 +186,7 @@ export const routes = {
       query: EventsQuery,
       auth: "peer",
       acceptsTicket: true,
+      eventStream: true,
       waits: () => true,
       handle: async ({ ctx, caller, query, headers, signal }) => {
         // EventSource resends the last event id as a header on its own reconnects: that wins over the URL's.

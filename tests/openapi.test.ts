@@ -96,5 +96,10 @@ describe("OpenAPI document", () => {
     expect(candidate.additionalProperties).toBe(false);
     expect(Object.keys(doc.paths["/api/session"].post.requestBody.content)).toEqual(["application/json", "application/sdp"]);
     expect(doc.paths["/api/rooms"].post.security).toEqual([{}, { bearer: [] }]);
+    // The event stream: its content type, the cursor header, and a ticket in the query standing in for the bearer.
+    const events = doc.paths["/api/events"].get;
+    expect(Object.keys(events.responses["200"].content)).toEqual(["text/event-stream"]);
+    expect(events.parameters.map((p: any) => [p.name, p.in])).toEqual([["roomId", "query"], ["after", "query"], ["ticket", "query"], ["Last-Event-ID", "header"]]);
+    expect(events.security).toEqual([{ bearer: [] }, {}]);
   });
 });

@@ -66,6 +66,8 @@ export interface MethodSpec<Q, B> {
   auth?: "peer";
   /** Also authenticate by a stream ticket in the query (`ticket`), for clients that cannot send headers. */
   acceptsTicket?: boolean;
+  /** Answers with server-sent events (`Reply.events`), resumable with a Last-Event-ID header. */
+  eventStream?: boolean;
   /** Which rate limit applies: room creation or joins per address, AI sessions per host, or calls (the default). */
   limit?: "rooms" | "joins" | "calls" | "sessions";
   /** Requests this says yes to are not charged up front: the handler charges them through `charge` when they do work. */
