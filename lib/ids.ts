@@ -22,6 +22,9 @@ export function tokenPeerId(token: string): string | null {
   return TOKEN_PATTERN.exec(token)?.[1] ?? null;
 }
 
+/** A key room's join key: 132 random bits; only its hash is stored. */
+export const newJoinKey = () => nanoid(22);
+
 const TICKET_PATTERN = new RegExp(`^st\\.([${ID_ALPHABET}]{${ID_LENGTH}})\\.[A-Za-z0-9_-]{32}$`);
 
 /** A stream ticket names its peer too (like a token, but never one: the prefix tells them apart). */

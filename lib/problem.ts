@@ -42,6 +42,10 @@ export const problems = {
     new Problem(401, "invalid_token", "Invalid token", "The token is not valid for this room (the peer left or was removed, or the room closed or expired)", {}, { "www-authenticate": 'Bearer error="invalid_token"' }),
   invalidTicket: () =>
     new Problem(401, "invalid_ticket", "Invalid stream ticket", "A stream ticket opens one stream, within a minute of being issued: ask POST /api/events/ticket for another"),
+  joinKeyRequired: () => new Problem(403, "join_key_required", "Join key required", "This room is private: join with the link its host shared (it carries the key)"),
+  joinKeyInvalid: () => new Problem(403, "join_key_invalid", "Join key invalid", "This is not the room's join key, or the host has replaced it: ask the host for a new link"),
+  roomLocked: () => new Problem(403, "room_locked", "Room locked", "The host has locked this room: no one new may join"),
+  openRoom: () => new Problem(409, "open_room", "Room has no join key", "Anyone with this room's ID may join it: there is no key to replace"),
   forbidden: (detail: string) => new Problem(403, "forbidden", "Forbidden", detail),
   roomNotFound: (roomId: string) =>
     new Problem(404, "room_not_found", "Room not found", `Room '${roomId}' does not exist, has expired or was closed`),

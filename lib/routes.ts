@@ -17,6 +17,8 @@ import {
   DescriptionBody,
   EventsQuery,
   JoinBody,
+  LockBody,
+  RoomBody,
   OptionalRoomQuery,
   PeerQuery,
   PollQuery,
@@ -101,6 +103,14 @@ export const routes = {
         return ok(await signaling.createRoom(ctx, body), 201);
       },
     },
+    PATCH: {
+      summary: "Lock or unlock the room (host only): a locked room refuses every new join; peers inside are unaffected",
+      responses: { 204: "Done" },
+      problems: { 403: "Not the host (`forbidden`)" },
+      body: LockBody,
+      auth: "peer",
+      handle: async ({ ctx, caller, body }) => (await signaling.setLocked(ctx, caller, body.locked), noContent()),
+    },
     DELETE: {
       summary: "Close the room (host only): waiting peers get `room-closed`, every key goes",
       responses: { 204: "Closed" },
@@ -114,10 +124,22 @@ export const routes = {
     },
   }),
 
+  "/api/rooms/key": route({
+    POST: {
+      summary: "A new join key for a key room (host only); the old one stops working at once",
+      responses: { 201: "`{joinKey}`" },
+      problems: { 403: "Not the host (`forbidden`)", 409: "The room has no join key (`open_room`)" },
+      body: RoomBody,
+      auth: "peer",
+      handle: async ({ ctx, caller }) => ok(await signaling.rotateJoinKey(ctx, caller), 201),
+    },
+  }),
+
   "/api/peers": route({
     POST: {
-      summary: "Join a room by its ID",
+      summary: "Join a room by its ID (and, for a key room, its `joinKey`)",
       responses: { 201: "`{roomId, peerId, token, expiresAt, room, peers, iceServers}`" },
+      problems: { 403: "A key room without its key, or with a wrong or replaced one (`join_key_required`, `join_key_invalid`); a locked room (`room_locked`)" },
       body: JoinBody,
       limit: "joins",
       handle: async ({ ctx, body }) => ok(await signaling.joinRoom(ctx, body), 201),

@@ -5,7 +5,7 @@
 import { nanoid } from "nanoid";
 import type { Context } from "./context.js";
 import { iceServersFor } from "./ice.js";
-import { hashToken, newPeerId, newRoomId, newTicket, newToken, ticketPeerId, tokenPeerId } from "./ids.js";
+import { hashToken, newJoinKey, newPeerId, newRoomId, newTicket, newToken, ticketPeerId, tokenPeerId } from "./ids.js";
 import { problems } from "./problem.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
 import { CLOSED_MESSAGE_ID, StoreUnavailable, type Caller, type Denied, type Outgoing, type PeerInfo, type RoomView, type StoredMessage, type Wake } from "./store/types.js";
@@ -89,17 +89,24 @@ export async function createRoom(ctx: Context, input: CreateRoomInput) {
   const ttlMs = Math.min((input.ttlSeconds ?? ctx.config.roomTtlMs / 1000) * 1000, ctx.config.roomMaxLifetimeMs);
   const maxPeers = Math.min(input.maxPeers ?? LIMITS.maxPeers[input.topology], LIMITS.maxPeersCeiling[input.topology]);
   // A clash of two random 10-character IDs is vanishingly rare; draw again if it happens.
+  const joinKey = input.access === "key" ? newJoinKey() : undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const roomId = newRoomId();
     const host: PeerInfo = { peerId: newPeerId(), role: "host", joinedAt: now, ...(input.name ? { name: input.name } : {}) };
     const token = newToken(host.peerId);
-    const room = { roomId, topology: input.topology, maxPeers, hostId: host.peerId, createdAt: now };
+    const room = { roomId, topology: input.topology, maxPeers, hostId: host.peerId, createdAt: now, access: input.access };
     const hostTokenHash = hashToken(token);
-    const created = await ctx.store.createRoom({ room, ttlMs, capAt: now + ctx.config.roomMaxLifetimeMs, host, hostTokenHash }, now);
+    const joinKeyHash = joinKey ? hashToken(joinKey) : undefined;
+    const created = await ctx.store.createRoom({ room, ttlMs, capAt: now + ctx.config.roomMaxLifetimeMs, host, hostTokenHash, ...(joinKeyHash ? { joinKeyHash } : {}) }, now);
     if (created === "ok") {
       ctx.verified.add(hostTokenHash);
       const expiresAt = Math.min(now + ttlMs, now + ctx.config.roomMaxLifetimeMs);
-      return { roomId, peerId: host.peerId, token, expiresAt, room: { ...room, expiresAt }, iceServers: iceServersFor(ctx.config, host.peerId, now) };
+      return {
+        roomId, peerId: host.peerId, token, expiresAt,
+        ...(joinKey ? { joinKey } : {}),
+        room: { ...room, expiresAt, locked: false },
+        iceServers: iceServersFor(ctx.config, host.peerId, now),
+      };
     }
   }
   throw problems.internal();
@@ -110,11 +117,21 @@ export async function joinRoom(ctx: Context, input: JoinInput) {
   const peer: PeerInfo = { peerId: newPeerId(), role: "viewer", joinedAt: now, ...(input.name ? { name: input.name } : {}) };
   const token = newToken(peer.peerId);
   const tokenHash = hashToken(token);
-  const joined = await ctx.store.joinRoom(input.roomId, peer, tokenHash, outgoing("peer-joined", peer.peerId, now, { peer }), now);
-  if (joined === "room-missing") throw problems.roomNotFound(input.roomId);
-  if (joined === "room-full") {
-    const room = await ctx.store.describeRoom(input.roomId, now);
-    throw problems.roomFull(room?.room.maxPeers ?? 0);
+  const joinKeyHash = input.joinKey ? hashToken(input.joinKey) : undefined;
+  const joined = await ctx.store.joinRoom(input.roomId, peer, tokenHash, outgoing("peer-joined", peer.peerId, now, { peer }), now, joinKeyHash);
+  switch (joined) {
+    case "room-missing":
+      throw problems.roomNotFound(input.roomId);
+    case "room-locked":
+      throw problems.roomLocked();
+    case "join-key-required":
+      throw problems.joinKeyRequired();
+    case "join-key-invalid":
+      throw problems.joinKeyInvalid();
+    case "room-full": {
+      const room = await ctx.store.describeRoom(input.roomId, now);
+      throw problems.roomFull(room?.room.maxPeers ?? 0);
+    }
   }
   ctx.verified.add(tokenHash);
   return {
@@ -282,6 +299,21 @@ export async function chatHistory(ctx: Context, caller: Caller) {
   return { messages: bodies.map((b) => JSON.parse(b) as Record<string, unknown>) };
 }
 
+/** Host: lock or unlock the room to new joins. */
+export async function setLocked(ctx: Context, caller: Caller, locked: boolean) {
+  const done = await ctx.store.setLocked(caller, locked, ctx.now());
+  if (done !== "ok") deny(done, { forbidden: "Only the host may lock or unlock the room" });
+}
+
+/** Host of a key room: a new join key; the old one stops working at once (a removed peer's link with it). */
+export async function rotateJoinKey(ctx: Context, caller: Caller) {
+  const joinKey = newJoinKey();
+  const done = await ctx.store.rotateJoinKey(caller, hashToken(joinKey), ctx.now());
+  if (done === "open-room") throw problems.openRoom();
+  if (done !== "ok") deny(done, { forbidden: "Only the host may replace the join key" });
+  return { joinKey };
+}
+
 export async function describeRoom(ctx: Context, roomId: string) {
   const view = await ctx.store.describeRoom(roomId, ctx.now());
   if (!view) throw problems.roomNotFound(roomId);
@@ -294,6 +326,9 @@ export async function describeRoom(ctx: Context, roomId: string) {
       maxPeers: room.maxPeers,
       hostPresent: view.peers.some((p) => p.role === "host"),
       expiresAt: room.expiresAt,
+      // Whether a viewer page must ask for a key, or will be refused: nothing more.
+      access: room.access,
+      locked: room.locked,
     },
   };
 }

@@ -8,16 +8,17 @@ import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 
-export async function walkthroughScript(): Promise<string> {
+/** A walkthrough block of the README: "walkthrough" (the exchange) or "walkthrough-private" (a key room). */
+export async function walkthroughScript(name = "walkthrough"): Promise<string> {
   const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
-  const block = /<!-- walkthrough:start -->\s*```sh\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(readme);
-  if (!block) throw new Error("README has no walkthrough block");
+  const block = new RegExp(`<!-- ${name}:start -->\\s*\`\`\`sh\\n([\\s\\S]*?)\`\`\`\\s*<!-- ${name}:end -->`).exec(readme);
+  if (!block) throw new Error(`README has no ${name} block`);
   return block[1];
 }
 
-/** Runs the walkthrough with bash (-euo pipefail) against `base`; resolves to its output. */
-export async function runWalkthrough(base: string): Promise<string> {
-  const { stdout } = await promisify(execFile)("bash", ["-euo", "pipefail", "-c", await walkthroughScript()], { env: { ...process.env, BASE: base }, timeout: 60_000 });
+/** Runs a walkthrough with bash (-euo pipefail) against `base`; resolves to its output. */
+export async function runWalkthrough(base: string, name?: string): Promise<string> {
+  const { stdout } = await promisify(execFile)("bash", ["-euo", "pipefail", "-c", await walkthroughScript(name)], { env: { ...process.env, BASE: base }, timeout: 60_000 });
   return stdout;
 }
 

@@ -145,7 +145,7 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
       expectProblem(res, c.status, c.code);
       if (c.names) expect(res.body.detail, `${c.method} ${c.path}`).toContain(c.names);
     }
-    expect((await api.call("PUT", "/api/rooms")).headers.get("allow")).toBe("POST, DELETE");
+    expect((await api.call("PUT", "/api/rooms")).headers.get("allow")).toBe("POST, PATCH, DELETE");
     // Nothing changed: no message anywhere, the same peers, the same keys.
     expect((await api.get(`/api/poll?roomId=${r}`, host.token)).status).toBe(204);
     expect((await api.get(`/api/poll?roomId=${r}`, viewer.token)).status).toBe(204);
@@ -174,7 +174,7 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
     const host = await createRoom(api, { topology: "mesh" });
     await joinRoom(api, host.roomId);
     const room = await api.get(`/api/diagnostics?roomId=${host.roomId.toUpperCase()}`);
-    expect(room.body).toEqual({ room: { roomId: host.roomId, topology: "mesh", peers: 2, maxPeers: 8, hostPresent: true, expiresAt: host.body.expiresAt } });
+    expect(room.body).toEqual({ room: { roomId: host.roomId, topology: "mesh", peers: 2, maxPeers: 8, hostPresent: true, expiresAt: host.body.expiresAt, access: "open", locked: false } });
     expect(JSON.stringify(room.body)).not.toContain(host.peerId);
   });
 });

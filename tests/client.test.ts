@@ -4,7 +4,7 @@
  * where a proxy holds the stream back.
  */
 import { describe, expect, it } from "vitest";
-import { backoffDelay, SignalingClient, type Message } from "../lib/client/signaling-client.js";
+import { backoffDelay, SignalingClient, SignalingError, type Message } from "../lib/client/signaling-client.js";
 import { STORES, useHarness, type Harness } from "./support/harness.js";
 import { startBufferingProxy } from "./support/buffering-proxy.js";
 
@@ -82,6 +82,23 @@ describe.each(STORES)("client library [%s]", (kind) => {
     await new Promise((r) => setTimeout(r, 300));
     await host.closeRoom();
     expect(await ended).toBe("room_closed");
+  });
+
+  test("a key room: the host holds the key, a viewer joins with it, a replaced key or a locked room refuses in words", async () => {
+    const refusal = (p: Promise<unknown>) => p.then(() => "joined", (e: SignalingError) => `${e.status} ${e.code}`);
+    const host = await SignalingClient.createRoom({ access: "key" }, { baseUrl: h.url });
+    expect(host.session.joinKey).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(await SignalingClient.checkRoom(host.roomId, { baseUrl: h.url })).toMatchObject({ access: "key", locked: false });
+    expect(await refusal(SignalingClient.joinRoom(host.roomId, {}, { baseUrl: h.url }))).toBe("403 join_key_required");
+    const viewer = await SignalingClient.joinRoom(host.roomId, { joinKey: host.session.joinKey }, { baseUrl: h.url });
+    expect(viewer.session.room.access).toBe("key");
+    const old = host.session.joinKey!;
+    expect(await host.rotateJoinKey()).not.toBe(old);
+    expect(await refusal(SignalingClient.joinRoom(host.roomId, { joinKey: old }, { baseUrl: h.url }))).toBe("403 join_key_invalid");
+    await host.setLocked(true);
+    expect(await refusal(SignalingClient.joinRoom(host.roomId, { joinKey: host.session.joinKey }, { baseUrl: h.url }))).toBe("403 room_locked");
+    await host.setLocked(false);
+    expect(await refusal(SignalingClient.joinRoom(host.roomId, { joinKey: host.session.joinKey }, { baseUrl: h.url }))).toBe("joined");
   });
 
   test("a removed peer's client ends its session", async () => {

@@ -21,4 +21,16 @@ describe.each(STORES)("README walkthrough [%s]", (kind) => {
     expect(lines.at(-2)).toBe("close: 204");
     expect(lines.at(-1)).toBe("room_not_found");
   });
+
+  test("runs the private-room walkthrough verbatim: a key, a replaced key, a lock", async () => {
+    const lines = (await runWalkthrough(h.url, "walkthrough-private")).trim().split("\n");
+    expect(lines).toEqual([
+      expect.stringMatching(/^room [a-z2-9]{10}, key [A-Za-z0-9_-]{22}$/),
+      '{"access":"key","locked":false}',
+      "join_key_required",
+      expect.stringMatching(/^[a-z2-9]{10}$/),
+      "join_key_invalid",
+      "room_locked",
+    ]);
+  });
 });

@@ -21,6 +21,8 @@ const OFFER_SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 
 const SAMPLES: Record<string, Sample> = {
   "POST /api/rooms": () => ({ body: { topology: "star" } }),
   "DELETE /api/rooms": (f) => ({ query: `roomId=${f.host.roomId}` }),
+  "PATCH /api/rooms": (f) => ({ body: { roomId: f.host.roomId, locked: true } }),
+  "POST /api/rooms/key": (f) => ({ body: { roomId: f.host.roomId } }),
   "POST /api/peers": (f) => ({ body: { roomId: f.host.roomId, name: "Ann" } }),
   "GET /api/peers": (f) => ({ query: `roomId=${f.host.roomId}` }),
   "DELETE /api/peers": (f) => ({ query: `roomId=${f.host.roomId}&peerId=${f.viewer.peerId}` }),

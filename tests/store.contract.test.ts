@@ -54,7 +54,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
   }
 
   /** A room with a host and `viewers` joined peers; tokens are stand-ins, as the store sees only hashes. */
-  async function makeRoom(opts: { topology?: Topology; viewers?: number; maxPeers?: number; ttlMs?: number; capMs?: number } = {}): Promise<Made> {
+  async function makeRoom(opts: { topology?: Topology; viewers?: number; maxPeers?: number; ttlMs?: number; capMs?: number; joinKeyHash?: string } = {}): Promise<Made> {
     const now = Date.now();
     const roomId = newRoomId();
     const hostId = newPeerId();
@@ -62,7 +62,8 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     const ttlMs = opts.ttlMs ?? HOUR;
     const created = await store.createRoom(
       {
-        room: { roomId, topology: opts.topology ?? "star", maxPeers: opts.maxPeers ?? 10, hostId, createdAt: now },
+        room: { roomId, topology: opts.topology ?? "star", maxPeers: opts.maxPeers ?? 10, hostId, createdAt: now, access: opts.joinKeyHash ? "key" : "open" },
+        ...(opts.joinKeyHash ? { joinKeyHash: opts.joinKeyHash } : {}),
         ttlMs,
         capAt: now + (opts.capMs ?? 24 * HOUR),
         host,
@@ -101,7 +102,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(view?.peers).toEqual([expect.objectContaining({ peerId: host.peerId, role: "host" })]);
     expect(JSON.stringify(view)).not.toContain(host.tokenHash);
     const again = await store.createRoom(
-      { room: { roomId, topology: "mesh", maxPeers: 2, hostId: "x", createdAt: 0 }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: "x", role: "host", joinedAt: 0 }, hostTokenHash: "h" },
+      { room: { roomId, topology: "mesh", maxPeers: 2, hostId: "x", createdAt: 0, access: "open" }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: "x", role: "host", joinedAt: 0 }, hostTokenHash: "h" },
       Date.now(),
     );
     expect(again).toBe("exists");
@@ -121,6 +122,38 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     const meshJoined = await store.joinRoom(mesh.roomId, other, "h", msg("peer-joined"), Date.now());
     if (typeof meshJoined === "string") throw new Error(meshJoined);
     expect(meshJoined.peers.map((p) => p.peerId)).toEqual([mesh.host.peerId, ...mesh.viewers.map((v) => v.peerId), other.peerId]);
+  });
+
+  it.skipIf(kind === "redis" && !hasRedis())("a key room lets in only who has its key, the current one; a locked room no one new", async () => {
+    const { roomId, host, viewers } = await makeRoom({ joinKeyHash: hashToken("key-1"), viewers: 0 });
+    const newcomer = () => ({ peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() });
+    const joinWith = (key?: string) => store.joinRoom(roomId, newcomer(), "h", msg("peer-joined"), Date.now(), key && hashToken(key));
+    expect(await joinWith()).toBe("join-key-required");
+    expect(await joinWith("key-0")).toBe("join-key-invalid");
+    const joined = await joinWith("key-1");
+    if (typeof joined === "string") throw new Error(joined);
+    expect(joined.room).toMatchObject({ access: "key", locked: false });
+    expect(JSON.stringify(joined)).not.toContain(hashToken("key-1"));
+
+    expect(await store.rotateJoinKey(host, hashToken("key-2"), Date.now())).toBe("ok");
+    expect(await joinWith("key-1"), "the replaced key").toBe("join-key-invalid");
+    expect(typeof (await joinWith("key-2"))).toBe("object");
+
+    const viewer = { roomId, peerId: joined.peers.at(-1)!.peerId, tokenHash: "h" };
+    expect(await store.setLocked(viewer, true, Date.now()), "a viewer").toBe("forbidden");
+    expect(await store.rotateJoinKey(viewer, hashToken("mine"), Date.now()), "a viewer").toBe("forbidden");
+    expect(await store.setLocked(host, true, Date.now())).toBe("ok");
+    expect(await joinWith("key-2"), "locked").toBe("room-locked");
+    expect((await store.describeRoom(roomId, Date.now()))!.room).toMatchObject({ access: "key", locked: true });
+    expect(await store.listPeers(viewer, Date.now()), "the peers inside are unaffected").toMatchObject({ room: { locked: true } });
+    expect(await store.setLocked(host, false, Date.now())).toBe("ok");
+    expect(typeof (await joinWith("key-2"))).toBe("object");
+    expect(viewers).toEqual([]);
+
+    const open = await makeRoom();
+    expect(await store.rotateJoinKey(open.host, hashToken("k"), Date.now())).toBe("open-room");
+    expect(typeof (await store.joinRoom(open.roomId, newcomer(), "h", msg("peer-joined"), Date.now(), hashToken("any")))).toBe("object");
+    expect((await store.describeRoom(open.roomId, Date.now()))!.room).toMatchObject({ access: "open", locked: false });
   });
 
   it.skipIf(kind === "redis" && !hasRedis())("joins up to maxPeers and lists peers in join order", async () => {
@@ -155,6 +188,8 @@ describe.each(STORES)("store contract [%s]", (kind) => {
       putSession: (c) => store.putSession(c, "ses_x", "{}", 5, now),
       removeSession: (c) => store.removeSession(c, "ses_x"),
       issueTicket: (c) => store.issueTicket(c, hashToken("ticket"), 60_000, now),
+      setLocked: (c) => store.setLocked(c, true, now),
+      rotateJoinKey: (c) => store.rotateJoinKey(c, hashToken("key"), now),
     };
   };
 
@@ -279,7 +314,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await read({ ...a, tokenHash: hashToken("guess") }), "a forged token").toBe("room-missing");
     expect(await store.listPeers(a, Date.now()), "only reads carry the notice").toBe("room-missing");
     // A room made again under the ID (vanishingly rare) starts without it.
-    await store.createRoom({ room: { roomId, topology: "star", maxPeers: 2, hostId: host.peerId, createdAt: 0 }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: host.peerId, role: "host", joinedAt: 0 }, hostTokenHash: "other" }, Date.now());
+    await store.createRoom({ room: { roomId, topology: "star", maxPeers: 2, hostId: host.peerId, createdAt: 0, access: "open" }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: host.peerId, role: "host", joinedAt: 0 }, hostTokenHash: "other" }, Date.now());
     await store.leaveRoom({ ...host, tokenHash: "other" }, host.peerId, msg("peer-left"), msg("room-closed"), Date.now());
     expect(await read(a)).toBe("room-missing");
   });

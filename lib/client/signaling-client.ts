@@ -27,6 +27,9 @@ export interface RoomInfo {
   hostId: string;
   createdAt: number;
   expiresAt: number;
+  /** "key": joining takes the room's join key too. */
+  access: "open" | "key";
+  locked: boolean;
 }
 
 export interface Session {
@@ -38,6 +41,8 @@ export interface Session {
   peers: PeerInfo[];
   iceServers: IceServer[];
   expiresAt: number;
+  /** The host of a key room: the key to share (e.g. in a link's fragment); only the host gets it. */
+  joinKey?: string;
 }
 
 export type CandidateInit = { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null; usernameFragment?: string | null } | null;
@@ -247,14 +252,14 @@ export class SignalingClient {
   /** Public facts about a room, to fail fast on a wrong or expired ID; throws SessionEndedError if gone. */
   static async checkRoom(roomId: string, options: ClientOptions = {}) {
     const api = apiFor(options);
-    const res = await api.callWithRetry<{ room: { roomId: string; topology: string; peers: number; maxPeers: number; hostPresent: boolean; expiresAt: number } }>(
+    const res = await api.callWithRetry<{ room: { roomId: string; topology: string; peers: number; maxPeers: number; hostPresent: boolean; expiresAt: number; access: "open" | "key"; locked: boolean } }>(
       "GET",
       `/api/diagnostics?roomId=${encodeURIComponent(roomId)}`,
     );
     return res.body!.room;
   }
 
-  static async createRoom(input: { topology?: "star" | "mesh"; maxPeers?: number; name?: string; authSecret?: string } = {}, options: ClientOptions = {}) {
+  static async createRoom(input: { topology?: "star" | "mesh"; access?: "open" | "key"; maxPeers?: number; name?: string; authSecret?: string } = {}, options: ClientOptions = {}) {
     const api = apiFor(options);
     const { authSecret, ...body } = input;
     const res = await api.callWithRetry<Omit<Session, "role" | "peers">>("POST", "/api/rooms", { body, token: authSecret });
@@ -263,7 +268,8 @@ export class SignalingClient {
     return new SignalingClient({ ...created, role: "host", peers: [host] }, options);
   }
 
-  static async joinRoom(roomId: string, input: { name?: string } = {}, options: ClientOptions = {}) {
+  /** Joins by ID (and, for a key room, its `joinKey`: a SignalingError 403 `join_key_required` or `join_key_invalid` without the right one, `room_locked` if the host locked it). */
+  static async joinRoom(roomId: string, input: { name?: string; joinKey?: string } = {}, options: ClientOptions = {}) {
     const api = apiFor(options);
     const res = await api.callWithRetry<Omit<Session, "role">>("POST", "/api/peers", { body: { roomId, ...input } });
     return new SignalingClient({ ...res.body!, role: "viewer" }, options);
@@ -293,6 +299,19 @@ export class SignalingClient {
 
   async listPeers(): Promise<{ room: RoomInfo; peers: PeerInfo[] }> {
     return (await this.authed<{ room: RoomInfo; peers: PeerInfo[] }>("GET", `/api/peers?roomId=${this.roomId}`)).body!;
+  }
+
+  /** Host: a locked room refuses every new join; who is in stays in. */
+  async setLocked(locked: boolean) {
+    await this.authed("PATCH", "/api/rooms", { roomId: this.roomId, locked });
+    this.session.room.locked = locked;
+  }
+
+  /** Host of a key room: a new join key (the old one stops working at once); resolves to it. */
+  async rotateJoinKey(): Promise<string> {
+    const { joinKey } = (await this.authed<{ joinKey: string }>("POST", "/api/rooms/key", { roomId: this.roomId })).body!;
+    this.session.joinKey = joinKey;
+    return joinKey;
   }
 
   async removePeer(peerId: string) {

@@ -19,7 +19,7 @@ import { clientAddress } from "./client-address.js";
 import { applyCors } from "./cors.js";
 import { API_HEADERS } from "./security-headers.js";
 
-type Method = "GET" | "POST" | "DELETE";
+type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
 export interface Input<Q, B> {
   ctx: Context;
@@ -166,7 +166,8 @@ export function route(spec: Spec): Handler {
         // Failed token guesses count against the guesser's address (once); so do room ID guesses.
         const chargedAddress = upFront && limitKey === address;
         if (error instanceof Problem && error.code === "invalid_token" && !chargedAddress) await charge(ctx, address, "calls", res);
-        if (error instanceof Problem && error.code === "room_not_found" && lookup) {
+        // A wrong or missing join key is a guess like a wrong room ID.
+        if (error instanceof Problem && GUESSES.has(error.code) && lookup) {
           const refused = await ctx.probes.miss(address);
           if (refused) throw problems.rateLimited(refused);
         }
@@ -180,6 +181,9 @@ export function route(spec: Spec): Handler {
   };
   return Object.assign(handler, { spec });
 }
+
+/** Refusals that count against a lookup's guessing budget. */
+const GUESSES = new Set(["room_not_found", "join_key_required", "join_key_invalid"]);
 
 function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
   if (error instanceof Problem) {

@@ -3,6 +3,7 @@
  *
  * Keys (all share the `{roomId}` hash tag, so a room lives in one cluster slot):
  *   sb:{R}          hash: info (room JSON), exp/ttl/cap (ms), max, host, topo, n (peer count),
+ *                   jk (a key room's join key, SHA-256), lk ('1' while the host has it locked),
  *                   im/mb (the mail budget: messages per inbox, bytes per room), q (bytes of
  *                   unread mail now), p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the
  *                   peer's token), s:<sessionId> (an AI session's record), e:<sessionId> (when
@@ -152,13 +153,14 @@ end
 
 const script = (body: string) => PRELUDE + body;
 
-/** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash, inboxMax, mailMaxBytes */
+/** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash, inboxMax, mailMaxBytes, joinKeyHash ('' for none) */
 export const CREATE_ROOM = script(`
 if redis.call('EXISTS', room) == 1 then return 'exists' end
 redis.call('DEL', room .. ':closed')
 redis.call('HSET', room, 'info', ARGV[1], 'exp', ARGV[2], 'ttl', ARGV[3], 'cap', ARGV[4], 'max', ARGV[5],
   'host', ARGV[6], 'topo', ARGV[7], 'n', 1, 'p:' .. ARGV[6], ARGV[8], 't:' .. ARGV[6], ARGV[9],
   'im', ARGV[10], 'mb', ARGV[11], 'q', 0)
+if ARGV[12] ~= '' then redis.call('HSET', room, 'jk', ARGV[12]) end
 redis.call('PEXPIREAT', room, ARGV[2])
 return 'ok'
 `);
@@ -171,11 +173,15 @@ if r.a ~= ARGV[2] then return {'unauthorized'} end
 return {'ok', redis.call('HGETALL', room)}
 `);
 
-/** ARGV: now, peerId, peerJson, tokenHash, announceType, announceBody → {'ok', hgetall} | {status} */
+/** ARGV: now, peerId, peerJson, tokenHash, announceType, announceBody, joinKeyHash ('' for none) → {'ok', fields} | {status} */
 export const JOIN_ROOM = script(`
 local now = tonumber(ARGV[1])
 local r = load(ARGV[2])
 if not r then return {'room-missing'} end
+local gate = redis.call('HMGET', room, 'lk', 'jk')
+if gate[1] == '1' then return {'room-locked'} end
+if gate[2] and ARGV[7] == '' then return {'join-key-required'} end
+if gate[2] and gate[2] ~= ARGV[7] then return {'join-key-invalid'} end
 if r.n >= r.max then return {'room-full'} end
 refresh(r, now)
 redis.call('HSET', room, 'p:' .. ARGV[2], ARGV[3], 't:' .. ARGV[2], ARGV[4])
@@ -185,7 +191,7 @@ announce(r, ARGV[2], ARGV[5], ARGV[6])
 -- a room would cost O(n^2) bytes). In a mesh everyone connects to everyone: all of it.
 if r.topo == 'star' then
   local f = redis.call('HMGET', room, 'info', 'exp', 'p:' .. r.host)
-  return {'ok', {'info', f[1], 'exp', f[2], 'p:' .. r.host, f[3], 'p:' .. ARGV[2], ARGV[3]}}
+  return {'ok', {'info', f[1], 'exp', f[2], 'p:' .. r.host, f[3], 'p:' .. ARGV[2], ARGV[3], 'lk', gate[1] or '0'}}
 end
 return {'ok', redis.call('HGETALL', room)}
 `);
@@ -337,6 +343,27 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 `;
 
+/** ARGV: callerId, tokenHash, locked ('1' or '0') */
+export const SET_LOCKED = script(`
+local r = load(ARGV[1])
+if not r then return 'room-missing' end
+if r.a ~= ARGV[2] then return 'unauthorized' end
+if ARGV[1] ~= r.host then return 'forbidden' end
+if ARGV[3] == '1' then redis.call('HSET', room, 'lk', '1') else redis.call('HDEL', room, 'lk') end
+return 'ok'
+`);
+
+/** ARGV: callerId, tokenHash, joinKeyHash */
+export const ROTATE_JOIN_KEY = script(`
+local r = load(ARGV[1])
+if not r then return 'room-missing' end
+if r.a ~= ARGV[2] then return 'unauthorized' end
+if ARGV[1] ~= r.host then return 'forbidden' end
+if redis.call('HEXISTS', room, 'jk') == 0 then return 'open-room' end
+redis.call('HSET', room, 'jk', ARGV[3])
+return 'ok'
+`);
+
 /** ARGV: callerId, tokenHash, ticketHash, expiresAt. The peer's previous ticket, if any, stops working. */
 export const ISSUE_TICKET = script(`
 local r = load(ARGV[1])
@@ -386,4 +413,4 @@ if r.a ~= ARGV[2] then return {'unauthorized'} end
 return {'ok', redis.call('LRANGE', KEYS[2], 0, -1)}
 `);
 
-export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY, ISSUE_TICKET, REDEEM_TICKET };
+export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY, ISSUE_TICKET, REDEEM_TICKET, SET_LOCKED, ROTATE_JOIN_KEY };

@@ -13,6 +13,7 @@ import {
   ENTRY_OVERHEAD,
   READ_BATCH,
   type Caller,
+  type JoinRefused,
   type Closed,
   type Denied,
   type Listener,
@@ -48,7 +49,9 @@ const TAKEABLE = new Set(["offer", "answer", "candidate"]);
 const entrySize = (e: { type: string; body: string }) => Buffer.byteLength(e.type) + Buffer.byteLength(e.body) + ENTRY_OVERHEAD;
 
 interface Room {
-  info: Omit<RoomInfo, "expiresAt">;
+  info: Omit<RoomInfo, "expiresAt" | "locked">;
+  joinKeyHash?: string;
+  locked: boolean;
   exp: number;
   ttlMs: number;
   capAt: number;
@@ -95,6 +98,8 @@ export class MemoryStore implements SignalStore {
     this.closedRooms.delete(r.room.roomId);
     this.rooms.set(r.room.roomId, {
       info: r.room,
+      ...(r.joinKeyHash ? { joinKeyHash: r.joinKeyHash } : {}),
+      locked: false,
       exp: Math.min(now + r.ttlMs, r.capAt),
       ttlMs: r.ttlMs,
       capAt: r.capAt,
@@ -118,16 +123,36 @@ export class MemoryStore implements SignalStore {
     return typeof room === "string" ? room : this.view(room);
   }
 
-  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number) {
+  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, joinKeyHash?: string): Promise<RoomView | "room-missing" | JoinRefused> {
     const room = this.live(roomId, now);
-    if (!room) return "room-missing" as const;
-    if (room.peers.size >= room.info.maxPeers) return "room-full" as const;
+    if (!room) return "room-missing";
+    if (room.locked) return "room-locked";
+    if (room.joinKeyHash && !joinKeyHash) return "join-key-required";
+    if (room.joinKeyHash && !hashesEqual(room.joinKeyHash, joinKeyHash!)) return "join-key-invalid";
+    if (room.peers.size >= room.info.maxPeers) return "room-full";
     this.refresh(room, now);
     room.peers.set(peer.peerId, { info: peer, tokenHash });
     for (const to of this.audience(room, peer.peerId)) this.deliver(room, to, announce, now, 1);
     const view = this.view(room);
     if (room.info.topology === "mesh") return view;
     return { ...view, peers: view.peers.filter((p) => p.peerId === room.info.hostId || p.peerId === peer.peerId) };
+  }
+
+  async setLocked(caller: Caller, locked: boolean, now: number): Promise<"ok" | Denied | "forbidden"> {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    if (caller.peerId !== room.info.hostId) return "forbidden";
+    room.locked = locked;
+    return "ok";
+  }
+
+  async rotateJoinKey(caller: Caller, joinKeyHash: string, now: number): Promise<"ok" | Denied | "forbidden" | "open-room"> {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    if (caller.peerId !== room.info.hostId) return "forbidden";
+    if (!room.joinKeyHash) return "open-room";
+    room.joinKeyHash = joinKeyHash;
+    return "ok";
   }
 
   async leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
@@ -377,7 +402,7 @@ export class MemoryStore implements SignalStore {
 
   private view(room: Room): RoomView {
     return {
-      room: { ...room.info, expiresAt: room.exp },
+      room: { ...room.info, expiresAt: room.exp, locked: room.locked },
       peers: [...room.peers.values()].map((p) => p.info),
     };
   }

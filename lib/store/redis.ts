@@ -15,6 +15,7 @@ import {
   StoreUnavailable,
   type Caller,
   type Denied,
+  type JoinRefused,
   type Listener,
   type MailBudget,
   type NewRoom,
@@ -49,17 +50,20 @@ export function idAfter(id: string): string {
 /** A room as HGETALL returns its hash (field, value, field, value, …). */
 function viewFrom(fields: Reply): RoomView {
   const flat = fields as string[];
-  let info: Omit<RoomInfo, "expiresAt"> | null = null;
+  let info: Omit<RoomInfo, "expiresAt" | "locked"> | null = null;
   let expiresAt = 0;
+  let locked = false;
   const peers: PeerInfo[] = [];
   for (let i = 0; i < flat.length; i += 2) {
     if (flat[i] === "info") info = JSON.parse(flat[i + 1]);
     else if (flat[i] === "exp") expiresAt = Number(flat[i + 1]);
+    else if (flat[i] === "lk") locked = flat[i + 1] === "1";
     else if (flat[i].startsWith("p:")) peers.push(JSON.parse(flat[i + 1]));
   }
   if (!info) throw new Error("room hash without info");
   peers.sort((a, b) => a.joinedAt - b.joinedAt);
-  return { room: { ...info, expiresAt }, peers };
+  // Rooms made before access existed are open.
+  return { room: { ...info, access: info.access ?? "open", expiresAt, locked }, peers };
 }
 
 function messagesFrom(entries: Reply): StoredMessage[] {
@@ -115,7 +119,7 @@ export class RedisStore implements SignalStore {
     const exp = Math.min(now + r.ttlMs, r.capAt);
     return (await this.run("CREATE_ROOM", [roomKey(r.room.roomId)], [
       JSON.stringify(r.room), exp, r.ttlMs, r.capAt, r.room.maxPeers, r.room.hostId, r.room.topology,
-      JSON.stringify(r.host), r.hostTokenHash, this.budget.inboxMax, this.budget.roomMailMaxBytes,
+      JSON.stringify(r.host), r.hostTokenHash, this.budget.inboxMax, this.budget.roomMailMaxBytes, r.joinKeyHash ?? "",
     ])) as "ok" | "exists";
   }
 
@@ -129,11 +133,19 @@ export class RedisStore implements SignalStore {
     return status === "ok" ? viewFrom(fields) : (status as Denied);
   }
 
-  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number) {
+  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, joinKeyHash = "") {
     const [status, fields] = (await this.run("JOIN_ROOM", [roomKey(roomId)], [
-      now, peer.peerId, JSON.stringify(peer), tokenHash, announce.type, announce.body,
+      now, peer.peerId, JSON.stringify(peer), tokenHash, announce.type, announce.body, joinKeyHash,
     ])) as Reply[];
-    return status === "ok" ? viewFrom(fields) : (status as "room-missing" | "room-full");
+    return status === "ok" ? viewFrom(fields) : (status as "room-missing" | JoinRefused);
+  }
+
+  async setLocked(c: Caller, locked: boolean) {
+    return (await this.run("SET_LOCKED", [roomKey(c.roomId)], [c.peerId, c.tokenHash, locked ? "1" : "0"])) as "ok" | Denied | "forbidden";
+  }
+
+  async rotateJoinKey(c: Caller, joinKeyHash: string) {
+    return (await this.run("ROTATE_JOIN_KEY", [roomKey(c.roomId)], [c.peerId, c.tokenHash, joinKeyHash])) as "ok" | Denied | "forbidden" | "open-room";
   }
 
   async leaveRoom(c: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {

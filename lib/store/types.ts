@@ -13,6 +13,8 @@
 export type Topology = "star" | "mesh";
 /** An `agent` is a server-side participant, such as an AI session answering as a peer. */
 export type Role = "host" | "viewer" | "agent";
+/** Who may join: anyone with the room ID, or only with its join key too. */
+export type Access = "open" | "key";
 
 export interface RoomInfo {
   roomId: string;
@@ -20,7 +22,10 @@ export interface RoomInfo {
   maxPeers: number;
   hostId: string;
   createdAt: number;
+  access: Access;
   expiresAt: number;
+  /** The host locked the room: no one new may join. */
+  locked: boolean;
 }
 
 export interface PeerInfo {
@@ -31,7 +36,9 @@ export interface PeerInfo {
 }
 
 export interface NewRoom {
-  room: Omit<RoomInfo, "expiresAt">;
+  room: Omit<RoomInfo, "expiresAt" | "locked">;
+  /** A key room: the SHA-256 of its join key. */
+  joinKeyHash?: string;
   ttlMs: number;
   /** No activity extends the room past this instant. */
   capAt: number;
@@ -64,6 +71,9 @@ export interface RoomView {
 }
 
 export type Denied = "room-missing" | "unauthorized";
+
+/** Why a join was refused, besides a missing room. */
+export type JoinRefused = "room-full" | "room-locked" | "join-key-required" | "join-key-invalid";
 
 /** The mail budget a room is created with (see lib/store/lua.ts). */
 export interface MailBudget {
@@ -126,7 +136,13 @@ export interface SignalStore {
    * The view holds every peer in a mesh; in a star room only the host and the joiner, whom alone
    * a viewer deals with (so a join costs the same in a full room as in an empty one).
    */
-  joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number): Promise<RoomView | "room-missing" | "room-full">;
+  joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, joinKeyHash?: string): Promise<RoomView | "room-missing" | JoinRefused>;
+
+  /** Host only: a locked room refuses every join; the peers in it are unaffected. */
+  setLocked(caller: Caller, locked: boolean, now: number): Promise<"ok" | Denied | "forbidden">;
+
+  /** Host only, key rooms: a new join key (its hash); the old one stops working at once. */
+  rotateJoinKey(caller: Caller, joinKeyHash: string, now: number): Promise<"ok" | Denied | "forbidden" | "open-room">;
 
   /**
    * Removes `peerId` (the caller itself, or anyone when the caller is the host); the others are
