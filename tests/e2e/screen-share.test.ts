@@ -123,6 +123,51 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     });
   }
 
+  test("a private link: its viewer connects; the room ID alone, a replaced link and a locked room are refused in words", async () => {
+    const context = await browser.newContext();
+    const host = await context.newPage();
+    await host.goto(`${h.url}/host.html`);
+    await host.check('input[name="access"][value="key"]');
+    await host.click("#share");
+    await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    const roomId = (await host.textContent("#roomId"))!;
+    const link = (await host.getAttribute("#link", "href"))!;
+    expect(link).toMatch(new RegExp(`^${h.url}/view\\.html\\?room=${roomId}#k=[A-Za-z0-9_-]{22}$`));
+    expect(await host.isVisible("#rotate")).toBe(true);
+
+    const viewer = await context.newPage();
+    await viewer.goto(link);
+    await firstFrameAt(viewer);
+    expect(await viewer.textContent("#state")).toBe("connected");
+
+    const refusal = async (url: string) => {
+      const page = await context.newPage();
+      await page.goto(url);
+      await page.waitForFunction(() => document.getElementById("error")!.textContent !== "", null, { timeout: 5000 });
+      const said = [await page.textContent("#error"), await page.getAttribute("#state", "data-state")];
+      await page.close();
+      return said;
+    };
+    expect(await refusal(`${h.url}/view.html?room=${roomId}`)).toEqual([expect.stringMatching(/^This room is private: open the exact link/), "failed"]);
+    expect(await refusal(`${link.slice(0, -3)}`)).toEqual([expect.stringMatching(/^This link is incomplete or damaged/), "failed"]);
+
+    await host.click("#rotate");
+    await host.waitForFunction((old) => (document.getElementById("link") as HTMLAnchorElement).href !== old, link);
+    const newLink = (await host.getAttribute("#link", "href"))!;
+    expect(await refusal(link)).toEqual([expect.stringMatching(/^This link no longer lets anyone in/), "failed"]);
+    expect(await linkState(viewer)).toBe("connected"); // who is in stays in
+
+    await host.click("#lock");
+    await host.waitForFunction(() => document.getElementById("lock")!.getAttribute("aria-pressed") === "true");
+    expect(await refusal(newLink)).toEqual([expect.stringMatching(/^The host has locked this room/), "failed"]);
+    await host.click("#lock");
+    await host.waitForFunction(() => document.getElementById("lock")!.getAttribute("aria-pressed") === "false");
+    const late = await context.newPage();
+    await late.goto(newLink);
+    await firstFrameAt(late);
+    await context.close();
+  });
+
   test("a wrong or expired room ID shows an error within 2 s; a malformed one says what IDs look like", async () => {
     const context = await browser.newContext();
     const { page, loadedAt } = await openViewer(context, h.url, "zzzzzzzzzz");

@@ -67,6 +67,23 @@ async function stop(reason = "Sharing stopped") {
   console.info(reason);
 }
 
+/**
+ * The viewer link. A private room's key rides in the fragment (#k=…), which browsers never send
+ * to a server or in a Referer: only people given the link have it.
+ */
+function showLink(c: SignalingClient) {
+  const url = `${location.origin}/view.html?room=${c.roomId}${c.session.joinKey ? `#k=${c.session.joinKey}` : ""}`;
+  const link = $("link") as HTMLAnchorElement;
+  link.href = link.textContent = url;
+  $("qr").innerHTML = renderSVG(url, { border: 0 });
+}
+
+function showLock(locked: boolean) {
+  $("lock").setAttribute("aria-pressed", String(locked));
+  $("lock").textContent = locked ? "Unlock room" : "Lock room";
+  $("lockState").textContent = locked ? "Locked: no one new can join. Viewers already here keep watching." : "";
+}
+
 async function share() {
   error.textContent = "";
   try {
@@ -76,19 +93,19 @@ async function share() {
     return;
   }
   showState(state, "connecting", "starting");
+  const access = document.querySelector<HTMLInputElement>('input[name="access"]:checked')?.value === "key" ? "key" : "open";
   try {
-    client = await SignalingClient.createRoom({}, clientOptions());
+    client = await SignalingClient.createRoom({ access }, clientOptions());
   } catch (e) {
     stream.getTracks().forEach((t) => t.stop());
     showState(state, "failed");
     error.textContent = `Could not create a room: ${(e as Error).message}`;
     return;
   }
-  const url = `${location.origin}/view.html?room=${client.roomId}`;
   $("roomId").textContent = client.roomId;
-  const link = $("link") as HTMLAnchorElement;
-  link.href = link.textContent = url;
-  $("qr").innerHTML = renderSVG(url, { border: 0 });
+  showLink(client);
+  $("rotate").hidden = access !== "key";
+  showLock(false);
   ($("preview") as HTMLVideoElement).srcObject = stream;
   $("start").hidden = true;
   $("live").hidden = false;
@@ -117,6 +134,26 @@ $("copy").addEventListener("click", async () => {
   await navigator.clipboard.writeText($("link").textContent!).catch(() => getSelection()?.selectAllChildren($("link")));
   $("copy").textContent = "Copied";
   setTimeout(() => ($("copy").textContent = "Copy link"), 1500);
+});
+$("lock").addEventListener("click", async () => {
+  if (!client) return;
+  const locked = !client.session.room.locked;
+  try {
+    await client.setLocked(locked);
+    showLock(locked);
+  } catch (e) {
+    error.textContent = `Could not ${locked ? "lock" : "unlock"} the room: ${(e as Error).message}`;
+  }
+});
+$("rotate").addEventListener("click", async () => {
+  if (!client) return;
+  try {
+    await client.rotateJoinKey();
+    showLink(client);
+    $("lockState").textContent = "New link made: the old one no longer lets anyone in. Viewers already here keep watching.";
+  } catch (e) {
+    error.textContent = `Could not make a new link: ${(e as Error).message}`;
+  }
 });
 addEventListener("pagehide", () => void client?.closeRoom());
 
