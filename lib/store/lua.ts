@@ -48,6 +48,13 @@ local function load(a, b)
            im = tonumber(f[10]) or 1000, mb = tonumber(f[11]) or 4194304, q = tonumber(f[12]) or 0 }
 end
 
+-- Why the caller may not act (no room, a wrong token, or for hostOnly not the host); nil if it may.
+local function denied(r, caller, tokenHash, hostOnly)
+  if not r then return 'room-missing' end
+  if r.a ~= tokenHash then return 'unauthorized' end
+  if hostOnly and caller ~= r.host then return 'forbidden' end
+end
+
 -- What a message counts against the room's bytes.
 local function size(kind, body) return #kind + #body + ${ENTRY_OVERHEAD} end
 
@@ -295,9 +302,8 @@ return {'ok', taken}
 /** ARGV: callerId, tokenHash, sessionId, record, max, now, expiresAt ('' for none) */
 export const PUT_SESSION = script(`
 local r = load(ARGV[1])
-if not r then return 'room-missing' end
-if r.a ~= ARGV[2] then return 'unauthorized' end
-if ARGV[1] ~= r.host then return 'forbidden' end
+local no = denied(r, ARGV[1], ARGV[2], true)
+if no then return no end
 local field, now = 's:' .. ARGV[3], tonumber(ARGV[6])
 if redis.call('HEXISTS', room, field) == 0 then
   local count = 0
@@ -346,9 +352,8 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 /** ARGV: callerId, tokenHash, locked ('1' or '0') */
 export const SET_LOCKED = script(`
 local r = load(ARGV[1])
-if not r then return 'room-missing' end
-if r.a ~= ARGV[2] then return 'unauthorized' end
-if ARGV[1] ~= r.host then return 'forbidden' end
+local no = denied(r, ARGV[1], ARGV[2], true)
+if no then return no end
 if ARGV[3] == '1' then redis.call('HSET', room, 'lk', '1') else redis.call('HDEL', room, 'lk') end
 return 'ok'
 `);
@@ -356,9 +361,8 @@ return 'ok'
 /** ARGV: callerId, tokenHash, joinKeyHash */
 export const ROTATE_JOIN_KEY = script(`
 local r = load(ARGV[1])
-if not r then return 'room-missing' end
-if r.a ~= ARGV[2] then return 'unauthorized' end
-if ARGV[1] ~= r.host then return 'forbidden' end
+local no = denied(r, ARGV[1], ARGV[2], true)
+if no then return no end
 if redis.call('HEXISTS', room, 'jk') == 0 then return 'open-room' end
 redis.call('HSET', room, 'jk', ARGV[3])
 return 'ok'
@@ -367,8 +371,8 @@ return 'ok'
 /** ARGV: callerId, tokenHash, ticketHash, expiresAt. The peer's previous ticket, if any, stops working. */
 export const ISSUE_TICKET = script(`
 local r = load(ARGV[1])
-if not r then return 'room-missing' end
-if r.a ~= ARGV[2] then return 'unauthorized' end
+local no = denied(r, ARGV[1], ARGV[2], false)
+if no then return no end
 redis.call('HSET', room, 'x:' .. ARGV[1], ARGV[3] .. ' ' .. ARGV[4])
 return 'ok'
 `);
