@@ -168,6 +168,38 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     await context.close();
   });
 
+  test("a browser's own EventSource opens a peer's stream with a ticket, and gets its mail as events", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${h.url}/`);
+    const got = await page.evaluate(async () => {
+      const post = async (path: string, body: unknown, token?: string) =>
+        (await fetch(path, { method: "POST", headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })).json();
+      const host = await post("/api/rooms", {});
+      const viewer = await post("/api/peers", { roomId: host.roomId });
+      const { url } = await post("/api/events/ticket", { roomId: host.roomId }, viewer.token);
+      const source = new EventSource(url);
+      const events: { id: string; type: string }[] = [];
+      await new Promise<void>((resolve, reject) => {
+        source.onopen = () => resolve();
+        source.onerror = () => reject(new Error("the stream did not open"));
+      });
+      const arrived = new Promise<void>((resolve) => {
+        source.onmessage = (e) => {
+          events.push({ id: e.lastEventId, type: JSON.parse(e.data).type });
+          if (events.length === 2) resolve();
+        };
+      });
+      await post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp: "v=0" } }, host.token);
+      await post("/api/chat", { roomId: host.roomId, text: "hello" }, host.token);
+      await arrived;
+      source.close();
+      return events;
+    });
+    expect(got).toEqual([{ id: expect.stringMatching(/^\d+-\d+$/), type: "offer" }, { id: expect.stringMatching(/^\d+-\d+$/), type: "chat" }]);
+    await context.close();
+  });
+
   test("a wrong or expired room ID shows an error within 2 s; a malformed one says what IDs look like", async () => {
     const context = await browser.newContext();
     const { page, loadedAt } = await openViewer(context, h.url, "zzzzzzzzzz");
