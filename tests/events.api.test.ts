@@ -34,6 +34,7 @@ describe.each(STORES)("event stream [%s]", (kind) => {
     expect(stream.status).toBe(200);
     expect(stream.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
     expect(stream.headers.get("cache-control")).toBe("no-store");
+    expect(stream.headers.get("x-accel-buffering")).toBe("no"); // nginx passes it through unbuffered
     const joined = await stream.nextEvent();
     expect(joined).toMatchObject({ kind: "event", data: { type: "peer-joined", peer: { peerId: viewer.peerId } } });
     expect(joined.kind === "event" && joined.id).toBe(joined.kind === "event" && joined.data.id);

@@ -67,6 +67,8 @@ describe.skipIf(!hasRedisServer() && process.env.CI !== "true")("faults [redis]"
       // A long-poll already waiting when Redis dies.
       const { cursor } = await drain(api, host);
       const held = api.get(`/api/poll?roomId=${host.roomId}&wait=20${cursor ? `&after=${cursor}` : ""}`, host.token);
+      // And an event stream open then.
+      const stream = await openStream(server.url, { roomId: host.roomId, peerId: host.peerId, token: host.token }, { after: cursor });
       await new Promise((r) => setTimeout(r, 300));
 
       redis!.kill("SIGKILL");
@@ -74,6 +76,9 @@ describe.skipIf(!hasRedisServer() && process.env.CI !== "true")("faults [redis]"
       // Its subscription drops with Redis: it answers 503 at once, not 204 at its deadline.
       const dropped = await held;
       expect([dropped.status, dropped.body?.code]).toEqual([503, "store_unavailable"]);
+      // The stream says so as its last event, a problem document, and ends.
+      expect(await stream.nextEvent(5000)).toMatchObject({ event: "problem", data: { status: 503, code: "store_unavailable" } });
+      expect(await stream.next()).toEqual({ kind: "closed" });
       expect(performance.now() - started).toBeLessThan(5000);
       const refused = await offer(2);
       expect(refused.status).toBe(503);
