@@ -33,9 +33,10 @@ describe("configuration", () => {
   });
 
   it("takes Redis from the Upstash or the Vercel KV names, and goes live with an OpenAI key", () => {
-    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t" }).redis).toEqual({ url: "https://kv.example", token: "t", timeoutMs: 3000 });
+    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t" }).redis).toEqual({ url: "https://kv.example", token: "t", timeoutMs: 3000, maxInFlight: 256 });
     const c = loadConfig({ UPSTASH_REDIS_REST_URL: "https://u.example", UPSTASH_REDIS_REST_TOKEN: "u", OPENAI_API_KEY: "sk-x", ALLOWED_ORIGINS: "https://a.example, https://b.example" });
-    expect(c.redis).toEqual({ url: "https://u.example", token: "u", timeoutMs: 3000 });
+    expect(c.redis).toEqual({ url: "https://u.example", token: "u", timeoutMs: 3000, maxInFlight: 256 });
+    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t", REDIS_MAX_IN_FLIGHT: "8" }).redis?.maxInFlight).toBe(8);
     expect(c.openai.mode).toBe("live");
     expect(c.allowedOrigins).toEqual(["https://a.example", "https://b.example"]);
     expect(loadConfig({ OPENAI_API_KEY: "sk-x", OPENAI_MODE: "simulate" }).openai.mode).toBe("simulate");
@@ -44,6 +45,9 @@ describe("configuration", () => {
   it("refuses bad values, naming each", () => {
     expect(refusal({ ICE_SERVERS: "stun:x" })).toContain("ICE_SERVERS");
     expect(refusal({ ROOM_TTL_SECONDS: "-5" })).toContain("ROOM_TTL_SECONDS");
+    expect(refusal({ EVENTS_STREAM_SECONDS: "2" })).toContain("EVENTS_STREAM_SECONDS");
+    expect(refusal({ EVENTS_HEARTBEAT_SECONDS: "0" })).toContain("EVENTS_HEARTBEAT_SECONDS");
+    expect(refusal({ REDIS_MAX_IN_FLIGHT: "none" })).toContain("REDIS_MAX_IN_FLIGHT");
     expect(refusal({ UPSTASH_REDIS_REST_URL: "https://u.example" })).toContain("must be set together");
     expect(refusal({ VERCEL: "1" })).toContain("on Vercel");
     expect(refusal({ VERCEL_CLI_VERSION: "60.1.3" })).toContain("under vercel dev each function runs in a process of its own");
