@@ -61,6 +61,12 @@ export class PeerLink {
   private ignoreOffer = false;
   private pendingRemote: CandidateInit[] = [];
   private outgoing: CandidateInit[] = [];
+  /**
+   * What this link sends goes out one request at a time, in the order it was made: an answer
+   * still in flight when a new offer is made must reach the other side first, or that side,
+   * still waiting for the answer, takes the offer for a collision (and, impolite, ignores it).
+   */
+  private sending: Promise<unknown> = Promise.resolve();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private phaseTimer: ReturnType<typeof setTimeout> | null = null;
   private graceTimer: ReturnType<typeof setTimeout> | null = null;
@@ -146,7 +152,7 @@ export class PeerLink {
       this.stallRetries++;
       const local = this.pc.localDescription;
       if (this.pc.signalingState === "have-local-offer" && local) {
-        void this.o.client.sendDescription(this.o.remoteId, { type: "offer", sdp: local.sdp }).catch((e) => this.o.onError?.(e));
+        void this.inOrder(() => this.o.client.sendDescription(this.o.remoteId, { type: "offer", sdp: local.sdp })).catch((e) => this.o.onError?.(e));
       } else if (this.pc.signalingState === "stable" && !this.o.expectOfferFrom) {
         this.pc.restartIce();
       }
@@ -226,7 +232,7 @@ export class PeerLink {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
       const local = this.pc.localDescription!;
-      await this.o.client.sendDescription(this.o.remoteId, { type: local.type as "offer", sdp: local.sdp });
+      await this.inOrder(() => this.o.client.sendDescription(this.o.remoteId, { type: local.type as "offer", sdp: local.sdp }));
       this.armPhase(`No answer received from ${this.o.remoteLabel ?? "the other peer"}`);
     } catch (error) {
       this.o.onError?.(error as Error);
@@ -247,7 +253,7 @@ export class PeerLink {
     if (description.type === "offer") {
       await this.pc.setLocalDescription();
       const local = this.pc.localDescription!;
-      await this.o.client.sendDescription(this.o.remoteId, { type: "answer", sdp: local.sdp });
+      await this.inOrder(() => this.o.client.sendDescription(this.o.remoteId, { type: "answer", sdp: local.sdp }));
     }
   }
 
@@ -269,6 +275,13 @@ export class PeerLink {
     }
   }
 
+  /** Runs `send` once everything sent before it has been (or failed). */
+  private inOrder<T>(send: () => Promise<T>): Promise<T> {
+    const sent = this.sending.then(send, send);
+    this.sending = sent.catch(() => {});
+    return sent;
+  }
+
   private queueCandidate(candidate: CandidateInit) {
     this.outgoing.push(candidate);
     // Send what gathered within a few ms as one request; the end marker goes at once.
@@ -283,7 +296,7 @@ export class PeerLink {
     this.outgoing = [];
     if (batch.length === 0 || this.state === "closed") return;
     try {
-      await this.o.client.sendCandidates(this.o.remoteId, batch);
+      await this.inOrder(() => this.o.client.sendCandidates(this.o.remoteId, batch));
     } catch (error) {
       this.o.onError?.(error as Error);
     }

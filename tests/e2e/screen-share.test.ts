@@ -301,6 +301,12 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     const ufrag = () => viewer.page.evaluate(() => /a=ice-ufrag:(\S+)/.exec((window as any).signalbox.link.pc.remoteDescription.sdp)![1]);
     const before = await ufrag();
 
+    // The viewer's answers reach the API slowly: its next offer, made while one is in flight,
+    // must still arrive after it (the host, waiting for the answer, would take it for a collision).
+    await viewer.page.route("**/api/answer", async (route) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      await route.continue();
+    });
     // The host restarts ICE (what a dropped connection triggers on its side).
     await host.evaluate(() => [...(window as any).signalbox.links.values()][0].restartIce());
     await viewer.page.waitForFunction((old) => /a=ice-ufrag:(\S+)/.exec((window as any).signalbox.link.pc.remoteDescription.sdp)![1] !== old, before, { timeout: 20_000 });
