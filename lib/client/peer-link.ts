@@ -131,7 +131,7 @@ export class PeerLink {
       if (acted === "nothing" || !this.o.onFrozen) {
         acted = "restarted";
         this.setState("reconnecting");
-        this.pc.restartIce();
+        this.restartIce();
       } else {
         acted = "reported";
         this.o.onFrozen();
@@ -190,7 +190,16 @@ export class PeerLink {
   /** Renegotiates with fresh ICE credentials (also what a dropped connection triggers). */
   restartIce() {
     if (this.state === "closed") return;
-    this.pc.restartIce();
+    if (this.pc.signalingState === "stable") return this.pc.restartIce();
+    // Asked mid-negotiation (an offer of the other side's being answered): the answer may carry
+    // fresh credentials itself and leave nothing to negotiate, so no offer of ours would follow.
+    // Restart once the negotiation under way is over.
+    const whenStable = () => {
+      if (this.pc.signalingState !== "stable") return;
+      this.pc.removeEventListener("signalingstatechange", whenStable);
+      if (this.state !== "closed") this.pc.restartIce();
+    };
+    this.pc.addEventListener("signalingstatechange", whenStable);
   }
 
   close() {

@@ -307,12 +307,25 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
       await new Promise((r) => setTimeout(r, 1500));
       await route.continue();
     });
+    // The viewer will restart too, asked while it is answering the host's restart (as its media
+    // watchdog may be): the restart must wait for that answer, then offer.
+    await viewer.page.evaluate(() => {
+      const link = (window as any).signalbox.link;
+      const answer = link.pc.setLocalDescription.bind(link.pc);
+      link.pc.setLocalDescription = (...args: unknown[]) => {
+        if (link.pc.signalingState === "have-remote-offer" && !(window as any).restartAsked) {
+          (window as any).restartAsked = true;
+          link.restartIce();
+        }
+        return answer(...args);
+      };
+    });
     // The host restarts ICE (what a dropped connection triggers on its side).
     await host.evaluate(() => [...(window as any).signalbox.links.values()][0].restartIce());
     await viewer.page.waitForFunction((old) => /a=ice-ufrag:(\S+)/.exec((window as any).signalbox.link.pc.remoteDescription.sdp)![1] !== old, before, { timeout: 20_000 });
+    expect(await viewer.page.evaluate(() => (window as any).restartAsked)).toBe(true);
     // And the viewer restarts (it offers; the roles of the original exchange do not matter).
     const middle = await ufrag();
-    await viewer.page.evaluate(() => (window as any).signalbox.link.restartIce());
     await viewer.page.waitForFunction(
       (old) => {
         const pc = (window as any).signalbox.link.pc as RTCPeerConnection;
