@@ -41,7 +41,11 @@ function operation(path: string, method: string, spec: MethodSpec<any, any>, ope
   if (openRoom) responses["403"] = problem("This deployment requires its AUTH_SECRET or a JWT from its identity provider (`forbidden`)");
   if (spec.auth) responses["404"] = problem("No such recipient or session (`peer_not_found`, `session_not_found`)");
   else if (path === "/api/peers") responses["404"] = problem("No such room, or it has expired or was closed (`room_not_found`)");
-  for (const [status, description] of Object.entries(spec.problems ?? {})) responses[status] = problem(description);
+  const lobby = "a peer still waiting in the lobby, which may only read its own mail (`not_admitted`)";
+  if (spec.auth) responses["403"] = problem(`Not allowed to this peer: ${lobby}`);
+  for (const [status, description] of Object.entries(spec.problems ?? {})) {
+    responses[status] = problem(status === "403" && spec.auth ? `${description}; ${lobby}` : description);
+  }
   if (spec.body) {
     responses["413"] = problem("The body or a field is too large (`payload_too_large`)");
     responses["415"] = problem("The body is not JSON (`unsupported_media_type`)");

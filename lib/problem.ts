@@ -44,6 +44,10 @@ export const problems = {
     new Problem(401, "invalid_ticket", "Invalid stream ticket", "A stream ticket opens one stream, within a minute of being issued: ask POST /api/events/ticket for another"),
   joinKeyRequired: () => new Problem(403, "join_key_required", "Join key required", "This room is private: join with the link its host shared (it carries the key)"),
   joinKeyInvalid: () => new Problem(403, "join_key_invalid", "Join key invalid", "This is not the room's join key, or the host has replaced it: ask the host for a new link"),
+  lobbyFull: (max: number) => new Problem(409, "lobby_full", "Lobby full", `${max} people are already waiting for the host to let them in: try again shortly`),
+  notAdmitted: () =>
+    new Problem(403, "not_admitted", "Not admitted yet", "This peer is waiting for the host to let it in: until then it may only read its own mail (and leave)"),
+  peerNotWaiting: (peerId: string) => new Problem(404, "peer_not_found", "Peer not found", `Peer '${peerId}' is not waiting to be let in (it left, its wait ended, or it was answered otherwise)`),
   roomLocked: () => new Problem(403, "room_locked", "Room locked", "The host has locked this room: no one new may join"),
   openRoom: () => new Problem(409, "open_room", "Room has no join key", "Anyone with this room's ID may join it: there is no key to replace"),
   forbidden: (detail: string) => new Problem(403, "forbidden", "Forbidden", detail),

@@ -10,6 +10,7 @@ import * as bridge from "./openai/bridge.js";
 import { openApiDocument } from "./openapi.js";
 import { problems } from "./problem.js";
 import {
+  AdmitBody,
   AgentBody,
   CandidateBody,
   ChatBody,
@@ -137,12 +138,21 @@ export const routes = {
 
   "/api/peers": route({
     POST: {
-      summary: "Join a room by its ID (and, for a key room, its `joinKey`)",
-      responses: { 201: "`{roomId, peerId, token, expiresAt, room, peers, iceServers}`" },
-      problems: { 403: "A key room without its key, or with a wrong or replaced one (`join_key_required`, `join_key_invalid`); a locked room (`room_locked`)" },
+      summary: "Join a room by its ID (and, for a key room, its `joinKey`); in a lobby room, knock and wait for the host",
+      responses: {
+        201: "`{roomId, peerId, token, expiresAt, room, peers, iceServers}`",
+        202: "In the lobby: `{status: \"waiting\", roomId, peerId, token, expiresAt}`; read your mail (the token reads only that) for `admitted` `{room, peers, iceServers}` or `denied`",
+      },
+      problems: {
+        403: "A key room without its key, or with a wrong or replaced one (`join_key_required`, `join_key_invalid`); a locked room (`room_locked`)",
+        409: "The room is full (`room_full`), or so is its lobby (`lobby_full`)",
+      },
       body: JoinBody,
       limit: "joins",
-      handle: async ({ ctx, body }) => ok(await signaling.joinRoom(ctx, body), 201),
+      handle: async ({ ctx, body }) => {
+        const joined = await signaling.joinRoom(ctx, body);
+        return ok(joined, "status" in joined ? 202 : 201);
+      },
     },
     GET: {
       summary: "The room and its peers",
@@ -161,6 +171,17 @@ export const routes = {
         await bridge.hangupClosed(ctx, caller.roomId, sessions);
         return noContent();
       },
+    },
+  }),
+
+  "/api/admit": route({
+    POST: {
+      summary: "Let a peer waiting in the lobby in (`allow: true`) or not (host only); the same answer twice is harmless",
+      responses: { 204: "Answered: the peer's mail gets `admitted` or `denied`" },
+      problems: { 403: "Not the host (`forbidden`)", 404: "No such peer waiting (`peer_not_found`)", 409: "The room is full (`room_full`)" },
+      body: AdmitBody,
+      auth: "peer",
+      handle: async ({ ctx, caller, body }) => (await signaling.admit(ctx, caller, body.peerId, body.allow), noContent()),
     },
   }),
 

@@ -37,8 +37,9 @@ const waitSeconds = z.coerce
 
 export const CreateRoomBody = z.strictObject({
   topology: z.enum(["star", "mesh"]).default("star"),
-  // "lobby" (the host admits each viewer) is not built yet: asked for, it is refused, not ignored.
-  access: z.enum(["open", "key"], { error: "access must be 'open' or 'key'" }).default("open"),
+  access: z.enum(["open", "key", "lobby"], { error: "access must be 'open', 'key' or 'lobby'" }).default("open"),
+  /** With access "key": a key to knock, the host to enter. */
+  lobby: z.boolean({ error: "lobby must be true or false" }).optional(),
   maxPeers: z.number().int().min(2).max(LIMITS.maxPeersCeiling.star).optional(),
   ttlSeconds: z.number().int().min(60).max(86_400).optional(),
   name: z.string().trim().min(1).max(LIMITS.nameLength).optional(),
@@ -108,6 +109,7 @@ export const EventsQuery = z.object({
 export const TicketBody = z.strictObject({ roomId });
 export const LockBody = z.strictObject({ roomId, locked: z.boolean({ error: "locked must be true or false" }) });
 export const RoomBody = z.strictObject({ roomId });
+export const AdmitBody = z.strictObject({ roomId, peerId, allow: z.boolean({ error: "allow must be true or false" }) });
 
 export type CreateRoomInput = z.infer<typeof CreateRoomBody>;
 export type JoinInput = z.infer<typeof JoinBody>;

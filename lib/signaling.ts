@@ -8,9 +8,9 @@ import { iceServersFor } from "./ice.js";
 import { hashToken, newJoinKey, newPeerId, newRoomId, newTicket, newToken, ticketPeerId, tokenPeerId } from "./ids.js";
 import { problems } from "./problem.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
-import { CLOSED_MESSAGE_ID, StoreUnavailable, type Caller, type Denied, type Outgoing, type PeerInfo, type RoomView, type StoredMessage, type Wake } from "./store/types.js";
+import { CLOSED_MESSAGE_ID, LOBBY_MAX, LOBBY_WAIT_MS, StoreUnavailable, type Caller, type Denied, type Outgoing, type PeerInfo, type RoomView, type StoredMessage, type Wake } from "./store/types.js";
 
-export type MessageType = "offer" | "answer" | "candidate" | "peer-joined" | "peer-left" | "room-closed" | "chat";
+export type MessageType = "offer" | "answer" | "candidate" | "peer-joined" | "peer-left" | "room-closed" | "chat" | "knock" | "admitted" | "denied";
 
 /** How many chat messages a room keeps for late joiners. */
 export const CHAT_HISTORY = 50;
@@ -40,6 +40,8 @@ export function deny(status: Denied | "forbidden" | "peer-missing" | "inbox-full
     case "room-missing":
     case "unauthorized":
       throw problems.invalidToken();
+    case "not-admitted":
+      throw problems.notAdmitted();
     case "forbidden":
       throw problems.forbidden(detail.forbidden ?? "Not allowed");
     case "peer-missing":
@@ -90,11 +92,13 @@ export async function createRoom(ctx: Context, input: CreateRoomInput) {
   const maxPeers = Math.min(input.maxPeers ?? LIMITS.maxPeers[input.topology], LIMITS.maxPeersCeiling[input.topology]);
   // A clash of two random 10-character IDs is vanishingly rare; draw again if it happens.
   const joinKey = input.access === "key" ? newJoinKey() : undefined;
+  const lobby = input.access === "lobby" || input.lobby === true;
+  const access = input.access === "open" && lobby ? "lobby" : input.access;
   for (let attempt = 0; attempt < 3; attempt++) {
     const roomId = newRoomId();
     const host: PeerInfo = { peerId: newPeerId(), role: "host", joinedAt: now, ...(input.name ? { name: input.name } : {}) };
     const token = newToken(host.peerId);
-    const room = { roomId, topology: input.topology, maxPeers, hostId: host.peerId, createdAt: now, access: input.access };
+    const room = { roomId, topology: input.topology, maxPeers, hostId: host.peerId, createdAt: now, access, lobby };
     const hostTokenHash = hashToken(token);
     const joinKeyHash = joinKey ? hashToken(joinKey) : undefined;
     const created = await ctx.store.createRoom({ room, ttlMs, capAt: now + ctx.config.roomMaxLifetimeMs, host, hostTokenHash, ...(joinKeyHash ? { joinKeyHash } : {}) }, now);
@@ -112,13 +116,19 @@ export async function createRoom(ctx: Context, input: CreateRoomInput) {
   throw problems.internal();
 }
 
+/**
+ * Joins, or in a lobby room knocks: then the answer is `{status: "waiting", …}` and the host's
+ * mail gets `knock`; the joiner reads its own mail for `admitted` or `denied` (POST /api/admit).
+ */
 export async function joinRoom(ctx: Context, input: JoinInput) {
   const now = ctx.now();
   const peer: PeerInfo = { peerId: newPeerId(), role: "viewer", joinedAt: now, ...(input.name ? { name: input.name } : {}) };
   const token = newToken(peer.peerId);
   const tokenHash = hashToken(token);
-  const joinKeyHash = input.joinKey ? hashToken(input.joinKey) : undefined;
-  const joined = await ctx.store.joinRoom(input.roomId, peer, tokenHash, outgoing("peer-joined", peer.peerId, now, { peer }), now, joinKeyHash);
+  const until = now + LOBBY_WAIT_MS;
+  const knock = outgoing("knock", peer.peerId, now, { peer: { peerId: peer.peerId, name: peer.name ?? null }, expiresAt: until });
+  const gate = { ...(input.joinKey ? { joinKeyHash: hashToken(input.joinKey) } : {}), lobby: { knock, until } };
+  const joined = await ctx.store.joinRoom(input.roomId, peer, tokenHash, outgoing("peer-joined", peer.peerId, now, { peer }), now, gate);
   switch (joined) {
     case "room-missing":
       throw problems.roomNotFound(input.roomId);
@@ -128,12 +138,17 @@ export async function joinRoom(ctx: Context, input: JoinInput) {
       throw problems.joinKeyRequired();
     case "join-key-invalid":
       throw problems.joinKeyInvalid();
+    case "lobby-full":
+      throw problems.lobbyFull(LOBBY_MAX);
+    case "room-busy":
+      throw problems.roomBusy();
     case "room-full": {
       const room = await ctx.store.describeRoom(input.roomId, now);
       throw problems.roomFull(room?.room.maxPeers ?? 0);
     }
   }
   ctx.verified.add(tokenHash);
+  if ("waiting" in joined) return { status: "waiting" as const, roomId: input.roomId, peerId: peer.peerId, token, expiresAt: joined.expiresAt };
   return {
     roomId: input.roomId,
     peerId: peer.peerId,
@@ -299,6 +314,25 @@ export async function chatHistory(ctx: Context, caller: Caller) {
   return { messages: bodies.map((b) => JSON.parse(b) as Record<string, unknown>) };
 }
 
+/**
+ * Host: lets a peer waiting in the lobby in, or not. Admitted, its mail gets `admitted` with the
+ * room, its peers and ICE servers (what a join answers), and it is announced as a joiner is.
+ */
+export async function admit(ctx: Context, caller: Caller, peerId: string, allow: boolean) {
+  const now = ctx.now();
+  const done = await ctx.store.admit(caller, peerId, allow, {
+    admitted: outgoing("admitted", caller.peerId, now, { iceServers: iceServersFor(ctx.config, peerId, now) }),
+    denied: outgoing("denied", caller.peerId, now),
+    announce: outgoing("peer-joined", peerId, now),
+  }, now);
+  if (done === "room-full") {
+    const room = await ctx.store.describeRoom(caller.roomId, now);
+    throw problems.roomFull(room?.room.maxPeers ?? 0);
+  }
+  if (done === "peer-missing") throw problems.peerNotWaiting(peerId);
+  if (done !== "ok") deny(done, { forbidden: "Only the host may let peers in" });
+}
+
 /** Host: lock or unlock the room to new joins. */
 export async function setLocked(ctx: Context, caller: Caller, locked: boolean) {
   const done = await ctx.store.setLocked(caller, locked, ctx.now());
@@ -326,8 +360,9 @@ export async function describeRoom(ctx: Context, roomId: string) {
       maxPeers: room.maxPeers,
       hostPresent: view.peers.some((p) => p.role === "host"),
       expiresAt: room.expiresAt,
-      // Whether a viewer page must ask for a key, or will be refused: nothing more.
+      // Whether a viewer page must ask for a key, will wait for the host, or will be refused: nothing more.
       access: room.access,
+      lobby: room.lobby,
       locked: room.locked,
     },
   };

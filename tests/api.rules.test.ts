@@ -174,7 +174,7 @@ describe.each(STORES)("rules over HTTP [%s]", (kind) => {
     const host = await createRoom(api, { topology: "mesh" });
     await joinRoom(api, host.roomId);
     const room = await api.get(`/api/diagnostics?roomId=${host.roomId.toUpperCase()}`);
-    expect(room.body).toEqual({ room: { roomId: host.roomId, topology: "mesh", peers: 2, maxPeers: 8, hostPresent: true, expiresAt: host.body.expiresAt, access: "open", locked: false } });
+    expect(room.body).toEqual({ room: { roomId: host.roomId, topology: "mesh", peers: 2, maxPeers: 8, hostPresent: true, expiresAt: host.body.expiresAt, access: "open", lobby: false, locked: false } });
     expect(JSON.stringify(room.body)).not.toContain(host.peerId);
   });
 });

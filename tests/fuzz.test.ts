@@ -21,6 +21,8 @@ interface Fixture {
   host: Peer;
   viewer: Peer;
   other: Peer; // a peer of another room
+  lobbyHost: Peer; // the host of a lobby room…
+  waiter: Peer; // …and a peer waiting in its lobby
 }
 
 interface Sent {
@@ -71,6 +73,10 @@ const OTHER_ROOM = "_OTHER_ROOM_";
 const HOST_TOKEN = "_HOST_TOKEN_";
 const VIEWER_TOKEN = "_VIEWER_TOKEN_";
 const OTHER_TOKEN = "_OTHER_TOKEN_";
+const LOBBY_ROOM = "_LOBBY_ROOM_";
+const WAITER_PEER = "_WAITER_PEER_";
+const LOBBY_HOST_TOKEN = "_LOBBY_HOST_TOKEN_";
+const WAITER_TOKEN = "_WAITER_TOKEN_";
 
 function fill(text: string, f: Fixture): string {
   return text
@@ -81,7 +87,11 @@ function fill(text: string, f: Fixture): string {
     .replaceAll(OTHER_ROOM, f.other.roomId)
     .replaceAll(HOST_TOKEN, f.host.token)
     .replaceAll(VIEWER_TOKEN, f.viewer.token)
-    .replaceAll(OTHER_TOKEN, f.other.token);
+    .replaceAll(OTHER_TOKEN, f.other.token)
+    .replaceAll(LOBBY_ROOM, f.lobbyHost.roomId)
+    .replaceAll(WAITER_PEER, f.waiter.peerId)
+    .replaceAll(LOBBY_HOST_TOKEN, f.lobbyHost.token)
+    .replaceAll(WAITER_TOKEN, f.waiter.token);
 }
 
 /** A generated request with the fixture's IDs and tokens in place (bodies byte for byte). */
@@ -93,7 +103,7 @@ function resolve(req: Sent, f: Fixture): Sent {
 /** Values for a query parameter: the fixture's real IDs, near misses, junk. */
 function queryValue() {
   return fc.oneof(
-    fc.constantFrom(HOST_ROOM, HOST_ROOM_UPPER, ` ${HOST_ROOM} `, HOST_PEER, VIEWER_PEER, OTHER_ROOM),
+    fc.constantFrom(HOST_ROOM, HOST_ROOM_UPPER, ` ${HOST_ROOM} `, HOST_PEER, VIEWER_PEER, OTHER_ROOM, LOBBY_ROOM, WAITER_PEER),
     fc.constantFrom("0", "-1", "26", "1e309", "NaN", "0x10", "0.05", "1700000000000-0", "9999999999999999-0", "ses_" + "a".repeat(20)),
     idLike,
   );
@@ -133,6 +143,12 @@ function body(): fc.Arbitrary<Buffer | undefined> {
         fc.array(fc.oneof(fc.constant(null), fc.record({ candidate: fc.string({ maxLength: 60 }), sdpMid: fc.oneof(fc.string({ maxLength: 5 }), fc.constant(null)), sdpMLineIndex: fc.oneof(fc.integer(), fc.constant(null)) }, { requiredKeys: [] })), { maxLength: 70 }),
         fc.jsonValue({ maxDepth: 2 }),
       ),
+      peerId: queryValue(),
+      allow: fc.oneof(fc.boolean(), fc.constantFrom("yes", 1, null)),
+      locked: fc.oneof(fc.boolean(), fc.constantFrom("no", 0)),
+      access: fc.constantFrom("open", "key", "lobby", "closed", true),
+      lobby: fc.oneof(fc.boolean(), fc.constant("1")),
+      joinKey: fc.oneof(fc.string({ maxLength: 30 }), fc.constant("A".repeat(22))),
       extra: fc.jsonValue({ maxDepth: 4 }),
     },
     { requiredKeys: [] },
@@ -157,7 +173,7 @@ function request(base: fc.Arbitrary<string>): fc.Arbitrary<Sent> {
       body: body(),
       contentType: fc.constantFrom("application/json", "application/json; charset=utf-8", "application/problem+json", "application/sdp", "text/plain", "multipart/form-data; boundary=x", "", "\u00e9/\u00e9"),
       auth: fc.oneof(
-        fc.constantFrom(`Bearer ${HOST_TOKEN}`, `Bearer ${VIEWER_TOKEN}`, `Bearer ${OTHER_TOKEN}`, "Bearer", "Basic Zm9vOmJhcg==", `Bearer ${VIEWER_TOKEN}x`, `bearer   ${HOST_TOKEN}  `),
+        fc.constantFrom(`Bearer ${HOST_TOKEN}`, `Bearer ${VIEWER_TOKEN}`, `Bearer ${OTHER_TOKEN}`, `Bearer ${LOBBY_HOST_TOKEN}`, `Bearer ${WAITER_TOKEN}`, "Bearer", "Basic Zm9vOmJhcg==", `Bearer ${VIEWER_TOKEN}x`, `bearer   ${HOST_TOKEN}  `),
         fc.string({ maxLength: 50 }).map((s) => `Bearer ${s.replace(/[^\x20-\x7e]/g, "")}`),
         fc.constant(""),
       ),
@@ -185,18 +201,22 @@ async function apiState(base: string, f: Fixture) {
     await get(`/api/poll?roomId=${r}`, f.viewer.token),
     await get(`/api/chat?roomId=${r}`, f.host.token),
     await get(`/api/peers?roomId=${f.other.roomId}`, f.other.token),
+    await get(`/api/peers?roomId=${f.lobbyHost.roomId}`, f.lobbyHost.token),
+    await get(`/api/poll?roomId=${f.lobbyHost.roomId}`, f.lobbyHost.token),
+    await get(`/api/poll?roomId=${f.lobbyHost.roomId}`, f.waiter.token),
   ];
 }
 
 /** Every key of the fixture's rooms in Redis, with its contents (TTLs aside). */
 async function redisState(h: Harness, f: Fixture) {
   const out: Record<string, unknown> = {};
-  for (const room of [f.host.roomId, f.other.roomId]) {
+  for (const room of [f.host.roomId, f.other.roomId, f.lobbyHost.roomId]) {
     for (const key of (await signalboxKeys(h.redis!, `sb:{${room}}*`)).sort()) {
       const type = await h.redis!.type(key);
       if (type === "hash") out[key] = await h.redis!.hGetAll(key);
       else if (type === "stream") out[key] = await h.redis!.xRange(key, "-", "+");
       else if (type === "list") out[key] = await h.redis!.lRange(key, 0, -1);
+      else if (type === "zset") out[key] = await h.redis!.zRangeWithScores(key, 0, -1);
       else out[key] = `${type}: ${await h.redis!.get(key).catch(() => "?")}`;
     }
   }
@@ -217,7 +237,10 @@ describe.each(STORES)("fuzz [%s]", (kind) => {
     const viewer = await joinRoom(api, host.roomId, "viewer");
     await api.post("/api/offer", { roomId: host.roomId, to: viewer.peerId, description: { type: "offer", sdp: "v=0\r\n" } }, host.token);
     await api.post("/api/chat", { roomId: host.roomId, text: "before" }, viewer.token);
-    f = { host, viewer, other: await createRoom(api) };
+    const lobbyHost = await createRoom(api, { access: "lobby" });
+    const knocked = await api.post("/api/peers", { roomId: lobbyHost.roomId, name: "waiter" });
+    const waiter = { roomId: lobbyHost.roomId, peerId: knocked.body.peerId, token: knocked.body.token };
+    f = { host, viewer, other: await createRoom(api), lobbyHost, waiter };
   }
 
   const state = async () => ({ api: await apiState(h.url, f), redis: kind === "redis" ? await redisState(h, f) : null });
@@ -245,7 +268,7 @@ describe.each(STORES)("fuzz [%s]", (kind) => {
       const spec = routes[req.path.split("?")[0] as keyof typeof routes]?.spec[req.method as "GET"];
       if (spec?.auth === "peer") {
         const bearer = /^bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
-        expect([f.host.token, f.viewer.token, f.other.token], `${what}\naccepted without a real token`).toContain(bearer);
+        expect([f.host.token, f.viewer.token, f.other.token, f.lobbyHost.token, f.waiter.token], `${what}\naccepted without a real token`).toContain(bearer);
       }
       // An accepted request may change the room (even close it): start the next case afresh.
       await freshFixture();

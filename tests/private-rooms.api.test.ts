@@ -1,8 +1,10 @@
 /**
- * Private rooms over HTTP, on both stores: key rooms (a join key, replaceable by the host) and
- * locking. (A lobby the host admits from is not built yet: asked for, it is refused.)
+ * Private rooms over HTTP, on both stores: key rooms (a join key, replaceable by the host),
+ * locking, and the lobby the host admits from.
  */
 import { describe, expect } from "vitest";
+import { LOBBY_MAX } from "../lib/store/types.js";
+import { openStream } from "./support/events.js";
 import { apiClient, createRoom, drain, freshAddress, joinRoom, startHarness, STORES, useHarness, type Api, type ApiResponse, type Harness } from "./support/harness.js";
 
 function expectProblem(res: ApiResponse, status: number, code: string) {
@@ -84,9 +86,89 @@ describe.each(STORES)("private rooms [%s]", (kind) => {
     expect((await join(host.roomId)).status).toBe(201);
   });
 
-  test("a lobby is not built yet: asking for one is refused, not ignored", async () => {
-    const res = await api.post("/api/rooms", { access: "lobby" });
-    expectProblem(res, 400, "invalid_request");
-    expect(res.body.errors[0].field).toBe("access");
+  /** Knocks on a lobby room: 202, and the waiting peer's token. */
+  async function knock(roomId: string, body: Record<string, unknown> = {}) {
+    const res = await api.post("/api/peers", { roomId, ...body });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    return { roomId, peerId: res.body.peerId as string, token: res.body.token as string, body: res.body };
+  }
+  const answer = (host: { roomId: string; token: string }, peerId: string, allow: boolean) => api.post("/api/admit", { roomId: host.roomId, peerId, allow }, host.token);
+
+  test("a lobby: the joiner gets 202 and waits, reading only its own mail; the host hears the knock and lets it in; then it is a viewer like any", async () => {
+    const host = await createRoom(api, { access: "lobby" });
+    expect(host.body.room).toMatchObject({ access: "lobby", lobby: true });
+    expect((await api.get(`/api/diagnostics?roomId=${host.roomId}`)).body.room).toMatchObject({ access: "lobby", lobby: true, peers: 1 });
+    const waiting = await knock(host.roomId, { name: "Ada" });
+    expect(waiting.body).toEqual({ status: "waiting", roomId: host.roomId, peerId: expect.any(String), token: expect.any(String), expiresAt: expect.any(Number) });
+    expect(waiting.body.expiresAt).toBeGreaterThan(Date.now() + 5 * 60_000);
+    const stream = await openStream(h.url, waiting);
+    expect(stream.status).toBe(200);
+
+    const [knocked] = (await drain(api, host)).messages;
+    expect(knocked).toMatchObject({ type: "knock", from: waiting.peerId, peer: { peerId: waiting.peerId, name: "Ada" }, expiresAt: waiting.body.expiresAt });
+    const hostOnly = { roomId: host.roomId, to: host.peerId, description: { type: "offer", sdp: "v=0\r\n" } };
+    expectProblem(await api.post("/api/offer", hostOnly, waiting.token), 403, "not_admitted");
+    expectProblem(await api.post("/api/chat", { roomId: host.roomId, text: "let me in" }, waiting.token), 403, "not_admitted");
+    for (const path of ["/api/peers", "/api/chat", "/api/ice-servers"]) expectProblem(await api.get(`${path}?roomId=${host.roomId}`, waiting.token), 403, "not_admitted");
+    expectProblem(await api.post("/api/offer", { ...hostOnly, to: waiting.peerId }, host.token), 404, "peer_not_found");
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers).toHaveLength(1);
+    expect((await api.get(`/api/diagnostics?roomId=${host.roomId}`)).body.room.peers).toBe(1);
+
+    expect((await answer(host, waiting.peerId, true)).status).toBe(204);
+    const admitted = await stream.nextEvent();
+    expect(admitted.kind === "event" && admitted.data).toMatchObject({
+      type: "admitted",
+      from: host.peerId,
+      room: { roomId: host.roomId, hostId: host.peerId, lobby: true, expiresAt: expect.any(Number) },
+      peers: [{ peerId: host.peerId, role: "host" }, { peerId: waiting.peerId, name: "Ada", role: "viewer" }],
+      iceServers: expect.any(Array),
+    });
+    stream.close();
+    expect((await drain(api, host)).messages).toEqual([expect.objectContaining({ type: "peer-joined", from: waiting.peerId, peer: expect.objectContaining({ peerId: waiting.peerId, name: "Ada" }) })]);
+    expect((await api.post("/api/answer", { ...hostOnly, description: { type: "answer", sdp: "v=0\r\n" } }, waiting.token)).status).toBe(201);
+
+    // A retried admit is harmless; a late deny finds no one waiting; only the host answers.
+    expect((await answer(host, waiting.peerId, true)).status).toBe(204);
+    expectProblem(await answer(host, waiting.peerId, false), 404, "peer_not_found");
+    const next = await knock(host.roomId);
+    expectProblem(await answer(waiting, next.peerId, true), 403, "forbidden");
+    expectProblem(await answer(next, next.peerId, true), 403, "not_admitted");
+    const bad = await api.post("/api/admit", { roomId: host.roomId, peerId: next.peerId }, host.token);
+    expectProblem(bad, 400, "invalid_request");
+    expect(bad.body.errors[0].field).toBe("allow");
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers).toHaveLength(2);
+  });
+
+  test("a denied joiner is told so, and its token reads only that", async () => {
+    const host = await createRoom(api, { access: "lobby" });
+    const waiting = await knock(host.roomId);
+    expect((await answer(host, waiting.peerId, false)).status).toBe(204);
+    expect((await answer(host, waiting.peerId, false)).status).toBe(204);
+    expectProblem(await answer(host, waiting.peerId, true), 404, "peer_not_found");
+    expect((await drain(api, waiting)).messages).toEqual([expect.objectContaining({ type: "denied", from: host.peerId })]);
+    expectProblem(await api.post("/api/chat", { roomId: host.roomId, text: "please" }, waiting.token), 403, "not_admitted");
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers).toHaveLength(1);
+  });
+
+  test("a waiting joiner may leave: the host hears it (its knock goes) and a late admit finds no one", async () => {
+    const host = await createRoom(api, { access: "lobby" });
+    const waiting = await knock(host.roomId);
+    expect((await api.del(`/api/peers?roomId=${host.roomId}&peerId=${waiting.peerId}`, waiting.token)).status).toBe(204);
+    expect((await drain(api, host)).messages.map((m) => [m.type, m.peerId ?? m.peer?.peerId, m.reason])).toEqual([
+      ["knock", waiting.peerId, undefined],
+      ["peer-left", waiting.peerId, "left"],
+    ]);
+    expectProblem(await answer(host, waiting.peerId, true), 404, "peer_not_found");
+    expectProblem(await api.get(`/api/poll?roomId=${host.roomId}`, waiting.token), 401, "invalid_token");
+  });
+
+  test("a key and a lobby together: the key to knock, the host to enter; a full lobby refuses more", async () => {
+    const host = await createRoom(api, { access: "key", lobby: true });
+    expect(host.body.joinKey).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(host.body.room).toMatchObject({ access: "key", lobby: true });
+    expectProblem(await join(host.roomId), 403, "join_key_required");
+    for (let i = 0; i < LOBBY_MAX; i++) await knock(host.roomId, { joinKey: host.body.joinKey });
+    expectProblem(await join(host.roomId, host.body.joinKey), 409, "lobby_full");
+    expectProblem(await api.post("/api/rooms", { access: "open", lobby: "yes" }), 400, "invalid_request");
   });
 });

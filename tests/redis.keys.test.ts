@@ -44,6 +44,21 @@ describe.skipIf(!hasRedis())("Redis keys [redis]", () => {
     }
   });
 
+  it("a lobby's keys (its waiting list, waiting peers' mail) all have a TTL, and a close takes them all", async () => {
+    const host = await createRoom(api, { access: "lobby" });
+    const knock = async () => (await api.post("/api/peers", { roomId: host.roomId })).body;
+    const [admitted, denied, waiting] = [await knock(), await knock(), await knock()];
+    await api.post("/api/admit", { roomId: host.roomId, peerId: admitted.peerId, allow: true }, host.token);
+    await api.post("/api/admit", { roomId: host.roomId, peerId: denied.peerId, allow: false }, host.token);
+    const keys = await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`);
+    expect(keys).toContain(`sb:{${host.roomId}}:lobby`);
+    expect(await h.redis!.zRange(`sb:{${host.roomId}}:lobby`, 0, -1)).toEqual(expect.arrayContaining([denied.peerId, waiting.peerId]));
+    for (const key of keys) expect((await h.redis!.pTTL(key)) > 0, `${key} has no TTL`).toBe(true);
+    expect((await api.del(`/api/rooms?roomId=${host.roomId}`, host.token)).status).toBe(204);
+    expect(await signalboxKeys(h.redis!, `sb:{${host.roomId}}*`)).toEqual([`sb:{${host.roomId}}:closed`]);
+    expect((await api.get(`/api/poll?roomId=${host.roomId}`, waiting.token)).body.messages).toEqual([expect.objectContaining({ type: "room-closed" })]);
+  });
+
   it("closing a room removes every one of its keys but a short-lived notice", async () => {
     const host = await createRoom(api);
     const viewers = [await joinRoom(api, host.roomId), await joinRoom(api, host.roomId)];

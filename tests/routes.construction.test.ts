@@ -26,6 +26,7 @@ const SAMPLES: Record<string, Sample> = {
   "POST /api/peers": (f) => ({ body: { roomId: f.host.roomId, name: "Ann" } }),
   "GET /api/peers": (f) => ({ query: `roomId=${f.host.roomId}` }),
   "DELETE /api/peers": (f) => ({ query: `roomId=${f.host.roomId}&peerId=${f.viewer.peerId}` }),
+  "POST /api/admit": (f) => ({ body: { roomId: f.host.roomId, peerId: f.viewer.peerId, allow: true } }),
   "POST /api/offer": (f) => ({ body: { roomId: f.host.roomId, to: f.viewer.peerId, description: { type: "offer", sdp: "v=0\r\n" } } }),
   "GET /api/offer": (f) => ({ query: `roomId=${f.host.roomId}` }),
   "POST /api/answer": (f) => ({ body: { roomId: f.host.roomId, to: f.host.peerId, description: { type: "answer", sdp: "v=0\r\n" } } }),

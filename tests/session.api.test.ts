@@ -199,9 +199,10 @@ describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
     expect(calls.map((c) => c.path)).toEqual(["client_secrets"]);
   });
 
-  test("room mode: the AI joins as a peer, takes the host's offer and trickled candidates, and answers through the room", async () => {
+  test("room mode: the AI joins as a peer (the host's own: past key, lobby and lock), takes the host's offer and trickled candidates, and answers through the room", async () => {
     openAiAnswers();
-    const host = await createRoom(api);
+    const host = await createRoom(api, { access: "key", lobby: true });
+    expect((await api.call("PATCH", "/api/rooms", { token: host.token, body: { roomId: host.roomId, locked: true } })).status).toBe(204);
     const adding = api.post("/api/session/peer", { roomId: host.roomId, preset: "assistant" }, host.token);
     // The host sees the AI join like any peer, and offers to it, trickling candidates after.
     let agentId = "";

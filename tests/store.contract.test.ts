@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken, newPeerId, newRoomId } from "../lib/ids.js";
 import { MemoryStore } from "../lib/store/memory.js";
 import { idAfter, RedisStore } from "../lib/store/redis.js";
-import { CLOSED_MESSAGE_ID, ENTRY_OVERHEAD, type Caller, type Outgoing, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
+import { CLOSED_MESSAGE_ID, DENIED_NOTICE_MS, ENTRY_OVERHEAD, LOBBY_MAX, LOBBY_WAIT_MS, type Access, type Caller, type Outgoing, type RoomView, type Waiting, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { createClient } from "redis";
 import { hasRedis, redisUrl, STORES } from "./support/harness.js";
@@ -28,7 +28,15 @@ const BUDGET = { inboxMax: INBOX_MAX, roomMailMaxBytes: MAIL_MAX_BYTES };
 const HOUR = 3_600_000;
 
 const msg = (type: string, n = 0): Outgoing => ({ type, body: JSON.stringify({ type, n }) });
+/** What a host's answer to a knock delivers (the store adds the room, peers and joiner). */
+const ANSWERS = { admitted: msg("admitted"), denied: msg("denied"), announce: msg("peer-joined") };
 const bodyN = (m: { body: string }) => JSON.parse(m.body).n as number;
+
+/** A join that got in (not refused, not waiting in a lobby). */
+function inRoom(joined: RoomView | Waiting | string): RoomView {
+  if (typeof joined === "string" || "waiting" in joined) throw new Error(`not in the room: ${JSON.stringify(joined)}`);
+  return joined;
+}
 
 describe.each(STORES)("store contract [%s]", (kind) => {
   let store: SignalStore;
@@ -54,7 +62,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
   }
 
   /** A room with a host and `viewers` joined peers; tokens are stand-ins, as the store sees only hashes. */
-  async function makeRoom(opts: { topology?: Topology; viewers?: number; maxPeers?: number; ttlMs?: number; capMs?: number; joinKeyHash?: string } = {}): Promise<Made> {
+  async function makeRoom(opts: { topology?: Topology; viewers?: number; maxPeers?: number; ttlMs?: number; capMs?: number; joinKeyHash?: string; lobby?: boolean; access?: Access } = {}): Promise<Made> {
     const now = Date.now();
     const roomId = newRoomId();
     const hostId = newPeerId();
@@ -62,7 +70,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     const ttlMs = opts.ttlMs ?? HOUR;
     const created = await store.createRoom(
       {
-        room: { roomId, topology: opts.topology ?? "star", maxPeers: opts.maxPeers ?? 10, hostId, createdAt: now, access: opts.joinKeyHash ? "key" : "open" },
+        room: { roomId, topology: opts.topology ?? "star", maxPeers: opts.maxPeers ?? 10, hostId, createdAt: now, access: opts.access ?? (opts.joinKeyHash ? "key" : "open"), lobby: opts.lobby ?? false },
         ...(opts.joinKeyHash ? { joinKeyHash: opts.joinKeyHash } : {}),
         ttlMs,
         capAt: now + (opts.capMs ?? 24 * HOUR),
@@ -102,7 +110,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(view?.peers).toEqual([expect.objectContaining({ peerId: host.peerId, role: "host" })]);
     expect(JSON.stringify(view)).not.toContain(host.tokenHash);
     const again = await store.createRoom(
-      { room: { roomId, topology: "mesh", maxPeers: 2, hostId: "x", createdAt: 0, access: "open" }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: "x", role: "host", joinedAt: 0 }, hostTokenHash: "h" },
+      { room: { roomId, topology: "mesh", maxPeers: 2, hostId: "x", createdAt: 0, access: "open", lobby: false }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: "x", role: "host", joinedAt: 0 }, hostTokenHash: "h" },
       Date.now(),
     );
     expect(again).toBe("exists");
@@ -113,25 +121,22 @@ describe.each(STORES)("store contract [%s]", (kind) => {
   it.skipIf(kind === "redis" && !hasRedis())("a star viewer's join carries the host and itself, however full the room; a mesh join carries everyone", async () => {
     const star = await makeRoom({ viewers: 5 });
     const peer = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() };
-    const joined = await store.joinRoom(star.roomId, peer, "h", msg("peer-joined"), Date.now());
-    if (typeof joined === "string") throw new Error(joined);
+    const joined = inRoom(await store.joinRoom(star.roomId, peer, "h", msg("peer-joined"), Date.now()));
     expect(joined.peers.map((p) => p.peerId)).toEqual([star.host.peerId, peer.peerId]);
     expect(joined.room).toMatchObject({ roomId: star.roomId, topology: "star", hostId: star.host.peerId, expiresAt: expect.any(Number) });
     const mesh = await makeRoom({ topology: "mesh", viewers: 3 });
     const other = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() + 1 };
-    const meshJoined = await store.joinRoom(mesh.roomId, other, "h", msg("peer-joined"), Date.now());
-    if (typeof meshJoined === "string") throw new Error(meshJoined);
+    const meshJoined = inRoom(await store.joinRoom(mesh.roomId, other, "h", msg("peer-joined"), Date.now()));
     expect(meshJoined.peers.map((p) => p.peerId)).toEqual([mesh.host.peerId, ...mesh.viewers.map((v) => v.peerId), other.peerId]);
   });
 
   it.skipIf(kind === "redis" && !hasRedis())("a key room lets in only who has its key, the current one; a locked room no one new", async () => {
     const { roomId, host, viewers } = await makeRoom({ joinKeyHash: hashToken("key-1"), viewers: 0 });
     const newcomer = () => ({ peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() });
-    const joinWith = (key?: string) => store.joinRoom(roomId, newcomer(), "h", msg("peer-joined"), Date.now(), key && hashToken(key));
+    const joinWith = (key?: string) => store.joinRoom(roomId, newcomer(), "h", msg("peer-joined"), Date.now(), key ? { joinKeyHash: hashToken(key) } : {});
     expect(await joinWith()).toBe("join-key-required");
     expect(await joinWith("key-0")).toBe("join-key-invalid");
-    const joined = await joinWith("key-1");
-    if (typeof joined === "string") throw new Error(joined);
+    const joined = inRoom(await joinWith("key-1"));
     expect(joined.room).toMatchObject({ access: "key", locked: false });
     expect(JSON.stringify(joined)).not.toContain(hashToken("key-1"));
 
@@ -152,7 +157,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
 
     const open = await makeRoom();
     expect(await store.rotateJoinKey(open.host, hashToken("k"), Date.now())).toBe("open-room");
-    expect(typeof (await store.joinRoom(open.roomId, newcomer(), "h", msg("peer-joined"), Date.now(), hashToken("any")))).toBe("object");
+    expect(typeof (await store.joinRoom(open.roomId, newcomer(), "h", msg("peer-joined"), Date.now(), { joinKeyHash: hashToken("any") }))).toBe("object");
     expect((await store.describeRoom(open.roomId, Date.now()))!.room).toMatchObject({ access: "open", locked: false });
   });
 
@@ -167,6 +172,164 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     if (typeof view === "string") throw new Error(view);
     expect(view.peers.map((p) => p.peerId)).toEqual([host.peerId, a.peerId, b.peerId]);
     expect(view.peers[1]).toMatchObject({ name: "Ada", role: "viewer" });
+  });
+
+  describe("the lobby", () => {
+    const skip = kind === "redis" && !hasRedis();
+    /** Knocks on a lobby room: the caller (its token stand-in) and what the store answered. */
+    async function knock(roomId: string, opts: { name?: string; now?: number; until?: number; joinKeyHash?: string } = {}) {
+      const now = opts.now ?? Date.now();
+      const peerId = newPeerId();
+      const peer: PeerInfo = { peerId, role: "viewer", joinedAt: now, ...(opts.name ? { name: opts.name } : {}) };
+      const until = opts.until ?? now + LOBBY_WAIT_MS;
+      const knocked = { type: "knock", body: JSON.stringify({ type: "knock", peer: { peerId, name: opts.name ?? null }, expiresAt: until }) };
+      const joined = await store.joinRoom(roomId, peer, hashToken(`token-${peerId}`), msg("peer-joined"), now, {
+        lobby: { knock: knocked, until },
+        ...(opts.joinKeyHash ? { joinKeyHash: opts.joinKeyHash } : {}),
+      });
+      return { caller: { roomId, peerId, tokenHash: hashToken(`token-${peerId}`) } as Caller, joined };
+    }
+    const bodies = async (c: Caller, now = Date.now()) => {
+      const found = await store.read(c, null, now);
+      return typeof found === "string" ? found : found.map((m) => JSON.parse(m.body) as Record<string, unknown>);
+    };
+    const lobbyRoom = (opts: Parameters<typeof makeRoom>[0] = {}) => makeRoom({ access: "lobby", lobby: true, ...opts });
+
+    it.skipIf(skip)("a joiner waits, out of sight, reading only its own mail, until the host lets it in; then it has what a join gives", async () => {
+      const { roomId, host } = await lobbyRoom();
+      const now = Date.now();
+      const { caller: w, joined } = await knock(roomId, { name: "Ada", now });
+      expect(joined).toEqual({ waiting: true, expiresAt: now + LOBBY_WAIT_MS });
+      expect(await bodies(host)).toEqual([{ type: "knock", peer: { peerId: w.peerId, name: "Ada" }, expiresAt: now + LOBBY_WAIT_MS }]);
+      await ackAll(host);
+      // Out of sight: in no list, not addressable, no count.
+      expect((await store.describeRoom(roomId, Date.now()))!.peers.map((p) => p.peerId)).toEqual([host.peerId]);
+      expect(await store.send(host, w.peerId, msg("offer"), Date.now())).toBe("peer-missing");
+      // Its own mail only.
+      expect(await read(w)).toEqual([]);
+      expect(await take(w, "offer")).toEqual([]);
+      expect(await store.issueTicket(w, hashToken("t"), 60_000, Date.now())).toBe("ok");
+      expect(await store.redeemTicket(roomId, w.peerId, hashToken("t"), Date.now())).toEqual(w);
+      for (const [name, op] of Object.entries(callerOps({ roomId, host, viewers: [host] }))) {
+        if (["read", "take", "issueTicket", "leaveRoom"].includes(name)) continue;
+        expect(await op(w), name).toBe("not-admitted");
+      }
+      expect(await bodies(host), "nothing reached the host").toEqual([]);
+
+      const listener = await store.listen(roomId, w.peerId);
+      expect(await store.admit(host, w.peerId, true, ANSWERS, Date.now())).toBe("ok");
+      expect((await listener.next(2000)).kind).toBe("message");
+      listener.close();
+      const [admitted, ...rest] = (await bodies(w)) as Record<string, unknown>[];
+      expect(rest).toEqual([]);
+      expect(admitted).toMatchObject({ type: "admitted", n: 0, room: { roomId, hostId: host.peerId, access: "lobby", lobby: true, locked: false, expiresAt: expect.any(Number) } });
+      expect((admitted.peers as PeerInfo[]).map((p) => p.peerId)).toEqual([host.peerId, w.peerId]);
+      expect(await bodies(host)).toEqual([{ type: "peer-joined", n: 0, peer: expect.objectContaining({ peerId: w.peerId, name: "Ada", role: "viewer" }) }]);
+      expect(await send(w, host, msg("answer"))).toEqual({ id: expect.any(String) });
+      expect((await store.listPeers(host, Date.now()) as RoomView).peers.map((p) => p.peerId)).toEqual([host.peerId, w.peerId]);
+
+      // The same answer again (a retried request) does nothing more; the other one is to no one waiting.
+      expect(await store.admit(host, w.peerId, true, ANSWERS, Date.now())).toBe("ok");
+      expect(await store.admit(host, w.peerId, false, ANSWERS, Date.now())).toBe("peer-missing");
+      expect(await bodies(w)).toHaveLength(1);
+      expect(await bodies(host)).toHaveLength(2); // peer-joined and the answer: no second peer-joined
+      // Only the host answers knocks.
+      const { caller: next } = await knock(roomId);
+      expect(await store.admit(w, next.peerId, true, ANSWERS, Date.now())).toBe("forbidden");
+      expect(await store.admit(host, newPeerId(), true, ANSWERS, Date.now())).toBe("peer-missing");
+    });
+
+    it.skipIf(skip)("a mesh room's admitted joiner gets everyone, and everyone hears of it", async () => {
+      const { roomId, host, viewers } = await lobbyRoom({ topology: "mesh" });
+      expect(viewers).toEqual([]);
+      const { caller: a } = await knock(roomId);
+      await store.admit(host, a.peerId, true, ANSWERS, Date.now());
+      const { caller: b } = await knock(roomId);
+      await store.admit(host, b.peerId, true, ANSWERS, Date.now());
+      const admittedB = (await bodies(b))[0] as { peers: PeerInfo[] };
+      expect(admittedB.peers.map((p) => p.peerId).sort()).toEqual([host.peerId, a.peerId, b.peerId].sort());
+      expect(((await bodies(a)) as { type: string }[]).map((m) => m.type)).toEqual(["admitted", "peer-joined"]);
+    });
+
+    it.skipIf(skip)("a denied joiner reads that it was, and can do nothing else; after the notice its token is dead", async () => {
+      const { roomId, host } = await lobbyRoom();
+      const { caller: w } = await knock(roomId);
+      const now = Date.now();
+      expect(await store.admit(host, w.peerId, false, ANSWERS, now)).toBe("ok");
+      expect(await store.admit(host, w.peerId, false, ANSWERS, now), "again").toBe("ok");
+      expect(await store.admit(host, w.peerId, true, ANSWERS, now), "then let in").toBe("peer-missing");
+      expect(await bodies(w)).toEqual([{ type: "denied", n: 0 }]);
+      expect(await store.send(w, host.peerId, msg("offer"), now)).toBe("not-admitted");
+      expect(await store.read(w, null, now + DENIED_NOTICE_MS + 1)).toBe("unauthorized");
+      expect((await store.describeRoom(roomId, now))!.peers).toHaveLength(1);
+    });
+
+    it.skipIf(skip)("a joiner the host never answers: its wait ends, its token stops and its place frees; the lobby holds LOBBY_MAX", async () => {
+      const { roomId, host } = await lobbyRoom();
+      const now = Date.now();
+      const soon = await knock(roomId, { now, until: now + 1000 });
+      for (let i = 1; i < LOBBY_MAX; i++) expect((await knock(roomId, { now })).joined).toMatchObject({ waiting: true });
+      expect((await knock(roomId, { now })).joined).toBe("lobby-full");
+      const listener = await store.listen(roomId, soon.caller.peerId);
+      expect(await store.read(soon.caller, null, now + 999)).toEqual([]);
+      expect(await store.read(soon.caller, null, now + 1000), "its wait is over").toBe("unauthorized");
+      expect(await store.admit(host, soon.caller.peerId, true, ANSWERS, now + 1000)).toBe("peer-missing");
+      expect(await listener.next(2000), "pruned by the host's answer: its reads end").toEqual({ kind: "gone" });
+      listener.close();
+      await ackAll(host); // (the host's inbox holds INBOX_MAX knocks here: a knock it cannot hear is refused)
+      expect((await knock(roomId, { now: now + 1001 })).joined, "its place").toMatchObject({ waiting: true });
+      expect((await knock(roomId, { now: now + 1002 })).joined, "full again").toBe("lobby-full");
+      await ackAll(host);
+      expect((await knock(roomId, { now: now + LOBBY_WAIT_MS + 1002 })).joined, "once the others' waits end, a knock clears them").toMatchObject({ waiting: true });
+      expect(await store.read(soon.caller, null, now), "gone, whatever the clock says").toBe("unauthorized");
+    });
+
+    it.skipIf(skip)("a joiner may leave the lobby (its knock goes with it), or the host remove it; an answer after that finds no one", async () => {
+      const { roomId, host } = await lobbyRoom();
+      const { caller: w } = await knock(roomId);
+      await ackAll(host);
+      expect(await store.leaveRoom(w, w.peerId, msg("peer-left", 1), msg("room-closed"), Date.now())).toBe("ok");
+      expect(await bodies(host)).toEqual([{ type: "peer-left", n: 1 }]);
+      expect(await read(w)).toBe("unauthorized");
+      expect(await store.admit(host, w.peerId, true, ANSWERS, Date.now())).toBe("peer-missing");
+      await ackAll(host);
+      const { caller: x } = await knock(roomId);
+      expect(await store.leaveRoom(x, host.peerId, msg("peer-left"), msg("room-closed"), Date.now()), "not the host").toBe("not-admitted");
+      expect(await store.leaveRoom(host, x.peerId, msg("peer-left", 2), msg("room-closed"), Date.now())).toBe("ok");
+      expect(await read(x)).toBe("unauthorized");
+      expect(((await bodies(host)) as { type: string }[]).map((m) => m.type)).toEqual(["knock", "peer-left"]);
+      expect(await store.listPeers(host, Date.now())).toMatchObject({ peers: [{ peerId: host.peerId }] });
+    });
+
+    it.skipIf(skip)("a lock, a full room or a missing key refuse before anyone knocks; the host's own AI peer walks past every gate", async () => {
+      const keyed = await makeRoom({ access: "key", lobby: true, joinKeyHash: hashToken("k"), maxPeers: 3 });
+      expect((await knock(keyed.roomId)).joined).toBe("join-key-required");
+      expect((await knock(keyed.roomId, { joinKeyHash: hashToken("x") })).joined).toBe("join-key-invalid");
+      const a = await knock(keyed.roomId, { joinKeyHash: hashToken("k") });
+      const b = await knock(keyed.roomId, { joinKeyHash: hashToken("k") });
+      expect(b.joined).toMatchObject({ waiting: true });
+      expect(await store.admit(keyed.host, a.caller.peerId, true, ANSWERS, Date.now())).toBe("ok");
+      expect(await store.setLocked(keyed.host, true, Date.now())).toBe("ok");
+      expect((await knock(keyed.roomId, { joinKeyHash: hashToken("k") })).joined).toBe("room-locked");
+      // Locked or not, who waits may still be let in: the host chooses.
+      const agent = { peerId: newPeerId(), role: "agent" as const, joinedAt: Date.now() };
+      expect(inRoom(await store.joinRoom(keyed.roomId, agent, "h", msg("peer-joined"), Date.now(), { byHost: true })).room.hostId).toBe(keyed.host.peerId);
+      expect(await store.admit(keyed.host, b.caller.peerId, true, ANSWERS, Date.now()), "3 peers already").toBe("room-full");
+      expect(await read(b.caller), "still waiting").toEqual([]);
+      await store.setLocked(keyed.host, false, Date.now());
+      expect((await knock(keyed.roomId, { joinKeyHash: hashToken("k") })).joined).toBe("room-full");
+      expect((await store.describeRoom(keyed.roomId, Date.now()))!.room).toMatchObject({ access: "key", lobby: true });
+    });
+
+    it.skipIf(skip)("closing the room wakes its lobby, which reads that it closed", async () => {
+      const { roomId, host } = await lobbyRoom();
+      const { caller: w } = await knock(roomId);
+      const listener = await store.listen(roomId, w.peerId);
+      expect(await store.closeRoom(host, msg("room-closed", 7), Date.now())).toEqual({ sessions: [] });
+      expect(await listener.next(2000)).toMatchObject({ kind: "closed" });
+      listener.close();
+      expect(await read(w)).toEqual([{ id: CLOSED_MESSAGE_ID, body: msg("room-closed", 7).body }]);
+    });
   });
 
   /**
@@ -190,6 +353,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
       issueTicket: (c) => store.issueTicket(c, hashToken("ticket"), 60_000, now),
       setLocked: (c) => store.setLocked(c, true, now),
       rotateJoinKey: (c) => store.rotateJoinKey(c, hashToken("key"), now),
+      admit: (c) => store.admit(c, viewer.peerId, true, ANSWERS, now),
     };
   };
 
@@ -314,7 +478,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await read({ ...a, tokenHash: hashToken("guess") }), "a forged token").toBe("room-missing");
     expect(await store.listPeers(a, Date.now()), "only reads carry the notice").toBe("room-missing");
     // A room made again under the ID (vanishingly rare) starts without it.
-    await store.createRoom({ room: { roomId, topology: "star", maxPeers: 2, hostId: host.peerId, createdAt: 0, access: "open" }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: host.peerId, role: "host", joinedAt: 0 }, hostTokenHash: "other" }, Date.now());
+    await store.createRoom({ room: { roomId, topology: "star", maxPeers: 2, hostId: host.peerId, createdAt: 0, access: "open", lobby: false }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: host.peerId, role: "host", joinedAt: 0 }, hostTokenHash: "other" }, Date.now());
     await store.leaveRoom({ ...host, tokenHash: "other" }, host.peerId, msg("peer-left"), msg("room-closed"), Date.now());
     expect(await read(a)).toBe("room-missing");
   });

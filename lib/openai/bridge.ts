@@ -119,9 +119,10 @@ export async function addAgent(ctx: Context, host: Caller, presetName?: string, 
   let joined = false;
   try {
     const announce = { type: "peer-joined", body: JSON.stringify({ type: "peer-joined", from: peer.peerId, at: now, peer }) };
-    const join = await ctx.store.joinRoom(host.roomId, peer, agent.tokenHash, announce, now);
-    if (join === "room-full") throw problems.roomFull(0);
+    // The host brings it in: no key, lock or lobby applies to the host's own AI peer.
+    const join = await ctx.store.joinRoom(host.roomId, peer, agent.tokenHash, announce, now, { byHost: true });
     if (join === "room-missing") throw problems.roomNotFound(host.roomId);
+    if (typeof join === "string" || "waiting" in join) throw problems.roomFull(0);
     joined = true;
     const offer = await offerFor(ctx, agent, now + ctx.config.openai.offerTimeoutMs, signal);
     const candidates = await trickledCandidates(ctx, agent, signal);

@@ -8,7 +8,10 @@
  *                   unread mail now), p:<peerId> (peer JSON), t:<peerId> (SHA-256 of the
  *                   peer's token), s:<sessionId> (an AI session's record), e:<sessionId> (when
  *                   that record expires, ms; records without one last as long as the room),
- *                   x:<peerId> (the peer's stream ticket: "<SHA-256> <expires, ms>")
+ *                   x:<peerId> (the peer's stream ticket: "<SHA-256> <expires, ms>"),
+ *                   lb ('1': joiners wait in the lobby), w:<peerId> (a peer in the lobby: its JSON
+ *                   while it waits, '-' once denied; it has a t: too, to read its own mail)
+ *   sb:{R}:lobby    sorted set: the peers in the lobby, by when their wait (or denial notice) ends
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
  *   sb:{R}:tk:<P>:<type>  list: ids of P's offers, answers or candidates, oldest first, so a
  *                   take finds them without scanning the inbox (ids acknowledged since are skipped)
@@ -28,7 +31,7 @@
  * take its global lock unless flagged allow-key-locking) both accept.
  */
 
-import { CLOSED_NOTICE_MS, ENTRY_OVERHEAD } from "./types.js";
+import { CLOSED_NOTICE_MS, ENTRY_OVERHEAD, LOBBY_MAX } from "./types.js";
 
 const PRELUDE = `
 local room = KEYS[1]
@@ -39,20 +42,33 @@ local function index(id, kind) return room .. ':tk:' .. id .. ':' .. kind end
 -- Every key a peer's mail occupies.
 local function mailKeys(id) return { inbox(id), index(id, 'offer'), index(id, 'answer'), index(id, 'candidate') } end
 
--- The room's settings and, for each id given, that peer's token hash (false if absent).
+local LOBBY = room .. ':lobby'
+
+-- The room's settings and, for each id given, that peer's token hash (false if absent) and
+-- lobby state (aw, bw: false for a peer in the room).
 local function load(a, b)
-  local f = redis.call('HMGET', room, 'host', 'topo', 'exp', 'ttl', 'cap', 'max', 'n', 't:' .. (a or ''), 't:' .. (b or ''), 'im', 'mb', 'q')
+  local f = redis.call('HMGET', room, 'host', 'topo', 'exp', 'ttl', 'cap', 'max', 'n', 't:' .. (a or ''), 't:' .. (b or ''),
+    'im', 'mb', 'q', 'w:' .. (a or ''), 'w:' .. (b or ''))
   if not f[1] then return nil end
   return { host = f[1], topo = f[2], exp = tonumber(f[3]), ttl = tonumber(f[4]), cap = tonumber(f[5]),
            max = tonumber(f[6]), n = tonumber(f[7]), a = f[8], b = f[9],
-           im = tonumber(f[10]) or 1000, mb = tonumber(f[11]) or 4194304, q = tonumber(f[12]) or 0 }
+           im = tonumber(f[10]) or 1000, mb = tonumber(f[11]) or 4194304, q = tonumber(f[12]) or 0,
+           aw = f[13], bw = f[14] }
 end
 
--- Why the caller may not act (no room, a wrong token, or for hostOnly not the host); nil if it may.
-local function denied(r, caller, tokenHash, hostOnly)
+-- When a lobby peer's wait (or its denial notice) ends, ms.
+local function waitEnds(id) return tonumber(redis.call('ZSCORE', LOBBY, id)) or 0 end
+
+-- Why the caller may not act, or nil if it may. need: 'host'; 'peer' (anyone in the room); or
+-- 'own-mail' (a peer in the lobby too, until its wait ends: it may read its own mail, and leave).
+local function denied(r, caller, tokenHash, need, now)
   if not r then return 'room-missing' end
   if r.a ~= tokenHash then return 'unauthorized' end
-  if hostOnly and caller ~= r.host then return 'forbidden' end
+  if r.aw then
+    if need ~= 'own-mail' then return 'not-admitted' end
+    if waitEnds(caller) <= now then return 'unauthorized' end
+  end
+  if need == 'host' and caller ~= r.host then return 'forbidden' end
 end
 
 -- What a message counts against the room's bytes.
@@ -88,6 +104,7 @@ local function refresh(r, now)
     for _, key in ipairs(mailKeys(id)) do redis.call('PEXPIREAT', key, extended) end
   end
   redis.call('PEXPIREAT', room .. ':chat', extended)
+  redis.call('PEXPIREAT', LOBBY, extended)
 end
 
 -- Whether the budget takes one more message for 'to': share 1 is the whole budget, 2 is half
@@ -137,17 +154,46 @@ local function markWaiter(id, mark)
   if mark ~= '' then redis.call('PUBLISH', channel(id), 'w:' .. mark) end
 end
 
--- Deletes the room, waking everyone with 'closed'; returns its session records.
+-- A lobby peer leaves no trace: fields, mail, place in the lobby; its reads end.
+local function dropWaiter(r, id)
+  redis.call('HDEL', room, 'w:' .. id, 't:' .. id, 'x:' .. id)
+  redis.call('ZREM', LOBBY, id)
+  forget(r, redis.call('XRANGE', inbox(id), '-', '+'))
+  redis.call('DEL', unpack(mailKeys(id)))
+  redis.call('PUBLISH', channel(id), 'gone')
+end
+
+-- Lobby peers whose wait (or denial notice) is over go.
+local function prune(r, now)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', LOBBY, '-inf', now)) do dropWaiter(r, id) end
+end
+
+-- 'body' (a JSON object) with a join's view added: the room, and the peers a joiner deals with
+-- (in a star room the host and itself, in a mesh everyone).
+local function withView(r, id, body)
+  local f = redis.call('HMGET', room, 'info', 'lk')
+  local info = string.sub(f[1], 1, -2) .. ',"expiresAt":' .. r.exp .. ',"locked":' .. (f[2] == '1' and 'true' or 'false') .. '}'
+  local peers = {}
+  if r.topo == 'star' then
+    peers = redis.call('HMGET', room, 'p:' .. r.host, 'p:' .. id)
+  else
+    for _, pid in ipairs(peerIds()) do peers[#peers + 1] = redis.call('HGET', room, 'p:' .. pid) end
+  end
+  return string.sub(body, 1, -2) .. ',"room":' .. info .. ',"peers":[' .. table.concat(peers, ',') .. ']}'
+end
+
+-- Deletes the room, waking everyone (the lobby too) with 'closed'; returns its session records.
 local function close(body)
-  local sessions, notice = {}, { 'b', body }
+  local sessions, notice, ids = {}, { 'b', body }, {}
   local fields = redis.call('HGETALL', room)
   for i = 1, #fields, 2 do
     local kind = string.sub(fields[i], 1, 2)
     if kind == 's:' then sessions[#sessions + 1] = fields[i + 1] end
     if kind == 't:' then notice[#notice + 1] = fields[i]; notice[#notice + 1] = fields[i + 1] end
+    if kind == 'p:' or kind == 'w:' then ids[#ids + 1] = string.sub(fields[i], 3) end
   end
-  local keys = { room, room .. ':chat' }
-  for _, id in ipairs(peerIds()) do
+  local keys = { room, room .. ':chat', LOBBY }
+  for _, id in ipairs(ids) do
     for _, key in ipairs(mailKeys(id)) do keys[#keys + 1] = key end
     redis.call('PUBLISH', channel(id), 'closed:' .. body)
   end
@@ -160,7 +206,7 @@ end
 
 const script = (body: string) => PRELUDE + body;
 
-/** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash, inboxMax, mailMaxBytes, joinKeyHash ('' for none) */
+/** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash, inboxMax, mailMaxBytes, joinKeyHash ('' for none), lobby ('1' or '') */
 export const CREATE_ROOM = script(`
 if redis.call('EXISTS', room) == 1 then return 'exists' end
 redis.call('DEL', room .. ':closed')
@@ -168,6 +214,7 @@ redis.call('HSET', room, 'info', ARGV[1], 'exp', ARGV[2], 'ttl', ARGV[3], 'cap',
   'host', ARGV[6], 'topo', ARGV[7], 'n', 1, 'p:' .. ARGV[6], ARGV[8], 't:' .. ARGV[6], ARGV[9],
   'im', ARGV[10], 'mb', ARGV[11], 'q', 0)
 if ARGV[12] ~= '' then redis.call('HSET', room, 'jk', ARGV[12]) end
+if ARGV[13] == '1' then redis.call('HSET', room, 'lb', '1') end
 redis.call('PEXPIREAT', room, ARGV[2])
 return 'ok'
 `);
@@ -175,22 +222,39 @@ return 'ok'
 /** ARGV: peerId, tokenHash → {'ok', hgetall} | {status} */
 export const LIST_PEERS = script(`
 local r = load(ARGV[1])
-if not r then return {'room-missing'} end
-if r.a ~= ARGV[2] then return {'unauthorized'} end
+local no = denied(r, ARGV[1], ARGV[2], 'peer')
+if no then return {no} end
 return {'ok', redis.call('HGETALL', room)}
 `);
 
-/** ARGV: now, peerId, peerJson, tokenHash, announceType, announceBody, joinKeyHash ('' for none) → {'ok', fields} | {status} */
+/**
+ * ARGV: now, peerId, peerJson, tokenHash, announceType, announceBody, joinKeyHash ('' for none),
+ * byHost ('1': the host's own peer, past every gate), knockBody, waitUntil
+ * → {'ok', fields} | {'waiting', waitUntil} | {status}
+ */
 export const JOIN_ROOM = script(`
 local now = tonumber(ARGV[1])
 local r = load(ARGV[2])
 if not r then return {'room-missing'} end
-local gate = redis.call('HMGET', room, 'lk', 'jk')
-if gate[1] == '1' then return {'room-locked'} end
-if gate[2] and ARGV[7] == '' then return {'join-key-required'} end
-if gate[2] and gate[2] ~= ARGV[7] then return {'join-key-invalid'} end
+local gate = redis.call('HMGET', room, 'lk', 'jk', 'lb')
+local byHost = ARGV[8] == '1'
+if not byHost then
+  if gate[1] == '1' then return {'room-locked'} end
+  if gate[2] and ARGV[7] == '' then return {'join-key-required'} end
+  if gate[2] and gate[2] ~= ARGV[7] then return {'join-key-invalid'} end
+end
 if r.n >= r.max then return {'room-full'} end
 refresh(r, now)
+if gate[3] == '1' and not byHost then
+  prune(r, now)
+  if redis.call('ZCARD', LOBBY) >= ${LOBBY_MAX} then return {'lobby-full'} end
+  -- The host must hear the knock, or nobody would answer it.
+  if not deliver(r, r.host, 'knock', ARGV[9], 1) then return {'room-busy'} end
+  redis.call('HSET', room, 'w:' .. ARGV[2], ARGV[3], 't:' .. ARGV[2], ARGV[4])
+  redis.call('ZADD', LOBBY, ARGV[10], ARGV[2])
+  redis.call('PEXPIREAT', LOBBY, r.exp)
+  return {'waiting', ARGV[10]}
+end
 redis.call('HSET', room, 'p:' .. ARGV[2], ARGV[3], 't:' .. ARGV[2], ARGV[4])
 redis.call('HINCRBY', room, 'n', 1)
 announce(r, ARGV[2], ARGV[5], ARGV[6])
@@ -207,11 +271,17 @@ return {'ok', redis.call('HGETALL', room)}
 export const LEAVE_ROOM = script(`
 local now, caller, target = tonumber(ARGV[1]), ARGV[2], ARGV[4]
 local r = load(caller, target)
-if not r then return {'room-missing'} end
-if r.a ~= ARGV[3] then return {'unauthorized'} end
+local no = denied(r, caller, ARGV[3], target == caller and 'own-mail' or 'peer', now)
+if no then return {no} end
 if target ~= caller and caller ~= r.host then return {'forbidden'} end
 if not r.b then return {'peer-missing'} end
 if target == r.host then return {'closed', unpack(close(ARGV[7]))} end
+if r.bw then
+  -- From the lobby: the host's knock goes with it (a denied peer's is answered already).
+  dropWaiter(r, target)
+  if r.bw ~= '-' then deliver(r, r.host, ARGV[5], ARGV[6], 1) end
+  return {'ok'}
+end
 redis.call('HDEL', room, 'p:' .. target, 't:' .. target, 'x:' .. target)
 redis.call('HINCRBY', room, 'n', -1)
 forget(r, redis.call('XRANGE', inbox(target), '-', '+'))
@@ -225,9 +295,8 @@ return {'ok'}
 /** ARGV: callerId, tokenHash, closedBody → {'closed', session records...} | {status} */
 export const CLOSE_ROOM = script(`
 local r = load(ARGV[1])
-if not r then return {'room-missing'} end
-if r.a ~= ARGV[2] then return {'unauthorized'} end
-if ARGV[1] ~= r.host then return {'forbidden'} end
+local no = denied(r, ARGV[1], ARGV[2], 'host')
+if no then return {no} end
 return {'closed', unpack(close(ARGV[3]))}
 `);
 
@@ -235,9 +304,9 @@ return {'closed', unpack(close(ARGV[3]))}
 export const SEND = script(`
 local now, caller, to = tonumber(ARGV[1]), ARGV[2], ARGV[4]
 local r = load(caller, to)
-if not r then return {'room-missing'} end
-if r.a ~= ARGV[3] then return {'unauthorized'} end
-if to == caller or not r.b then return {'peer-missing'} end
+local no = denied(r, caller, ARGV[3], 'peer')
+if no then return {no} end
+if to == caller or not r.b or r.bw then return {'peer-missing'} end
 if r.topo == 'star' and caller ~= r.host and to ~= r.host then return {'forbidden'} end
 refresh(r, now)
 local id, refused = deliver(r, to, ARGV[5], ARGV[6], 1)
@@ -257,7 +326,8 @@ if not r then
   if notice[1] and notice[2] == ARGV[3] then return {'closed', notice[1]} end
   return {'room-missing'}
 end
-if r.a ~= ARGV[3] then return {'unauthorized'} end
+local no = denied(r, ARGV[2], ARGV[3], 'own-mail', tonumber(ARGV[1]))
+if no then return {no} end
 markWaiter(ARGV[2], ARGV[7])
 if ARGV[5] ~= '' then
   forget(r, redis.call('XRANGE', KEYS[2], '-', ARGV[4]))
@@ -275,8 +345,8 @@ return {'ok', redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[6])}
  */
 export const TAKE = script(`
 local r = load(ARGV[2])
-if not r then return {'room-missing'} end
-if r.a ~= ARGV[3] then return {'unauthorized'} end
+local no = denied(r, ARGV[2], ARGV[3], 'own-mail', tonumber(ARGV[1]))
+if no then return {no} end
 markWaiter(ARGV[2], ARGV[6])
 refresh(r, tonumber(ARGV[1]))
 local taken, ids, batch = {}, {}, tonumber(ARGV[5])
@@ -302,7 +372,7 @@ return {'ok', taken}
 /** ARGV: callerId, tokenHash, sessionId, record, max, now, expiresAt ('' for none) */
 export const PUT_SESSION = script(`
 local r = load(ARGV[1])
-local no = denied(r, ARGV[1], ARGV[2], true)
+local no = denied(r, ARGV[1], ARGV[2], 'host')
 if no then return no end
 local field, now = 's:' .. ARGV[3], tonumber(ARGV[6])
 if redis.call('HEXISTS', room, field) == 0 then
@@ -325,9 +395,8 @@ return 'ok'
 /** ARGV: callerId, tokenHash, sessionId → {'ok', record or false} | {status} */
 export const REMOVE_SESSION = script(`
 local r = load(ARGV[1])
-if not r then return {'room-missing'} end
-if r.a ~= ARGV[2] then return {'unauthorized'} end
-if ARGV[1] ~= r.host then return {'forbidden'} end
+local no = denied(r, ARGV[1], ARGV[2], 'host')
+if no then return {no} end
 local record = redis.call('HGET', room, 's:' .. ARGV[3])
 if record then redis.call('HDEL', room, 's:' .. ARGV[3], 'e:' .. ARGV[3]) end
 return {'ok', record}
@@ -349,10 +418,48 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 `;
 
+/**
+ * ARGV: now, callerId, tokenHash, peerId, allow ('1' or '0'), admittedBody, deniedBody,
+ * announceType, announceBody, deniedUntil
+ */
+export const ADMIT = script(`
+local now, target = tonumber(ARGV[1]), ARGV[4]
+local r = load(ARGV[2], target)
+local no = denied(r, ARGV[2], ARGV[3], 'host', now)
+if no then return no end
+prune(r, now)
+local waiting = redis.call('HGET', room, 'w:' .. target)
+local allow = ARGV[5] == '1'
+-- The same answer twice does nothing more (a retried request); any other is to no one waiting.
+if not waiting then
+  if allow and r.b and redis.call('HEXISTS', room, 'p:' .. target) == 1 then return 'ok' end
+  return 'peer-missing'
+end
+if waiting == '-' then
+  if allow then return 'peer-missing' end
+  return 'ok'
+end
+if not allow then
+  redis.call('HSET', room, 'w:' .. target, '-')
+  redis.call('ZADD', LOBBY, ARGV[10], target)
+  deliver(r, target, 'denied', ARGV[7], 1)
+  return 'ok'
+end
+if r.n >= r.max then return 'room-full' end
+redis.call('HSET', room, 'p:' .. target, waiting)
+redis.call('HDEL', room, 'w:' .. target)
+redis.call('ZREM', LOBBY, target)
+redis.call('HINCRBY', room, 'n', 1)
+refresh(r, now)
+announce(r, target, ARGV[8], string.sub(ARGV[9], 1, -2) .. ',"peer":' .. waiting .. '}')
+deliver(r, target, 'admitted', withView(r, target, ARGV[6]), 1)
+return 'ok'
+`);
+
 /** ARGV: callerId, tokenHash, locked ('1' or '0') */
 export const SET_LOCKED = script(`
 local r = load(ARGV[1])
-local no = denied(r, ARGV[1], ARGV[2], true)
+local no = denied(r, ARGV[1], ARGV[2], 'host')
 if no then return no end
 if ARGV[3] == '1' then redis.call('HSET', room, 'lk', '1') else redis.call('HDEL', room, 'lk') end
 return 'ok'
@@ -361,17 +468,17 @@ return 'ok'
 /** ARGV: callerId, tokenHash, joinKeyHash */
 export const ROTATE_JOIN_KEY = script(`
 local r = load(ARGV[1])
-local no = denied(r, ARGV[1], ARGV[2], true)
+local no = denied(r, ARGV[1], ARGV[2], 'host')
 if no then return no end
 if redis.call('HEXISTS', room, 'jk') == 0 then return 'open-room' end
 redis.call('HSET', room, 'jk', ARGV[3])
 return 'ok'
 `);
 
-/** ARGV: callerId, tokenHash, ticketHash, expiresAt. The peer's previous ticket, if any, stops working. */
+/** ARGV: callerId, tokenHash, ticketHash, expiresAt, now. The peer's previous ticket, if any, stops working. */
 export const ISSUE_TICKET = script(`
 local r = load(ARGV[1])
-local no = denied(r, ARGV[1], ARGV[2], false)
+local no = denied(r, ARGV[1], ARGV[2], 'own-mail', tonumber(ARGV[5]))
 if no then return no end
 redis.call('HSET', room, 'x:' .. ARGV[1], ARGV[3] .. ' ' .. ARGV[4])
 return 'ok'
@@ -392,8 +499,8 @@ return f[2]
 /** KEYS[2]: the room's chat history. ARGV: now, callerId, tokenHash, body, historyMax */
 export const CHAT = script(`
 local r = load(ARGV[2])
-if not r then return 'room-missing' end
-if r.a ~= ARGV[3] then return 'unauthorized' end
+local no = denied(r, ARGV[2], ARGV[3], 'peer')
+if no then return no end
 refresh(r, tonumber(ARGV[1]))
 -- Chat has half the budget: a recipient with half a full inbox is not reading, and misses it
 -- (the history keeps it); the room's half full refuses it whole.
@@ -412,9 +519,9 @@ return 'ok'
 /** KEYS[2]: the room's chat history. ARGV: callerId, tokenHash → {'ok', bodies} | {status} */
 export const CHAT_HISTORY = script(`
 local r = load(ARGV[1])
-if not r then return {'room-missing'} end
-if r.a ~= ARGV[2] then return {'unauthorized'} end
+local no = denied(r, ARGV[1], ARGV[2], 'peer')
+if no then return {no} end
 return {'ok', redis.call('LRANGE', KEYS[2], 0, -1)}
 `);
 
-export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY, ISSUE_TICKET, REDEEM_TICKET, SET_LOCKED, ROTATE_JOIN_KEY };
+export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY, ISSUE_TICKET, REDEEM_TICKET, SET_LOCKED, ROTATE_JOIN_KEY, ADMIT };

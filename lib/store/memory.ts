@@ -10,9 +10,13 @@ import { messagePayload, parseWake, WakeQueue } from "./wake-queue.js";
 import {
   CLOSED_MESSAGE_ID,
   CLOSED_NOTICE_MS,
+  DENIED_NOTICE_MS,
   ENTRY_OVERHEAD,
   READ_BATCH,
+  LOBBY_MAX,
+  type AdmitMessages,
   type Caller,
+  type JoinGate,
   type JoinRefused,
   type Closed,
   type Denied,
@@ -27,6 +31,7 @@ import {
   type SendResult,
   type SignalStore,
   type StoredMessage,
+  type Waiting,
 } from "./types.js";
 
 interface Entry {
@@ -48,6 +53,18 @@ interface Inbox {
 const TAKEABLE = new Set(["offer", "answer", "candidate"]);
 const entrySize = (e: { type: string; body: string }) => Buffer.byteLength(e.type) + Buffer.byteLength(e.body) + ENTRY_OVERHEAD;
 
+interface Member {
+  info: PeerInfo;
+  tokenHash: string;
+  ticket?: { hash: string; expiresAt: number };
+}
+
+/** A peer in the lobby: waiting until `until`, or denied (its notice readable until `until`). */
+interface Waiter extends Member {
+  until: number;
+  denied: boolean;
+}
+
 interface Room {
   info: Omit<RoomInfo, "expiresAt" | "locked">;
   joinKeyHash?: string;
@@ -55,7 +72,8 @@ interface Room {
   exp: number;
   ttlMs: number;
   capAt: number;
-  peers: Map<string, { info: PeerInfo; tokenHash: string; ticket?: { hash: string; expiresAt: number } }>;
+  peers: Map<string, Member>;
+  lobby: Map<string, Waiter>;
   inboxes: Map<string, Inbox>;
   sessions: Map<string, { record: string; expiresAt?: number }>;
   chat: string[];
@@ -72,6 +90,8 @@ function parseId(id: string): [number, number] {
 }
 
 const atOrBefore = (e: Entry, [ms, seq]: [number, number]) => e.ms < ms || (e.ms === ms && e.seq <= seq);
+
+const withFields = (m: Outgoing, fields: Record<string, unknown>): Outgoing => ({ type: m.type, body: JSON.stringify({ ...JSON.parse(m.body), ...fields }) });
 
 function hashesEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -104,6 +124,7 @@ export class MemoryStore implements SignalStore {
       ttlMs: r.ttlMs,
       capAt: r.capAt,
       peers: new Map([[r.host.peerId, { info: r.host, tokenHash: r.hostTokenHash }]]),
+      lobby: new Map(),
       inboxes: new Map(),
       sessions: new Map(),
       chat: [],
@@ -123,19 +144,53 @@ export class MemoryStore implements SignalStore {
     return typeof room === "string" ? room : this.view(room);
   }
 
-  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, joinKeyHash?: string): Promise<RoomView | "room-missing" | JoinRefused> {
+  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate: JoinGate = {}): Promise<RoomView | Waiting | "room-missing" | JoinRefused> {
     const room = this.live(roomId, now);
     if (!room) return "room-missing";
-    if (room.locked) return "room-locked";
-    if (room.joinKeyHash && !joinKeyHash) return "join-key-required";
-    if (room.joinKeyHash && !hashesEqual(room.joinKeyHash, joinKeyHash!)) return "join-key-invalid";
+    const { joinKeyHash, byHost } = gate;
+    if (!byHost && room.locked) return "room-locked";
+    if (!byHost && room.joinKeyHash && !joinKeyHash) return "join-key-required";
+    if (!byHost && room.joinKeyHash && !hashesEqual(room.joinKeyHash, joinKeyHash!)) return "join-key-invalid";
     if (room.peers.size >= room.info.maxPeers) return "room-full";
     this.refresh(room, now);
+    if (room.info.lobby && !byHost) {
+      this.prune(room, now);
+      if (room.lobby.size >= LOBBY_MAX || !gate.lobby) return "lobby-full";
+      // The host must hear the knock, or nobody would answer it.
+      const knocked = this.deliver(room, room.info.hostId, gate.lobby.knock, now, 1);
+      if (knocked === "inbox-full" || knocked === "room-busy") return "room-busy";
+      room.lobby.set(peer.peerId, { info: peer, tokenHash, until: gate.lobby.until, denied: false });
+      return { waiting: true, expiresAt: gate.lobby.until };
+    }
     room.peers.set(peer.peerId, { info: peer, tokenHash });
     for (const to of this.audience(room, peer.peerId)) this.deliver(room, to, announce, now, 1);
-    const view = this.view(room);
-    if (room.info.topology === "mesh") return view;
-    return { ...view, peers: view.peers.filter((p) => p.peerId === room.info.hostId || p.peerId === peer.peerId) };
+    return this.joinView(room, peer.peerId);
+  }
+
+  async admit(caller: Caller, peerId: string, allow: boolean, messages: AdmitMessages, now: number) {
+    const room = this.authorize(caller, now);
+    if (typeof room === "string") return room;
+    if (caller.peerId !== room.info.hostId) return "forbidden" as const;
+    this.prune(room, now);
+    const waiter = room.lobby.get(peerId);
+    // The same answer twice does nothing more (a retried request); any other is to no one waiting.
+    if (!waiter) return allow && room.peers.has(peerId) ? ("ok" as const) : ("peer-missing" as const);
+    if (waiter.denied) return allow ? ("peer-missing" as const) : ("ok" as const);
+    if (!allow) {
+      waiter.denied = true;
+      waiter.until = now + DENIED_NOTICE_MS;
+      this.deliver(room, peerId, messages.denied, now, 1);
+      return "ok" as const;
+    }
+    if (room.peers.size >= room.info.maxPeers) return "room-full" as const;
+    room.lobby.delete(peerId);
+    room.peers.set(peerId, { info: waiter.info, tokenHash: waiter.tokenHash, ...(waiter.ticket ? { ticket: waiter.ticket } : {}) });
+    this.refresh(room, now);
+    const announce = withFields(messages.announce, { peer: waiter.info });
+    for (const to of this.audience(room, peerId)) this.deliver(room, to, announce, now, 1);
+    const view = this.joinView(room, peerId);
+    this.deliver(room, peerId, withFields(messages.admitted, { room: view.room, peers: view.peers }), now, 1);
+    return "ok" as const;
   }
 
   async setLocked(caller: Caller, locked: boolean, now: number): Promise<"ok" | Denied | "forbidden"> {
@@ -156,9 +211,16 @@ export class MemoryStore implements SignalStore {
   }
 
   async leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
-    const room = this.authorize(caller, now);
+    const room = this.authorize(caller, now, peerId === caller.peerId);
     if (typeof room === "string") return room;
     if (peerId !== caller.peerId && caller.peerId !== room.info.hostId) return "forbidden" as const;
+    const waiter = room.lobby.get(peerId);
+    if (waiter) {
+      // From the lobby: the host's knock goes with it (a denied peer's is answered already).
+      this.dropWaiter(room, peerId);
+      if (!waiter.denied) this.deliver(room, room.info.hostId, announce, now, 1);
+      return "ok" as const;
+    }
     if (!room.peers.has(peerId)) return "peer-missing" as const;
     if (peerId === room.info.hostId) return this.discard(room, closed, now);
     room.peers.delete(peerId);
@@ -188,7 +250,7 @@ export class MemoryStore implements SignalStore {
   }
 
   async read(caller: Caller, after: string | null, now: number, waiter?: string, from?: string): Promise<StoredMessage[] | Denied> {
-    const room = this.authorize(caller, now);
+    const room = this.authorize(caller, now, true);
     if (room === "room-missing") {
       const notice = this.closedRooms.get(caller.roomId);
       const known = notice && notice.until > now && hashesEqual(notice.tokens.get(caller.peerId) ?? "", caller.tokenHash);
@@ -220,7 +282,7 @@ export class MemoryStore implements SignalStore {
   }
 
   async take(caller: Caller, type: string, now: number, waiter?: string): Promise<StoredMessage[] | Denied> {
-    const room = this.authorize(caller, now);
+    const room = this.authorize(caller, now, true);
     if (typeof room === "string") return room;
     if (waiter) this.notify(room.info.roomId, caller.peerId, `w:${waiter}`);
     this.refresh(room, now);
@@ -300,14 +362,15 @@ export class MemoryStore implements SignalStore {
   }
 
   async issueTicket(caller: Caller, ticketHash: string, ttlMs: number, now: number): Promise<"ok" | Denied> {
-    const room = this.authorize(caller, now);
+    const room = this.authorize(caller, now, true);
     if (typeof room === "string") return room;
-    room.peers.get(caller.peerId)!.ticket = { hash: ticketHash, expiresAt: now + ttlMs };
+    (room.peers.get(caller.peerId) ?? room.lobby.get(caller.peerId))!.ticket = { hash: ticketHash, expiresAt: now + ttlMs };
     return "ok";
   }
 
   async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number): Promise<Caller | null> {
-    const peer = this.live(roomId, now)?.peers.get(peerId);
+    const room = this.live(roomId, now);
+    const peer = room?.peers.get(peerId) ?? room?.lobby.get(peerId);
     if (!peer?.ticket || !hashesEqual(peer.ticket.hash, ticketHash)) return null;
     const { expiresAt } = peer.ticket;
     delete peer.ticket;
@@ -337,11 +400,36 @@ export class MemoryStore implements SignalStore {
     return room && room.exp > now ? room : null;
   }
 
-  private authorize(caller: Caller, now: number): Room | Denied {
+  /** The caller's room if its token is right; `ownMail`: a peer in the lobby may act too (read its own mail, leave) until its wait ends. */
+  private authorize(caller: Caller, now: number, ownMail = false): Room | Denied {
     const room = this.live(caller.roomId, now);
     if (!room) return "room-missing";
     const peer = room.peers.get(caller.peerId);
-    return peer && hashesEqual(peer.tokenHash, caller.tokenHash) ? room : "unauthorized";
+    if (peer) return hashesEqual(peer.tokenHash, caller.tokenHash) ? room : "unauthorized";
+    const waiter = room.lobby.get(caller.peerId);
+    if (!waiter || !hashesEqual(waiter.tokenHash, caller.tokenHash)) return "unauthorized";
+    if (!ownMail) return "not-admitted";
+    return waiter.until > now ? room : "unauthorized";
+  }
+
+  /** What a joiner gets: the room, and the peers it deals with (in a star room the host and itself, in a mesh everyone). */
+  private joinView(room: Room, peerId: string): RoomView {
+    const view = this.view(room);
+    if (room.info.topology === "mesh") return view;
+    return { ...view, peers: view.peers.filter((p) => p.peerId === room.info.hostId || p.peerId === peerId) };
+  }
+
+  /** A lobby peer leaves no trace; its reads end. */
+  private dropWaiter(room: Room, peerId: string) {
+    room.lobby.delete(peerId);
+    this.forget(room, [...(room.inboxes.get(peerId)?.entries.values() ?? [])]);
+    room.inboxes.delete(peerId);
+    this.notify(room.info.roomId, peerId, "gone");
+  }
+
+  /** Lobby peers whose wait (or denial notice) is over go. */
+  private prune(room: Room, now: number) {
+    for (const [peerId, waiter] of room.lobby) if (waiter.until <= now) this.dropWaiter(room, peerId);
   }
 
   /** Who hears of a peer joining or leaving: in a star room only the host, in a mesh everyone. */
@@ -390,9 +478,10 @@ export class MemoryStore implements SignalStore {
 
   private discard(room: Room, closed: Outgoing, now: number): Closed {
     this.rooms.delete(room.info.roomId);
-    const tokens = new Map([...room.peers].map(([peerId, peer]) => [peerId, peer.tokenHash]));
+    const everyone = [...room.peers, ...room.lobby];
+    const tokens = new Map(everyone.map(([peerId, peer]) => [peerId, peer.tokenHash]));
     this.closedRooms.set(room.info.roomId, { body: closed.body, tokens, until: now + CLOSED_NOTICE_MS });
-    for (const peerId of room.peers.keys()) this.notify(room.info.roomId, peerId, `closed:${closed.body}`);
+    for (const [peerId] of everyone) this.notify(room.info.roomId, peerId, `closed:${closed.body}`);
     return { sessions: [...room.sessions.values()].map((s) => s.record) };
   }
 

@@ -10,11 +10,14 @@ import { subscribeOverRest } from "./rest-subscription.js";
 import { parseWake, WakeQueue } from "./wake-queue.js";
 import {
   CLOSED_MESSAGE_ID,
+  DENIED_NOTICE_MS,
   READ_BATCH,
   StoreBusy,
   StoreUnavailable,
+  type AdmitMessages,
   type Caller,
   type Denied,
+  type JoinGate,
   type JoinRefused,
   type Listener,
   type MailBudget,
@@ -26,6 +29,7 @@ import {
   type SendResult,
   type SignalStore,
   type StoredMessage,
+  type Waiting,
 } from "./types.js";
 
 export const roomKey = (roomId: string) => `sb:{${roomId}}`;
@@ -63,7 +67,7 @@ function viewFrom(fields: Reply): RoomView {
   if (!info) throw new Error("room hash without info");
   peers.sort((a, b) => a.joinedAt - b.joinedAt);
   // Rooms made before access existed are open.
-  return { room: { ...info, access: info.access ?? "open", expiresAt, locked }, peers };
+  return { room: { ...info, access: info.access ?? "open", lobby: info.lobby ?? false, expiresAt, locked }, peers };
 }
 
 function messagesFrom(entries: Reply): StoredMessage[] {
@@ -120,6 +124,7 @@ export class RedisStore implements SignalStore {
     return (await this.run("CREATE_ROOM", [roomKey(r.room.roomId)], [
       JSON.stringify(r.room), exp, r.ttlMs, r.capAt, r.room.maxPeers, r.room.hostId, r.room.topology,
       JSON.stringify(r.host), r.hostTokenHash, this.budget.inboxMax, this.budget.roomMailMaxBytes, r.joinKeyHash ?? "",
+      r.room.lobby ? "1" : "",
     ])) as "ok" | "exists";
   }
 
@@ -133,11 +138,20 @@ export class RedisStore implements SignalStore {
     return status === "ok" ? viewFrom(fields) : (status as Denied);
   }
 
-  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, joinKeyHash = "") {
+  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate: JoinGate = {}): Promise<RoomView | Waiting | "room-missing" | JoinRefused> {
     const [status, fields] = (await this.run("JOIN_ROOM", [roomKey(roomId)], [
-      now, peer.peerId, JSON.stringify(peer), tokenHash, announce.type, announce.body, joinKeyHash,
+      now, peer.peerId, JSON.stringify(peer), tokenHash, announce.type, announce.body, gate.joinKeyHash ?? "",
+      gate.byHost ? "1" : "", gate.lobby?.knock.body ?? "", gate.lobby?.until ?? 0,
     ])) as Reply[];
+    if (status === "waiting") return { waiting: true, expiresAt: Number(fields) };
     return status === "ok" ? viewFrom(fields) : (status as "room-missing" | JoinRefused);
+  }
+
+  async admit(c: Caller, peerId: string, allow: boolean, messages: AdmitMessages, now: number) {
+    return (await this.run("ADMIT", [roomKey(c.roomId)], [
+      now, c.peerId, c.tokenHash, peerId, allow ? "1" : "0", messages.admitted.body, messages.denied.body,
+      messages.announce.type, messages.announce.body, now + DENIED_NOTICE_MS,
+    ])) as "ok" | Denied | "forbidden" | "peer-missing" | "room-full";
   }
 
   async setLocked(c: Caller, locked: boolean) {
@@ -216,7 +230,7 @@ export class RedisStore implements SignalStore {
   }
 
   async issueTicket(c: Caller, ticketHash: string, ttlMs: number, now: number) {
-    return (await this.run("ISSUE_TICKET", [roomKey(c.roomId)], [c.peerId, c.tokenHash, ticketHash, now + ttlMs])) as "ok" | Denied;
+    return (await this.run("ISSUE_TICKET", [roomKey(c.roomId)], [c.peerId, c.tokenHash, ticketHash, now + ttlMs, now])) as "ok" | Denied;
   }
 
   async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number): Promise<Caller | null> {

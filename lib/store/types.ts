@@ -13,8 +13,8 @@
 export type Topology = "star" | "mesh";
 /** An `agent` is a server-side participant, such as an AI session answering as a peer. */
 export type Role = "host" | "viewer" | "agent";
-/** Who may join: anyone with the room ID, or only with its join key too. */
-export type Access = "open" | "key";
+/** Who may join: anyone with the room ID, only with its join key too, or whom the host lets in from its lobby. */
+export type Access = "open" | "key" | "lobby";
 
 export interface RoomInfo {
   roomId: string;
@@ -23,6 +23,8 @@ export interface RoomInfo {
   hostId: string;
   createdAt: number;
   access: Access;
+  /** Joiners wait in a lobby until the host admits them (access "lobby", or a key room asked to). */
+  lobby: boolean;
   expiresAt: number;
   /** The host locked the room: no one new may join. */
   locked: boolean;
@@ -70,10 +72,43 @@ export interface RoomView {
   peers: PeerInfo[];
 }
 
-export type Denied = "room-missing" | "unauthorized";
+/** The caller may not act: no such room, a wrong token, or a peer still waiting in the lobby (it may only read its own mail). */
+export type Denied = "room-missing" | "unauthorized" | "not-admitted";
 
 /** Why a join was refused, besides a missing room. */
-export type JoinRefused = "room-full" | "room-locked" | "join-key-required" | "join-key-invalid";
+export type JoinRefused = "room-full" | "room-locked" | "join-key-required" | "join-key-invalid" | "lobby-full" | "room-busy";
+
+/** What stands between a joiner and the room, besides its size. */
+export interface JoinGate {
+  /** The SHA-256 of the join key the joiner brought (a key room checks it). */
+  joinKeyHash?: string;
+  /** In a lobby room the joiner waits: `knock` goes to the host, and the wait ends at `until` (ms). */
+  lobby?: { knock: Outgoing; until: number };
+  /** Let in by the host itself (its AI peer): no key, lock or lobby applies. */
+  byHost?: boolean;
+}
+
+/** A joiner now waiting in the lobby, until `expiresAt` (ms). */
+export interface Waiting {
+  waiting: true;
+  expiresAt: number;
+}
+
+/** How long a joiner may wait in a lobby for the host to answer (ms). */
+export const LOBBY_WAIT_MS = 10 * 60_000;
+/** How many may wait in one room's lobby at once: knocks past it are refused (409 lobby_full). */
+export const LOBBY_MAX = 20;
+/** A denied joiner may still read that it was denied for this long (ms); then its token is dead. */
+export const DENIED_NOTICE_MS = 60_000;
+
+/** What a host's answer to a knock delivers; the store adds what only it knows. */
+export interface AdmitMessages {
+  /** To the admitted peer; the store adds `room` and `peers` (a join's view). */
+  admitted: Outgoing;
+  denied: Outgoing;
+  /** To the host (star) or everyone (mesh), as on a join; the store adds `peer` (as it knocked). */
+  announce: Outgoing;
+}
 
 /** The mail budget a room is created with (see lib/store/lua.ts). */
 export interface MailBudget {
@@ -136,7 +171,16 @@ export interface SignalStore {
    * The view holds every peer in a mesh; in a star room only the host and the joiner, whom alone
    * a viewer deals with (so a join costs the same in a full room as in an empty one).
    */
-  joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, joinKeyHash?: string): Promise<RoomView | "room-missing" | JoinRefused>;
+  joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate?: JoinGate): Promise<RoomView | Waiting | "room-missing" | JoinRefused>;
+
+  /**
+   * Host only: lets a waiting peer in (`allow`) or not. Admitted, it becomes a peer like any
+   * joiner (announced with `announce`) and its mail gets `admitted` with `room` and `peers`
+   * (as a join's view) added; denied, its mail gets `denied` and its token reads only that, for
+   * DENIED_NOTICE_MS. Answering the same way twice is "ok" and does nothing more; a peer not
+   * waiting (gone, expired, or answered the other way) is "peer-missing"; a full room, "room-full".
+   */
+  admit(caller: Caller, peerId: string, allow: boolean, messages: AdmitMessages, now: number): Promise<"ok" | Denied | "forbidden" | "peer-missing" | "room-full">;
 
   /** Host only: a locked room refuses every join; the peers in it are unaffected. */
   setLocked(caller: Caller, locked: boolean, now: number): Promise<"ok" | Denied | "forbidden">;
@@ -146,7 +190,8 @@ export interface SignalStore {
 
   /**
    * Removes `peerId` (the caller itself, or anyone when the caller is the host); the others are
-   * told with `announce` as on join. The host leaving closes the room.
+   * told with `announce` as on join. The host leaving closes the room. A peer waiting in the
+   * lobby may leave (or the host remove it): then only the host is told, so its knock goes.
    */
   leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number): Promise<"ok" | Closed | Denied | "forbidden" | "peer-missing">;
 

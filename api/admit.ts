@@ -1,0 +1,3 @@
+import { routes } from "../lib/routes.js";
+
+export default routes["/api/admit"];
