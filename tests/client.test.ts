@@ -101,6 +101,51 @@ describe.each(STORES)("client library [%s]", (kind) => {
     expect(await refusal(SignalingClient.joinRoom(host.roomId, { joinKey: host.session.joinKey }, { baseUrl: h.url }))).toBe("joined");
   });
 
+  for (const mode of ["stream", "long-poll", "interval"] as const) {
+    test(`a lobby [${mode}]: join resolves once the host lets it in, with the room; the host's offer right after it is not lost`, { timeout: 30_000 }, async () => {
+      const host = await SignalingClient.createRoom({ access: "lobby" }, { baseUrl: h.url });
+      host.onKnock(async (knock) => {
+        await host.admit(knock.peer.peerId);
+        await host.sendDescription(knock.peer.peerId, offer(1)); // before the joiner has a listener
+      });
+      host.start();
+      let waited: { peerId: string } | null = null;
+      const viewer = await SignalingClient.joinRoom(host.roomId, { name: "Ada", onWaiting: (w) => (waited = w) }, { baseUrl: h.url, mode });
+      host.stop();
+      expect(waited).toEqual({ peerId: viewer.peerId, expiresAt: expect.any(Number) });
+      expect(viewer.session.room).toMatchObject({ roomId: host.roomId, hostId: host.peerId, access: "lobby", lobby: true });
+      expect(viewer.session.peers.map((p) => p.peerId)).toEqual([host.peerId, viewer.peerId]);
+      expect(viewer.session.iceServers).toEqual(expect.any(Array));
+      await new Promise((r) => setTimeout(r, 300)); // the offer is in its inbox by now
+      const got = inbox(viewer);
+      viewer.start();
+      expect((await got.until(1)).map((m) => m.type)).toEqual(["offer"]);
+      viewer.stop();
+    });
+  }
+
+  test("a lobby: a denied joiner's join fails in words; one that gives up leaves, and the host hears it", async () => {
+    const host = await SignalingClient.createRoom({ access: "lobby" }, { baseUrl: h.url });
+    const knocks: string[] = [];
+    const answering = host.onKnock((knock) => (knocks.push(knock.peer.peerId), void host.admit(knock.peer.peerId, false)));
+    host.start();
+    const refused = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: h.url }).then(() => null, (e: SignalingError) => `${e.status} ${e.code}`);
+    expect(refused).toBe("403 join_denied");
+    host.stop();
+    answering();
+
+    const quitting = new AbortController();
+    const waiting = SignalingClient.joinRoom(host.roomId, { onWaiting: () => setTimeout(() => quitting.abort(), 200), signal: quitting.signal }, { baseUrl: h.url });
+    await expect(waiting).rejects.toThrow();
+    const got = inbox(host);
+    host.start();
+    const messages = await got.until(2);
+    expect(messages.map((m) => m.type)).toEqual(["knock", "peer-left"]);
+    expect(messages[0].from).toBe(messages[1].from);
+    expect(knocks).toHaveLength(1);
+    host.stop();
+  });
+
   test("a removed peer's client ends its session", async () => {
     const host = await SignalingClient.createRoom({}, { baseUrl: h.url });
     const viewer = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: h.url });

@@ -27,8 +27,10 @@ export interface RoomInfo {
   hostId: string;
   createdAt: number;
   expiresAt: number;
-  /** "key": joining takes the room's join key too. */
-  access: "open" | "key";
+  /** "key": joining takes the room's join key too; "lobby": the host lets each joiner in. */
+  access: "open" | "key" | "lobby";
+  /** Joiners wait in a lobby until the host admits them (access "lobby", or a key room made with `lobby: true`). */
+  lobby: boolean;
   locked: boolean;
 }
 
@@ -53,7 +55,23 @@ export type Message =
   | { id: string; type: "peer-joined"; from: string; at: number; peer: PeerInfo }
   | { id: string; type: "peer-left"; from: string; at: number; peerId: string; reason: "left" | "removed" }
   | { id: string; type: "room-closed"; from: string; at: number }
-  | { id: string; type: "chat"; from: string; at: number; name: string | null; text: string };
+  | { id: string; type: "chat"; from: string; at: number; name: string | null; text: string }
+  /** To the host: someone waits in the lobby until `expiresAt` (answer with `admit`). */
+  | { id: string; type: "knock"; from: string; at: number; peer: { peerId: string; name: string | null }; expiresAt: number }
+  /** To a peer in the lobby: the host let it in (what a join would have answered). */
+  | { id: string; type: "admitted"; from: string; at: number; room: RoomInfo; peers: PeerInfo[]; iceServers: IceServer[] }
+  | { id: string; type: "denied"; from: string; at: number };
+
+/** What a knock waits for. */
+export interface JoinInput {
+  name?: string;
+  /** A key room's key (e.g. from the link's `#k=` fragment). */
+  joinKey?: string;
+  /** In a lobby room: called once the knock is in, while the host decides. */
+  onWaiting?: (waiting: { peerId: string; expiresAt: number }) => void;
+  /** Gives up waiting in the lobby (and leaves it). */
+  signal?: AbortSignal;
+}
 
 export interface ChatMessage {
   from: string;
@@ -259,7 +277,7 @@ export class SignalingClient {
     return res.body!.room;
   }
 
-  static async createRoom(input: { topology?: "star" | "mesh"; access?: "open" | "key"; maxPeers?: number; name?: string; authSecret?: string } = {}, options: ClientOptions = {}) {
+  static async createRoom(input: { topology?: "star" | "mesh"; access?: "open" | "key" | "lobby"; lobby?: boolean; maxPeers?: number; name?: string; authSecret?: string } = {}, options: ClientOptions = {}) {
     const api = apiFor(options);
     const { authSecret, ...body } = input;
     const res = await api.callWithRetry<Omit<Session, "role" | "peers">>("POST", "/api/rooms", { body, token: authSecret });
@@ -268,11 +286,59 @@ export class SignalingClient {
     return new SignalingClient({ ...created, role: "host", peers: [host] }, options);
   }
 
-  /** Joins by ID (and, for a key room, its `joinKey`: a SignalingError 403 `join_key_required` or `join_key_invalid` without the right one, `room_locked` if the host locked it). */
-  static async joinRoom(roomId: string, input: { name?: string; joinKey?: string } = {}, options: ClientOptions = {}) {
+  /**
+   * Joins by ID (and, for a key room, its `joinKey`: a SignalingError 403 `join_key_required` or
+   * `join_key_invalid` without the right one, `room_locked` if the host locked it). In a lobby
+   * room it knocks and resolves once the host lets it in; a SignalingError `join_denied` if the
+   * host does not, `join_expired` if the host never answers.
+   */
+  static async joinRoom(roomId: string, input: JoinInput = {}, options: ClientOptions = {}) {
+    const { onWaiting, signal, ...body } = input;
     const api = apiFor(options);
-    const res = await api.callWithRetry<Omit<Session, "role">>("POST", "/api/peers", { body: { roomId, ...input } });
-    return new SignalingClient({ ...res.body!, role: "viewer" }, options);
+    const res = await api.callWithRetry<Omit<Session, "role"> & { status?: "waiting" }>("POST", "/api/peers", { body: { roomId, ...body } });
+    const joined = res.body!;
+    if (res.status !== 202) return new SignalingClient({ ...joined, role: "viewer" }, options);
+    onWaiting?.({ peerId: joined.peerId, expiresAt: joined.expiresAt });
+    const client = new SignalingClient({ roomId, peerId: joined.peerId, token: joined.token, expiresAt: joined.expiresAt, role: "viewer", room: null!, peers: [], iceServers: [] }, options);
+    await client.admission(joined.expiresAt, signal);
+    return client;
+  }
+
+  /**
+   * Reads this waiting peer's mail until the host answers. The loop stops at the answer, so the
+   * mail after it (the host's offer) waits for the caller's own `start()` and listeners.
+   */
+  private admission(expiresAt: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const finish = (error?: Error) => {
+        offMessage();
+        offEnd();
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", abort);
+        this.stop();
+        if (error) reject(error);
+        else resolve();
+      };
+      const giveUp = (error: Error) => {
+        finish(error);
+        void this.leave();
+      };
+      const expired = () => new SignalingError(403, "join_expired", "The host did not let you in in time");
+      const offMessage = this.onMessage((m) => {
+        if (m.type === "admitted") {
+          Object.assign(this.session, { room: m.room, peers: m.peers, iceServers: m.iceServers, expiresAt: m.room.expiresAt });
+          finish();
+        } else if (m.type === "denied") finish(new SignalingError(403, "join_denied", "The host did not let you in"));
+      });
+      // The wait ended on the server first (its clock, or the host removed this peer): the same answer.
+      const offEnd = this.onEnd((e) => finish(e.status === 401 ? expired() : e));
+      // The server's clock set expiresAt: a little slack for this one's.
+      const timer = setTimeout(() => giveUp(expired()), Math.max(0, expiresAt - Date.now()) + 2000);
+      const abort = () => giveUp(signal?.reason instanceof Error ? signal.reason : new Error("Stopped waiting"));
+      if (signal?.aborted) return abort();
+      signal?.addEventListener("abort", abort, { once: true });
+      this.start();
+    });
   }
 
   get peerId() {
@@ -312,6 +378,16 @@ export class SignalingClient {
     const { joinKey } = (await this.authed<{ joinKey: string }>("POST", "/api/rooms/key", { roomId: this.roomId })).body!;
     this.session.joinKey = joinKey;
     return joinKey;
+  }
+
+  /** Host of a lobby room: lets a peer that knocked in (`allow`, the default) or not. */
+  async admit(peerId: string, allow = true) {
+    await this.authed("POST", "/api/admit", { roomId: this.roomId, peerId, allow });
+  }
+
+  /** Host of a lobby room: someone knocked (answer with `admit`); the same as a `knock` message. */
+  onKnock(listener: Listener<Extract<Message, { type: "knock" }>>) {
+    return this.onMessage((m) => m.type === "knock" && listener(m));
   }
 
   async removePeer(peerId: string) {
@@ -516,12 +592,14 @@ export class SignalingClient {
         if (res.status === 200 && res.body) {
           emptyPolls = 0;
           earlyEmpty = 0;
+          // The cursor follows each message delivered: a listener that stops the loop (a lobby
+          // peer let in) leaves the rest of the batch for the next start.
           for (const message of res.body.messages) {
             if (signal.aborted) return;
             this.deliver(message);
+            this.cursor = message.id;
             if (message.type === "room-closed") return this.end(new SessionEndedError(404, "room_closed", "The host ended the session"));
           }
-          this.cursor = res.body.cursor;
           continue;
         }
         // Nothing pending. A long-poll that keeps coming back empty long before its wait
