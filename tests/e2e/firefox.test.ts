@@ -53,15 +53,18 @@ describe.each(STORES)("Firefox with Chromium [%s]", (kind) => {
   afterAll(async () => firefox?.close());
   const both = hasFirefox ? test : test.skip;
 
-  both("a Chromium host shares a screen with a Firefox viewer", async () => {
+  both("a Chromium host shares a screen with a Firefox viewer it lets in from the lobby", async () => {
     const context = await chromium.newContext();
     const host = await context.newPage();
     await host.goto(`${h.url}/host.html`);
+    await host.check('input[name="access"][value="lobby"]');
     await host.click("#share");
     await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
     const roomId = (await host.textContent("#roomId"))!;
 
     const { page: viewer, tab, errors } = await firefoxPage(firefox, `${h.url}/view.html?room=${roomId}`);
+    await until("the Firefox viewer waiting", async () => (await text(tab, "#message")) === "Waiting for the host to let you in…", 15_000);
+    await host.click("li[data-knock] .admit");
     expect(await playing(tab)).toBeGreaterThan(0);
     expect(await text(tab, "#state")).toBe("connected");
     expect(await tab.evaluate(() => (document.getElementById("video") as HTMLVideoElement).videoWidth)).toBeGreaterThan(0);

@@ -168,6 +168,45 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
     await context.close();
   });
 
+  test("a lobby: a viewer waits, the host admits it and it connects; a denied one is told so; one who stops waiting leaves the host's list", async () => {
+    const context = await browser.newContext();
+    const host = await context.newPage();
+    await host.goto(`${h.url}/host.html`);
+    await host.check('input[name="access"][value="lobby"]');
+    await host.click("#share");
+    await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    const link = (await host.getAttribute("#link", "href"))!;
+    expect(link).not.toContain("#");
+
+    const admitted = await context.newPage();
+    await admitted.goto(link);
+    await admitted.waitForFunction(() => document.getElementById("message")!.textContent === "Waiting for the host to let you in…", null, { timeout: 10_000 });
+    expect(await admitted.getAttribute("#state", "data-state")).toBe("waiting");
+    await host.waitForSelector("#knocks:not([hidden]) li[data-knock] .admit", { timeout: 10_000 });
+    expect(await host.textContent("#count")).toBe("0");
+    await host.click("li[data-knock] .admit");
+    await firstFrameAt(admitted);
+    expect(await admitted.textContent("#state")).toBe("connected");
+    expect(await host.isHidden("#knocks")).toBe(true);
+
+    const denied = await context.newPage();
+    await denied.goto(link);
+    await host.waitForSelector("li[data-knock] .deny", { timeout: 10_000 });
+    await host.click("li[data-knock] .deny");
+    await denied.waitForFunction(() => document.getElementById("error")!.textContent !== "", null, { timeout: 10_000 });
+    expect(await denied.textContent("#error")).toBe("The host did not let you in.");
+
+    const quitter = await context.newPage();
+    await quitter.goto(link);
+    await host.waitForSelector("li[data-knock]", { timeout: 10_000 });
+    await quitter.click("#cancel");
+    await host.waitForSelector("li[data-knock]", { state: "detached", timeout: 10_000 });
+    expect(await quitter.textContent("#message")).toBe("You stopped waiting.");
+    expect(await linkState(admitted)).toBe("connected");
+    expect(await host.textContent("#count")).toBe("1");
+    await context.close();
+  });
+
   test("a browser's own EventSource opens a peer's stream with a ticket, and gets its mail as events", async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

@@ -1,7 +1,7 @@
 /** The host page: share a screen into a new room; one peer connection per viewer. */
 import { renderSVG } from "uqr";
 import { PeerLink, type LinkState } from "../../lib/client/peer-link.js";
-import { SignalingClient, type PeerInfo } from "../../lib/client/signaling-client.js";
+import { SignalingClient, SignalingError, type PeerInfo } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
 import { $, clientOptions, rtcConfig, showState } from "./common.js";
 
@@ -50,6 +50,34 @@ function removeViewer(peerId: string) {
   $("count").textContent = String(links.size);
 }
 
+/** Someone asks to watch: Admit / Deny, until its wait ends. */
+function showKnock(peer: { peerId: string; name: string | null }, expiresAt: number) {
+  const row = document.createElement("li");
+  row.dataset.knock = peer.peerId;
+  row.innerHTML = `<span class="name"></span><button class="admit">Admit</button><button class="deny secondary">Deny</button>`;
+  row.querySelector(".name")!.textContent = peer.name ?? `Viewer ${peer.peerId.slice(0, 4)}`;
+  const answer = (allow: boolean) => async () => {
+    row.querySelectorAll("button").forEach((b) => b.setAttribute("disabled", ""));
+    try {
+      await client?.admit(peer.peerId, allow);
+    } catch (e) {
+      // Gone meanwhile (left, or its wait ended): nothing to answer.
+      if (!(e instanceof SignalingError && e.code === "peer_not_found")) error.textContent = `Could not answer: ${(e as Error).message}`;
+    }
+    dropKnock(peer.peerId);
+  };
+  row.querySelector(".admit")!.addEventListener("click", answer(true));
+  row.querySelector(".deny")!.addEventListener("click", answer(false));
+  $("waiting").append(row);
+  $("knocks").hidden = false;
+  setTimeout(() => dropKnock(peer.peerId), Math.max(0, expiresAt - Date.now()));
+}
+
+function dropKnock(peerId: string) {
+  document.querySelector(`li[data-knock="${peerId}"]`)?.remove();
+  $("knocks").hidden = !$("waiting").children.length;
+}
+
 async function stop(reason = "Sharing stopped") {
   if (!client) return;
   const ending = client;
@@ -63,6 +91,8 @@ async function stop(reason = "Sharing stopped") {
   $("start").hidden = false;
   $("share").textContent = "Share again";
   ($("preview") as HTMLVideoElement).srcObject = null;
+  $("waiting").replaceChildren();
+  $("knocks").hidden = true;
   await ending.closeRoom().catch(() => {});
   console.info(reason);
 }
@@ -93,7 +123,8 @@ async function share() {
     return;
   }
   showState(state, "connecting", "starting");
-  const access = document.querySelector<HTMLInputElement>('input[name="access"]:checked')?.value === "key" ? "key" : "open";
+  const chosen = document.querySelector<HTMLInputElement>('input[name="access"]:checked')?.value;
+  const access = chosen === "key" || chosen === "lobby" ? chosen : "open";
   try {
     client = await SignalingClient.createRoom({ access }, clientOptions());
   } catch (e) {
@@ -115,10 +146,14 @@ async function share() {
 
   // The browser's own "Stop sharing" ends the room too.
   stream.getVideoTracks()[0].addEventListener("ended", () => void stop("Stopped from the browser"));
+  $("waiting").replaceChildren();
+  $("knocks").hidden = true;
   client.onMessage((message) => {
+    if (message.type === "knock") return showKnock(message.peer, message.expiresAt);
     if (message.type === "peer-joined") addViewer(message.peer);
     else if (message.type === "peer-left") removeViewer(message.peerId);
     else links.get(message.from)?.handle(message);
+    if (message.type === "peer-left") dropKnock(message.peerId);
   });
   client.onEnd((e) => {
     showState(state, "ended");

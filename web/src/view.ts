@@ -23,6 +23,7 @@ function end(text: string, how: "ended" | "left" | "not joined" | "failed" = "en
   showState(state, how === "ended" ? "ended" : how === "left" ? "idle" : "failed", how);
   (normal ? message : error).textContent = text;
   (normal ? error : message).textContent = "";
+  $("cancel").hidden = true;
   link?.close();
   stopStats();
   client?.stop();
@@ -57,7 +58,13 @@ const REFUSALS: Record<string, string> = {
   join_key_invalid: "This link no longer lets anyone in: the host has made a new one. Ask the host for the current link.",
   room_locked: "The host has locked this room: no one new can join right now.",
   join_key_damaged: "This link is incomplete or damaged: ask the host for the link again, or copy all of it.",
+  join_denied: "The host did not let you in.",
+  join_expired: "The host did not answer in time. Try again, or ask the host to let you in.",
+  lobby_full: "Too many people are waiting for the host right now: try again in a minute.",
 };
+
+/** Ends a wait in the lobby (leaving it) when the viewer leaves or closes the page. */
+let waiting: AbortController | null = null;
 
 async function watch(typed: string) {
   const read = readRoomId(typed);
@@ -70,8 +77,15 @@ async function watch(typed: string) {
   try {
     // Joining fails fast on a wrong or expired ID (404), rather than after a 60 s wait; a star
     // room always has its host (the host leaving closes it).
-    client = await SignalingClient.joinRoom(roomId, { joinKey: linkKey() }, clientOptions());
+    waiting = new AbortController();
+    const onWaiting = () => {
+      showState(state, "waiting", "waiting");
+      message.textContent = "Waiting for the host to let you in…";
+      $("cancel").hidden = false;
+    };
+    client = await SignalingClient.joinRoom(roomId, { joinKey: linkKey(), onWaiting, signal: waiting.signal }, clientOptions());
   } catch (e) {
+    if (waiting?.signal.aborted) return end("You stopped waiting.", "left");
     if (e instanceof SessionEndedError) return end("Room not found. Check the ID, or ask for a new link: the session may have ended.", "not joined");
     // A key the API calls malformed came from a link cut short.
     const code = e instanceof SignalingError ? (e.code === "invalid_request" && linkKey() ? "join_key_damaged" : e.code) : "";
@@ -79,6 +93,7 @@ async function watch(typed: string) {
     if (refused) return end(refused, "not joined");
     return end(`Could not join: ${(e as Error).message}`, "not joined");
   }
+  $("cancel").hidden = true;
   const hostId = client.session.room.hostId;
   showState(state, "waiting", "waiting for host");
   message.textContent = "Joined. Waiting for the host's screen…";
@@ -127,11 +142,12 @@ $("unmute").addEventListener("click", () => {
   $("unmute").textContent = video.muted ? "Unmute" : "Mute";
 });
 $("fullscreen").addEventListener("click", () => void video.requestFullscreen?.());
+$("cancel").addEventListener("click", () => waiting?.abort());
 $("leave").addEventListener("click", () => {
   void client?.leave();
   end("You left the session.", "left");
 });
-addEventListener("pagehide", () => void client?.leave());
+addEventListener("pagehide", () => (waiting?.abort(), void client?.leave()));
 
 const requested = new URLSearchParams(location.search).get("room");
 if (requested) {
