@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 
-/** A walkthrough block of the README: "walkthrough" (the exchange) or "walkthrough-private" (a key room). */
+/** A walkthrough block of the README: "walkthrough" (the exchange) or "walkthrough-private" (a key room, a lobby). */
 export async function walkthroughScript(name = "walkthrough"): Promise<string> {
   const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
   const block = new RegExp(`<!-- ${name}:start -->\\s*\`\`\`sh\\n([\\s\\S]*?)\`\`\`\\s*<!-- ${name}:end -->`).exec(readme);

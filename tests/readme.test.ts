@@ -22,7 +22,7 @@ describe.each(STORES)("README walkthrough [%s]", (kind) => {
     expect(lines.at(-1)).toBe("room_not_found");
   });
 
-  test("runs the private-room walkthrough verbatim: a key, a replaced key, a lock", async () => {
+  test("runs the private-room walkthrough verbatim: a key, a replaced key, a lock, a lobby", async () => {
     const lines = (await runWalkthrough(h.url, "walkthrough-private")).trim().split("\n");
     expect(lines).toEqual([
       expect.stringMatching(/^room [a-z2-9]{10}, key [A-Za-z0-9_-]{22}$/),
@@ -31,6 +31,11 @@ describe.each(STORES)("README walkthrough [%s]", (kind) => {
       expect.stringMatching(/^[a-z2-9]{10}$/),
       "join_key_invalid",
       "room_locked",
+      '{"status":"waiting"}',
+      "not_admitted",
+      '{"type":"knock","name":"Ada"}',
+      "admit: 204",
+      '{"type":"admitted","peers":["host","viewer"]}',
     ]);
   });
 });
