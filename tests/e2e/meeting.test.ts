@@ -76,6 +76,70 @@ describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
     await context.close();
   });
 
+  test("the creator's choice: a lobby it lets people in from (everyone admitted connects to everyone), or a private invite link", async () => {
+    const context = await browser.newContext();
+    const ada = await context.newPage();
+    await ada.goto(`${h.url}/meet.html`);
+    await ada.fill("#name", "Ada");
+    await ada.check('input[name="access"][value="lobby"]');
+    await ada.click('#join button[type="submit"]');
+    await ada.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    const roomId = (await ada.textContent("#roomId"))!;
+
+    const knock = async (name: string) => {
+      const page = await context.newPage();
+      await page.goto(`${h.url}/meet.html?room=${roomId}`);
+      await page.fill("#name", name);
+      await page.click('#join button[type="submit"]');
+      await page.waitForFunction(() => document.getElementById("message")!.textContent === "Waiting for the host to let you in…", null, { timeout: 10_000 });
+      await ada.waitForSelector(`#knocks li[data-knock] .name:text("${name}")`, { timeout: 10_000 });
+      return page;
+    };
+    const answer = (name: string, button: "admit" | "deny") => ada.click(`#knocks li[data-knock]:has(.name:text("${name}")) .${button}`);
+    const ben = await knock("Ben");
+    const cai = await knock("Cai");
+    await answer("Ben", "admit");
+    await answer("Cai", "admit");
+    const dee = await knock("Dee");
+    await answer("Dee", "deny");
+    await dee.waitForFunction(() => document.getElementById("error")!.textContent !== "", null, { timeout: 10_000 });
+    expect(await dee.textContent("#error")).toBe("The host did not let you in.");
+
+    const pages = [ada, ben, cai];
+    const ids = await Promise.all(pages.map((p) => p.evaluate(() => (window as any).signalbox.client.peerId as string)));
+    for (const [i, page] of pages.entries()) {
+      await until(`${i}: connected to both others with media`, async () => {
+        const s = await meshStats(page);
+        return ids.filter((id) => id !== ids[i]).every((id) => s[id]?.state === "connected" && s[id].frames > 0);
+      }, 60_000, () => meshStats(page));
+    }
+    expect(await ada.textContent("#count")).toBe("3");
+
+    // A private meeting: its invite link carries the key; the room ID alone is refused in words.
+    const eve = await context.newPage();
+    await eve.goto(`${h.url}/meet.html`);
+    await eve.fill("#name", "Eve");
+    await eve.check('input[name="access"][value="key"]');
+    await eve.click('#join button[type="submit"]');
+    await eve.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    const invite = await eve.evaluate(() => location.href);
+    const privateRoom = (await eve.textContent("#roomId"))!;
+    expect(invite).toMatch(new RegExp(`\\?room=${privateRoom}#k=[A-Za-z0-9_-]{22}$`));
+    const stranger = await context.newPage();
+    await stranger.goto(`${h.url}/meet.html?room=${privateRoom}`);
+    await stranger.fill("#name", "Stranger");
+    await stranger.click('#join button[type="submit"]');
+    await stranger.waitForFunction(() => document.getElementById("error")!.textContent !== "", null, { timeout: 10_000 });
+    expect(await stranger.textContent("#error")).toMatch(/^This room is private/);
+    const friend = await context.newPage();
+    await friend.goto(invite);
+    await friend.fill("#name", "Friend");
+    await friend.click('#join button[type="submit"]');
+    await friend.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    expect(await friend.textContent("#roomId")).toBe(privateRoom);
+    await context.close();
+  });
+
   test("a malformed room ID is explained before joining; leaving is no error", async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

@@ -1,8 +1,9 @@
 /** The host page: share a screen into a new room; one peer connection per viewer. */
 import { renderSVG } from "uqr";
 import { PeerLink, type LinkState } from "../../lib/client/peer-link.js";
-import { SignalingClient, SignalingError, type PeerInfo } from "../../lib/client/signaling-client.js";
+import { SignalingClient, type PeerInfo } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
+import { mountKnocks } from "./knocks.js";
 import { $, clientOptions, rtcConfig, showState } from "./common.js";
 
 const state = $("state");
@@ -10,6 +11,7 @@ const error = $("error");
 const links = new Map<string, PeerLink>();
 let client: SignalingClient | null = null;
 let stream: MediaStream | null = null;
+let unmountKnocks = () => {};
 
 function viewerRow(peer: PeerInfo, linkState: LinkState) {
   let row = document.querySelector<HTMLLIElement>(`li[data-peer="${peer.peerId}"]`);
@@ -50,34 +52,6 @@ function removeViewer(peerId: string) {
   $("count").textContent = String(links.size);
 }
 
-/** Someone asks to watch: Admit / Deny, until its wait ends. */
-function showKnock(peer: { peerId: string; name: string | null }, expiresAt: number) {
-  const row = document.createElement("li");
-  row.dataset.knock = peer.peerId;
-  row.innerHTML = `<span class="name"></span><button class="admit">Admit</button><button class="deny secondary">Deny</button>`;
-  row.querySelector(".name")!.textContent = peer.name ?? `Viewer ${peer.peerId.slice(0, 4)}`;
-  const answer = (allow: boolean) => async () => {
-    row.querySelectorAll("button").forEach((b) => b.setAttribute("disabled", ""));
-    try {
-      await client?.admit(peer.peerId, allow);
-    } catch (e) {
-      // Gone meanwhile (left, or its wait ended): nothing to answer.
-      if (!(e instanceof SignalingError && e.code === "peer_not_found")) error.textContent = `Could not answer: ${(e as Error).message}`;
-    }
-    dropKnock(peer.peerId);
-  };
-  row.querySelector(".admit")!.addEventListener("click", answer(true));
-  row.querySelector(".deny")!.addEventListener("click", answer(false));
-  $("waiting").append(row);
-  $("knocks").hidden = false;
-  setTimeout(() => dropKnock(peer.peerId), Math.max(0, expiresAt - Date.now()));
-}
-
-function dropKnock(peerId: string) {
-  document.querySelector(`li[data-knock="${peerId}"]`)?.remove();
-  $("knocks").hidden = !$("waiting").children.length;
-}
-
 async function stop(reason = "Sharing stopped") {
   if (!client) return;
   const ending = client;
@@ -91,8 +65,7 @@ async function stop(reason = "Sharing stopped") {
   $("start").hidden = false;
   $("share").textContent = "Share again";
   ($("preview") as HTMLVideoElement).srcObject = null;
-  $("waiting").replaceChildren();
-  $("knocks").hidden = true;
+  unmountKnocks();
   await ending.closeRoom().catch(() => {});
   console.info(reason);
 }
@@ -146,14 +119,11 @@ async function share() {
 
   // The browser's own "Stop sharing" ends the room too.
   stream.getVideoTracks()[0].addEventListener("ended", () => void stop("Stopped from the browser"));
-  $("waiting").replaceChildren();
-  $("knocks").hidden = true;
+  unmountKnocks = mountKnocks($("knocks"), client, (text) => (error.textContent = text));
   client.onMessage((message) => {
-    if (message.type === "knock") return showKnock(message.peer, message.expiresAt);
     if (message.type === "peer-joined") addViewer(message.peer);
     else if (message.type === "peer-left") removeViewer(message.peerId);
     else links.get(message.from)?.handle(message);
-    if (message.type === "peer-left") dropKnock(message.peerId);
   });
   client.onEnd((e) => {
     showState(state, "ended");

@@ -2,7 +2,8 @@
 import { Mesh } from "../../lib/client/mesh.js";
 import { SignalingClient, SignalingError, type PeerInfo } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
-import { $, clientOptions, readRoomId, showState } from "./common.js";
+import { $, clientOptions, linkKey, readRoomId, refusal, showState } from "./common.js";
+import { mountKnocks } from "./knocks.js";
 
 const state = $("state");
 const error = $("error");
@@ -11,6 +12,9 @@ let client: SignalingClient | null = null;
 let mesh: Mesh | null = null;
 let local: MediaStream | null = null;
 let stopLevels = () => {};
+let unmountKnocks = () => {};
+/** Ends a wait in the lobby (leaving it). */
+let waiting: AbortController | null = null;
 
 function mediaError(e: Error): string {
   if (e.name === "NotAllowedError") return "Camera and microphone access was not allowed. Allow it in the browser's address bar and try again.";
@@ -86,19 +90,35 @@ async function join(name: string, typed: string) {
     return;
   }
   showState(state, "connecting", "joining");
+  const chosen = document.querySelector<HTMLInputElement>('input[name="access"]:checked')?.value;
+  const access = chosen === "key" || chosen === "lobby" ? chosen : "open";
+  waiting = new AbortController();
+  const onWaiting = () => {
+    showState(state, "waiting", "waiting");
+    message.textContent = "Waiting for the host to let you in…";
+    $("cancel").hidden = false;
+  };
   try {
     client = roomId
-      ? await SignalingClient.joinRoom(roomId, { name }, clientOptions())
-      : await SignalingClient.createRoom({ topology: "mesh", name }, clientOptions());
+      ? await SignalingClient.joinRoom(roomId, { name, joinKey: linkKey(), onWaiting, signal: waiting.signal }, clientOptions())
+      : await SignalingClient.createRoom({ topology: "mesh", name, access }, clientOptions());
   } catch (e) {
     local.getTracks().forEach((t) => t.stop());
+    $("cancel").hidden = true;
+    message.textContent = "";
+    if (waiting.signal.aborted) return (showState(state, "idle", "not in a meeting"), void (message.textContent = "You stopped waiting."));
     showState(state, "failed", "not joined");
-    if (e instanceof SignalingError && e.code === "room_full") error.textContent = "This meeting is full (8 people at most).";
+    if (refusal(e)) error.textContent = refusal(e)!;
+    else if (e instanceof SignalingError && e.code === "room_full") error.textContent = "This meeting is full (8 people at most).";
     else if (e instanceof SignalingError && e.status === 404) error.textContent = "No meeting with that ID: check it, or start a new one.";
     else error.textContent = `Could not join: ${(e as Error).message}`;
     return;
   }
-  history.replaceState(null, "", `?room=${client.roomId}`);
+  $("cancel").hidden = true;
+  message.textContent = "";
+  // The invite link: a private meeting's key rides in the fragment, as on the host page.
+  const key = client.session.joinKey ?? linkKey();
+  history.replaceState(null, "", `?room=${client.roomId}${key ? `#k=${key}` : ""}`);
   $("roomId").textContent = client.roomId;
   $("lobby").hidden = true;
   $("meeting").hidden = false;
@@ -110,6 +130,7 @@ async function join(name: string, typed: string) {
   preview.srcObject = local;
   for (const peer of client.session.peers) person(peer, peer.peerId === client.peerId);
   mountChat($("chat"), client);
+  unmountKnocks = mountKnocks($("knocks"), client, (text) => (error.textContent = text));
 
   mesh = new Mesh({
     client,
@@ -137,6 +158,7 @@ async function join(name: string, typed: string) {
 /** Leaving is no failure: a status line, and a neutral badge unless the meeting itself ended. */
 async function leave(text = "You left the meeting.", how: "left" | "ended" = "left") {
   stopLevels();
+  unmountKnocks();
   mesh?.close();
   mesh = null;
   local?.getTracks().forEach((t) => t.stop());
@@ -166,8 +188,9 @@ $("join").addEventListener("submit", (event) => {
 $("mic").addEventListener("click", () => toggle("audio", $("mic"), "Mute", "Unmute"));
 $("cam").addEventListener("click", () => toggle("video", $("cam"), "Camera off", "Camera on"));
 $("leave").addEventListener("click", () => void leave());
+$("cancel").addEventListener("click", () => waiting?.abort());
 $("copy").addEventListener("click", () => void navigator.clipboard.writeText(location.href).then(() => ($("copy").textContent = "Copied")));
-addEventListener("pagehide", () => void client?.leave());
+addEventListener("pagehide", () => (waiting?.abort(), void client?.leave()));
 
 const invited = new URLSearchParams(location.search).get("room");
 if (invited) ($("room") as HTMLInputElement).value = invited;

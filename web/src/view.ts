@@ -1,9 +1,9 @@
 /** The viewer page: join a room by ID and watch the host's screen. */
 import { PeerLink } from "../../lib/client/peer-link.js";
-import { SessionEndedError, SignalingClient, SignalingError } from "../../lib/client/signaling-client.js";
+import { SessionEndedError, SignalingClient } from "../../lib/client/signaling-client.js";
 import { mountChat } from "./chat-panel.js";
 import { normalizeRoomId } from "../../lib/id-format.js";
-import { $, clientOptions, readRoomId, rtcConfig, showState } from "./common.js";
+import { $, clientOptions, linkKey, readRoomId, refusal, rtcConfig, showState } from "./common.js";
 import { watchStats } from "./stats.js";
 
 const state = $("state");
@@ -47,22 +47,6 @@ async function rejoin(roomId: string) {
   await watch(roomId);
 }
 
-/** A private link's join key, from its fragment (#k=…), which never reaches a server. */
-function linkKey(): string | undefined {
-  return new URLSearchParams(location.hash.slice(1)).get("k") ?? undefined;
-}
-
-/** Why a join was refused, in words. */
-const REFUSALS: Record<string, string> = {
-  join_key_required: "This room is private: open the exact link its host shared with you (the room ID alone is not enough).",
-  join_key_invalid: "This link no longer lets anyone in: the host has made a new one. Ask the host for the current link.",
-  room_locked: "The host has locked this room: no one new can join right now.",
-  join_key_damaged: "This link is incomplete or damaged: ask the host for the link again, or copy all of it.",
-  join_denied: "The host did not let you in.",
-  join_expired: "The host did not answer in time. Try again, or ask the host to let you in.",
-  lobby_full: "Too many people are waiting for the host right now: try again in a minute.",
-};
-
 /** Ends a wait in the lobby (leaving it) when the viewer leaves or closes the page. */
 let waiting: AbortController | null = null;
 
@@ -87,9 +71,7 @@ async function watch(typed: string) {
   } catch (e) {
     if (waiting?.signal.aborted) return end("You stopped waiting.", "left");
     if (e instanceof SessionEndedError) return end("Room not found. Check the ID, or ask for a new link: the session may have ended.", "not joined");
-    // A key the API calls malformed came from a link cut short.
-    const code = e instanceof SignalingError ? (e.code === "invalid_request" && linkKey() ? "join_key_damaged" : e.code) : "";
-    const refused = REFUSALS[code];
+    const refused = refusal(e);
     if (refused) return end(refused, "not joined");
     return end(`Could not join: ${(e as Error).message}`, "not joined");
   }
