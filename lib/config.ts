@@ -18,6 +18,10 @@ const EnvSchema = z.object({
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
   KV_REST_API_URL: z.url().optional(),
   KV_REST_API_TOKEN: z.string().min(1).optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\/./, "must be a redis:// or rediss:// URL").optional(),
+  KV_URL: z.string().regex(/^rediss?:\/\/./, "must be a redis:// or rediss:// URL").optional(),
+  REDIS_CLUSTER: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
+  STORE: z.enum(["rest", "tcp", "memory"], { error: "must be rest, tcp or memory" }).optional(),
   ALLOWED_ORIGINS: z.string().default("*"),
   ICE_SERVERS: z
     .string()
@@ -102,8 +106,20 @@ const EnvSchema = z.object({
 
 export type IceServer = z.infer<typeof iceServer>;
 
+/** Redis commands: a timeout (ms; then 503) and how many may be in flight before new ones are shed (503). */
+interface RedisLimits {
+  timeoutMs: number;
+  maxInFlight: number;
+}
+
+/** Where state lives, and why: the start-up log and /api/diagnostics say both. */
+export type StoreConfig =
+  | { transport: "memory"; reason: string }
+  | ({ transport: "rest"; url: string; token: string; reason: string } & RedisLimits)
+  | ({ transport: "tcp"; url: string; cluster: boolean; reason: string } & RedisLimits);
+
 export interface Config {
-  redis: { url: string; token: string; timeoutMs: number; maxInFlight: number } | null;
+  store: StoreConfig;
   allowedOrigins: "*" | string[];
   iceServers: IceServer[];
   roomTtlMs: number;
@@ -189,18 +205,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;
-  const url = e.UPSTASH_REDIS_REST_URL ?? e.KV_REST_API_URL;
-  const token = e.UPSTASH_REDIS_REST_TOKEN ?? e.KV_REST_API_TOKEN;
-  if (Boolean(url) !== Boolean(token)) {
-    throw new ConfigError("Invalid configuration:\n  UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together");
-  }
-  if (e.VERCEL_CLI_VERSION && !url) {
+  const store = storeConfig(e);
+  if (e.VERCEL_CLI_VERSION && store.transport === "memory") {
     // `vercel dev` runs each function in a process of its own: a room made by one is unknown to the next.
     throw new ConfigError(
       "Invalid configuration:\n  under vercel dev each function runs in a process of its own, so the memory store cannot be shared: run `npm run dev` (it starts Redis and the REST bridge), or set UPSTASH_REDIS_REST_URL/TOKEN",
     );
   }
-  if (e.VERCEL && !url) {
+  if (e.VERCEL && store.transport === "memory") {
     // Serverless instances share nothing in memory: without Redis, peers on different instances never meet.
     throw new ConfigError("Invalid configuration:\n  on Vercel, UPSTASH_REDIS_REST_URL/TOKEN (or KV_REST_API_URL/TOKEN) are required");
   }
@@ -219,7 +231,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if ((e.AUTH_JWT_ISSUER || e.AUTH_JWT_AUDIENCE) && !e.AUTH_JWKS_URL) throw new ConfigError("Invalid configuration:\n  AUTH_JWT_ISSUER/AUTH_JWT_AUDIENCE need AUTH_JWKS_URL");
   if (mode === "live" && !e.OPENAI_API_KEY) throw new ConfigError("Invalid configuration:\n  OPENAI_MODE=live needs OPENAI_API_KEY");
   return {
-    redis: url && token ? { url, token, timeoutMs: e.REDIS_TIMEOUT_MS, maxInFlight: e.REDIS_MAX_IN_FLIGHT } : null,
+    store,
     allowedOrigins: origins === "*" ? "*" : origins.split(",").map((o) => o.trim()).filter(Boolean),
     iceServers: e.ICE_SERVERS,
     roomTtlMs: e.ROOM_TTL_SECONDS * 1000,
@@ -270,4 +282,37 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       sessionsPerHour: e.RATE_LIMIT_SESSIONS_PER_HOUR,
     },
   };
+}
+
+/**
+ * Which store, by explicit rules: STORE (rest, tcp or memory) decides when set; otherwise the
+ * REST variables win when present (Vercel's Upstash integration sets them and REDIS_URL/KV_URL
+ * at once, and serverless functions should not open a TCP connection per instance), then
+ * REDIS_URL (or KV_URL) for TCP, then the memory store.
+ */
+function storeConfig(e: z.infer<typeof EnvSchema>): StoreConfig {
+  const url = e.UPSTASH_REDIS_REST_URL ?? e.KV_REST_API_URL;
+  const token = e.UPSTASH_REDIS_REST_TOKEN ?? e.KV_REST_API_TOKEN;
+  if (Boolean(url) !== Boolean(token)) {
+    throw new ConfigError("Invalid configuration:\n  UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together");
+  }
+  const tcpUrl = e.REDIS_URL ?? e.KV_URL;
+  const limits = { timeoutMs: e.REDIS_TIMEOUT_MS, maxInFlight: e.REDIS_MAX_IN_FLIGHT };
+  const restVar = e.UPSTASH_REDIS_REST_URL ? "UPSTASH_REDIS_REST_URL" : "KV_REST_API_URL";
+  const tcpVar = e.REDIS_URL ? "REDIS_URL" : "KV_URL";
+  const rest = (reason: string): StoreConfig => ({ transport: "rest", url: url!, token: token!, reason, ...limits });
+  const tcp = (reason: string): StoreConfig => ({ transport: "tcp", url: tcpUrl!, cluster: e.REDIS_CLUSTER === "true", reason, ...limits });
+  switch (e.STORE) {
+    case "memory":
+      return { transport: "memory", reason: "STORE=memory" };
+    case "rest":
+      if (!url) throw new ConfigError("Invalid configuration:\n  STORE=rest needs UPSTASH_REDIS_REST_URL/TOKEN (or KV_REST_API_URL/TOKEN)");
+      return rest("STORE=rest");
+    case "tcp":
+      if (!tcpUrl) throw new ConfigError("Invalid configuration:\n  STORE=tcp needs REDIS_URL (or KV_URL)");
+      return tcp("STORE=tcp");
+  }
+  if (url) return rest(`${restVar} is set${tcpUrl ? ` (${tcpVar} too: REST wins unless STORE=tcp)` : ""}`);
+  if (tcpUrl) return tcp(`${tcpVar} is set`);
+  return { transport: "memory", reason: "no Redis is configured" };
 }

@@ -4,13 +4,15 @@
  * builds its own, so tests can run several differently configured servers in one process.
  */
 import type { IncomingMessage } from "node:http";
-import { loadConfig, type Config } from "./config.js";
+import { loadConfig, type Config, type StoreConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { SimulatedUpstream } from "./openai/simulator.js";
 import { OpenAIRealtimeUpstream, type RealtimeUpstream } from "./openai/upstream.js";
 import { memoryRateLimits, ProbeGuard, redisRateLimits, AddressSlots, VerifiedPeers, type RateLimits } from "./ratelimit.js";
 import { MemoryStore } from "./store/memory.js";
 import { RedisStore } from "./store/redis.js";
+import { TcpTransport } from "./store/tcp.js";
+import { RestTransport, type RedisTransport } from "./store/transport.js";
 import type { SignalStore } from "./store/types.js";
 
 export interface Context {
@@ -29,6 +31,13 @@ export interface Context {
   now: () => number;
 }
 
+/** The Redis transport the configuration names, if any. */
+function redisTransport(store: StoreConfig): RedisTransport | null {
+  if (store.transport === "rest") return new RestTransport(store, store.timeoutMs);
+  if (store.transport === "tcp") return new TcpTransport({ url: store.url, cluster: store.cluster, commandTimeoutMs: store.timeoutMs });
+  return null;
+}
+
 function realtimeUpstream(config: Config): RealtimeUpstream {
   const o = config.openai;
   if (o.mode === "simulate") return new SimulatedUpstream();
@@ -45,9 +54,9 @@ function realtimeUpstream(config: Config): RealtimeUpstream {
 export function createContext(env: Record<string, string | undefined> = process.env): Context {
   const config = loadConfig(env);
   const budget = { inboxMax: config.inboxMaxMessages, roomMailMaxBytes: config.roomMailMaxBytes };
-  const redis = config.redis ? new RedisStore(config.redis, budget, config.redis.timeoutMs, config.redis.maxInFlight) : null;
-  const store = redis ?? new MemoryStore(budget);
-  const limits = redis ? redisRateLimits(redis.client, config) : memoryRateLimits(config);
+  const transport = redisTransport(config.store);
+  const store = transport && config.store.transport !== "memory" ? new RedisStore(transport, budget, config.store.maxInFlight) : new MemoryStore(budget);
+  const limits = transport ? redisRateLimits(transport.limiter, config) : memoryRateLimits(config);
   return {
     config,
     store,

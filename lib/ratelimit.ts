@@ -3,7 +3,7 @@
  * algorithm in process memory.
  */
 import { Ratelimit } from "@upstash/ratelimit";
-import type { Redis } from "@upstash/redis";
+import type { LimiterRedis } from "./store/transport.js";
 import type { Config } from "./config.js";
 
 export interface LimitResult {
@@ -63,10 +63,11 @@ function build(config: Config, limiter: (policy: Policy, name: string) => Limite
   ) as unknown as RateLimits;
 }
 
-export function redisRateLimits(redis: Redis, config: Config): RateLimits {
+export function redisRateLimits(redis: LimiterRedis, config: Config): RateLimits {
   return build(config, ({ max, window }, name) => {
     const ratelimit = new Ratelimit({
-      redis,
+      // Ratelimit asks only evalsha and eval of its client (its sliding window's one script).
+      redis: redis as unknown as ConstructorParameters<typeof Ratelimit>[0]["redis"],
       limiter: Ratelimit.slidingWindow(max, window),
       // Counters are per policy: a changed limit starts afresh rather than inheriting counts.
       prefix: `sb:rl:${name}:${max}/${window.replace(" ", "")}`,
@@ -77,8 +78,9 @@ export function redisRateLimits(redis: Redis, config: Config): RateLimits {
     return {
       // It throws when Redis cannot be reached at all; fail open there too, and let the
       // store's own call answer 503 (or diagnostics say what is down).
+      // The key in braces: a window's two counters share a cluster slot (one script touches both).
       limit: (key) =>
-        ratelimit.limit(key).catch(() => ({ success: true, limit: max, remaining: max, reset: Date.now(), unchecked: true })),
+        ratelimit.limit(`{${key}}`).catch(() => ({ success: true, limit: max, remaining: max, reset: Date.now(), unchecked: true })),
     };
   });
 }

@@ -69,7 +69,10 @@ function descriptionRoute(type: "offer" | "answer") {
 }
 
 async function health(ctx: Context): Promise<Reply> {
-  const store = { kind: ctx.store.kind, reachable: true, latencyMs: 0 };
+  // Which transport, and why (the configuration's rule that picked it).
+  const chosen = ctx.config.store;
+  const transport = chosen.transport === "tcp" && chosen.cluster ? "cluster" : chosen.transport;
+  const store = { kind: ctx.store.kind, transport, reason: chosen.reason, reachable: true, latencyMs: 0 };
   try {
     store.latencyMs = Math.round((await ctx.store.ping()) * 100) / 100;
   } catch (error) {

@@ -5,7 +5,9 @@ import { explainUnavailable } from "../lib/store/redis.js";
 
 try {
   const server = await startServer();
-  const store = server.context.store.kind === "redis" ? "Redis (Upstash REST)" : "memory (single process; set UPSTASH_REDIS_REST_URL/TOKEN for Redis)";
+  const { store: chosen } = server.context.config;
+  const transport = { memory: "memory (single process; set REDIS_URL, or UPSTASH_REDIS_REST_URL/TOKEN, for Redis)", rest: "Redis over Upstash REST", tcp: "Redis over TCP" }[chosen.transport];
+  const store = `${transport}${chosen.transport === "tcp" && chosen.cluster ? " (cluster)" : ""}: ${chosen.reason}`;
   console.log(
     [
       `signalbox listening on ${server.url}`,
@@ -18,7 +20,7 @@ try {
     ].join("\n"),
   );
   // Say at once, in words, if the store will not work: not as a 503 on every request later.
-  await server.context.store.ping().catch((error) => console.error(`  warning: ${explainUnavailable(error)}; requests answer 503 until it does`));
+  await server.context.store.ping().catch((error) => console.error(`  warning: ${explainUnavailable(error, chosen.transport === "tcp" ? "REDIS_URL (or KV_URL)" : undefined)}; requests answer 503 until it does`));
   const stop = () => void server.close().then(() => process.exit(0));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { createClient, RESP_TYPES } from "redis";
+import { stripUpstashFlags } from "../lib/store/tcp.js";
 
 export interface BridgeOptions {
   redisUrl?: string;
@@ -56,10 +57,7 @@ function connectRedis(url: string) {
   }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
 }
 
-/**
- * @upstash/ratelimit sends scripts with `#!lua flags=allow-key-locking`, an Upstash-only flag
- * redis-server rejects. Strip it, and remember which SHA1 the client knows each script by.
- */
+/** Strips the Upstash-only script flags (see stripUpstashFlags), and remembers which SHA1 the client knows each script by. */
 class ScriptShim {
   private readonly rewritten = new Map<string, string>();
 
@@ -90,16 +88,6 @@ class ScriptShim {
     }
     return reply;
   }
-}
-
-function stripUpstashFlags(script: string): string {
-  const match = /^#!lua([^\n]*)/.exec(script);
-  if (!match) return script;
-  const flags = /flags=(\S*)/.exec(match[1]);
-  if (!flags) return script;
-  const kept = flags[1].split(",").filter((f) => f && f !== "allow-key-locking");
-  const shebang = kept.length ? `#!lua flags=${kept.join(",")}` : "#!lua";
-  return shebang + script.slice(match[0].length);
 }
 
 /** Upstash's base64 encoding: every string in a result, nested ones too, except status OK. */

@@ -1,8 +1,8 @@
 /** Room chat over HTTP, on both stores: delivery, history for late joiners, validation, the limit. */
 import { describe, expect, it } from "vitest";
-import { apiClient, clearOfWindowEdge, createRoom, drain, joinRoom, startHarness, STORES, useHarness, hasRedis, type Api } from "./support/harness.js";
+import { apiClient, clearOfWindowEdge, createRoom, drain, joinRoom, startHarness, ALL_STORES, available, useHarness, type Api } from "./support/harness.js";
 
-describe.each(STORES)("chat [%s]", (kind) => {
+describe.each(ALL_STORES)("chat [%s]", (kind) => {
   let api: Api;
   const test = useHarness(kind, (h) => (api = apiClient(h.url)));
 
@@ -56,8 +56,8 @@ describe.each(STORES)("chat [%s]", (kind) => {
   });
 });
 
-describe.each(STORES)("chat limit [%s]", (kind) => {
-  it.skipIf(kind === "redis" && !hasRedis())("answers 429 past the per-sender limit, leaving others free", async () => {
+describe.each(ALL_STORES)("chat limit [%s]", (kind) => {
+  it.skipIf(!available(kind))("answers 429 past the per-sender limit, leaving others free", async () => {
     const h = await startHarness(kind, { RATE_LIMIT_CHAT_PER_MINUTE: "3" });
     try {
       const api = apiClient(h.url);
@@ -73,7 +73,7 @@ describe.each(STORES)("chat limit [%s]", (kind) => {
     }
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("answers 429 past the per-room limit, however many senders join; forged tokens spend none of it", async () => {
+  it.skipIf(!available(kind))("answers 429 past the per-room limit, however many senders join; forged tokens spend none of it", async () => {
     const h = await startHarness(kind, { RATE_LIMIT_CHAT_PER_MINUTE: "2", RATE_LIMIT_ROOM_CHAT_PER_MINUTE: "5" });
     try {
       const api = apiClient(h.url);

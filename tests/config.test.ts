@@ -15,7 +15,7 @@ const refusal = (env: Record<string, string>) => {
 describe("configuration", () => {
   it("runs with no environment at all: memory store, simulated AI, the documented defaults", () => {
     const c = loadConfig({});
-    expect(c.redis).toBeNull();
+    expect(c.store).toEqual({ transport: "memory", reason: "no Redis is configured" });
     expect(c.openai).toMatchObject({ mode: "simulate", apiKey: null, baseUrl: "https://api.openai.com/v1", defaultPreset: "transcribe", allowedPresets: ["transcribe", "assistant", "assistant-mini"] });
     expect(c).toMatchObject({
       allowedOrigins: "*", roomTtlMs: 3_600_000, roomMaxLifetimeMs: 86_400_000, inboxMaxMessages: 1000, roomMailMaxBytes: 4 * 1024 * 1024,
@@ -33,13 +33,27 @@ describe("configuration", () => {
   });
 
   it("takes Redis from the Upstash or the Vercel KV names, and goes live with an OpenAI key", () => {
-    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t" }).redis).toEqual({ url: "https://kv.example", token: "t", timeoutMs: 3000, maxInFlight: 256 });
+    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t" }).store).toEqual({ transport: "rest", url: "https://kv.example", token: "t", reason: "KV_REST_API_URL is set", timeoutMs: 3000, maxInFlight: 256 });
     const c = loadConfig({ UPSTASH_REDIS_REST_URL: "https://u.example", UPSTASH_REDIS_REST_TOKEN: "u", OPENAI_API_KEY: "sk-x", ALLOWED_ORIGINS: "https://a.example, https://b.example" });
-    expect(c.redis).toEqual({ url: "https://u.example", token: "u", timeoutMs: 3000, maxInFlight: 256 });
-    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t", REDIS_MAX_IN_FLIGHT: "8" }).redis?.maxInFlight).toBe(8);
+    expect(c.store).toMatchObject({ transport: "rest", url: "https://u.example", token: "u" });
+    expect(loadConfig({ KV_REST_API_URL: "https://kv.example", KV_REST_API_TOKEN: "t", REDIS_MAX_IN_FLIGHT: "8" }).store).toMatchObject({ maxInFlight: 8 });
     expect(c.openai.mode).toBe("live");
     expect(c.allowedOrigins).toEqual(["https://a.example", "https://b.example"]);
     expect(loadConfig({ OPENAI_API_KEY: "sk-x", OPENAI_MODE: "simulate" }).openai.mode).toBe("simulate");
+  });
+
+  it("picks the store by explicit rules: STORE decides; else REST over REDIS_URL (Vercel sets both), then REDIS_URL, then memory", () => {
+    const rest = { UPSTASH_REDIS_REST_URL: "https://u.example", UPSTASH_REDIS_REST_TOKEN: "u" };
+    const both = { ...rest, REDIS_URL: "rediss://default:p@u.example:6379" };
+    expect(loadConfig({ ...both, VERCEL: "1" }).store).toMatchObject({ transport: "rest", reason: "UPSTASH_REDIS_REST_URL is set (REDIS_URL too: REST wins unless STORE=tcp)" });
+    expect(loadConfig({ ...both, STORE: "tcp" }).store).toMatchObject({ transport: "tcp", url: both.REDIS_URL, cluster: false, reason: "STORE=tcp" });
+    expect(loadConfig({ ...both, STORE: "memory" }).store).toEqual({ transport: "memory", reason: "STORE=memory" });
+    expect(loadConfig({ KV_URL: "redis://127.0.0.1:6379" }).store).toMatchObject({ transport: "tcp", url: "redis://127.0.0.1:6379", reason: "KV_URL is set" });
+    expect(loadConfig({ REDIS_URL: "redis://r:7000", REDIS_CLUSTER: "true" }).store).toMatchObject({ transport: "tcp", cluster: true, reason: "REDIS_URL is set" });
+    expect(() => loadConfig({ STORE: "tcp" })).toThrow(/STORE=tcp needs REDIS_URL/);
+    expect(() => loadConfig({ STORE: "rest", REDIS_URL: "redis://r" })).toThrow(/STORE=rest needs UPSTASH_REDIS_REST_URL/);
+    expect(() => loadConfig({ REDIS_URL: "http://r" })).toThrow(/REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
+    expect(() => loadConfig({ STORE: "disk" })).toThrow(/STORE: must be rest, tcp or memory/);
   });
 
   it("refuses bad values, naming each", () => {

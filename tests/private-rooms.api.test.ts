@@ -5,13 +5,13 @@
 import { describe, expect } from "vitest";
 import { LOBBY_MAX } from "../lib/store/types.js";
 import { openStream } from "./support/events.js";
-import { apiClient, createRoom, drain, freshAddress, joinRoom, startHarness, STORES, useHarness, type Api, type ApiResponse, type Harness } from "./support/harness.js";
+import { apiClient, createRoom, drain, freshAddress, joinRoom, startHarness, ALL_STORES, useHarness, type Api, type ApiResponse, type Harness } from "./support/harness.js";
 
 function expectProblem(res: ApiResponse, status: number, code: string) {
   expect([res.status, res.body?.code], JSON.stringify(res.body)).toEqual([status, code]);
 }
 
-describe.each(STORES)("private rooms [%s]", (kind) => {
+describe.each(ALL_STORES)("private rooms [%s]", (kind) => {
   let h: Harness;
   let api: Api;
   const test = useHarness(kind, (started) => ((h = started), (api = apiClient(h.url))));

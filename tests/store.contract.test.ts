@@ -6,10 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken, newPeerId, newRoomId } from "../lib/ids.js";
 import { MemoryStore } from "../lib/store/memory.js";
 import { idAfter, RedisStore } from "../lib/store/redis.js";
+import { RestTransport } from "../lib/store/transport.js";
 import { CLOSED_MESSAGE_ID, DENIED_NOTICE_MS, ENTRY_OVERHEAD, LOBBY_MAX, LOBBY_WAIT_MS, type Access, type Caller, type Outgoing, type RoomView, type Waiting, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { createClient } from "redis";
-import { hasRedis, redisUrl, STORES } from "./support/harness.js";
+import { ALL_STORES, available, clusterUrl, redisUrl } from "./support/harness.js";
+import { TcpTransport } from "../lib/store/tcp.js";
 
 /** Message ids in order: by millisecond, then sequence. */
 const byId = (a: string, b: string) => {
@@ -38,14 +40,18 @@ function inRoom(joined: RoomView | Waiting | string): RoomView {
   return joined;
 }
 
-describe.each(STORES)("store contract [%s]", (kind) => {
+describe.each(ALL_STORES)("store contract [%s]", (kind) => {
   let store: SignalStore;
   let bridge: Bridge | undefined;
 
   beforeAll(async () => {
+    if (!available(kind)) return;
     if (kind === "redis") {
       bridge = await startUpstashBridge({ redisUrl: redisUrl() });
-      store = new RedisStore({ url: bridge.url, token: bridge.token }, BUDGET);
+      store = new RedisStore(new RestTransport({ url: bridge.url, token: bridge.token }), BUDGET);
+    } else if (kind !== "memory") {
+      const cluster = kind === "redis-cluster";
+      store = new RedisStore(new TcpTransport({ url: cluster ? clusterUrl() : redisUrl(), cluster, commandTimeoutMs: 3000 }), BUDGET);
     } else {
       store = new MemoryStore(BUDGET);
     }
@@ -85,9 +91,12 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     return { roomId, host: { roomId, peerId: hostId, tokenHash: hashToken(`token-${hostId}`) }, viewers };
   }
 
+  /** Join times that never tie (peers are listed by join time; over TCP two joins often share a millisecond). */
+  let lastJoin = 0;
   async function join(roomId: string, name?: string): Promise<Caller> {
     const peerId = newPeerId();
-    const peer: PeerInfo = { peerId, role: "viewer", joinedAt: Date.now(), ...(name ? { name } : {}) };
+    lastJoin = Math.max(Date.now() + 1, lastJoin + 1);
+    const peer: PeerInfo = { peerId, role: "viewer", joinedAt: lastJoin, ...(name ? { name } : {}) };
     const joined = await store.joinRoom(roomId, peer, hashToken(`token-${peerId}`), msg("peer-joined"), Date.now());
     if (typeof joined === "string") throw new Error(joined);
     return { roomId, peerId, tokenHash: hashToken(`token-${peerId}`) };
@@ -102,7 +111,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     if (pending.length) await read(c, pending.at(-1)!.id);
   }
 
-  it.skipIf(kind === "redis" && !hasRedis())("creates a room once per ID and describes it without secrets", async () => {
+  it.skipIf(!available(kind))("creates a room once per ID and describes it without secrets", async () => {
     const { roomId, host } = await makeRoom();
     const view = await store.describeRoom(roomId, Date.now());
     expect(view?.room).toMatchObject({ roomId, topology: "star", maxPeers: 10, hostId: host.peerId });
@@ -118,19 +127,19 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.describeRoom(newRoomId(), Date.now())).toBeNull();
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a star viewer's join carries the host and itself, however full the room; a mesh join carries everyone", async () => {
+  it.skipIf(!available(kind))("a star viewer's join carries the host and itself, however full the room; a mesh join carries everyone", async () => {
     const star = await makeRoom({ viewers: 5 });
     const peer = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() };
     const joined = inRoom(await store.joinRoom(star.roomId, peer, "h", msg("peer-joined"), Date.now()));
     expect(joined.peers.map((p) => p.peerId)).toEqual([star.host.peerId, peer.peerId]);
     expect(joined.room).toMatchObject({ roomId: star.roomId, topology: "star", hostId: star.host.peerId, expiresAt: expect.any(Number) });
     const mesh = await makeRoom({ topology: "mesh", viewers: 3 });
-    const other = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() + 1 };
+    const other = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Math.max(Date.now(), lastJoin) + 1 };
     const meshJoined = inRoom(await store.joinRoom(mesh.roomId, other, "h", msg("peer-joined"), Date.now()));
     expect(meshJoined.peers.map((p) => p.peerId)).toEqual([mesh.host.peerId, ...mesh.viewers.map((v) => v.peerId), other.peerId]);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a key room lets in only who has its key, the current one; a locked room no one new", async () => {
+  it.skipIf(!available(kind))("a key room lets in only who has its key, the current one; a locked room no one new", async () => {
     const { roomId, host, viewers } = await makeRoom({ joinKeyHash: hashToken("key-1"), viewers: 0 });
     const newcomer = () => ({ peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() });
     const joinWith = (key?: string) => store.joinRoom(roomId, newcomer(), "h", msg("peer-joined"), Date.now(), key ? { joinKeyHash: hashToken(key) } : {});
@@ -161,7 +170,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect((await store.describeRoom(open.roomId, Date.now()))!.room).toMatchObject({ access: "open", locked: false });
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("joins up to maxPeers and lists peers in join order", async () => {
+  it.skipIf(!available(kind))("joins up to maxPeers and lists peers in join order", async () => {
     const { roomId, host } = await makeRoom({ maxPeers: 3 });
     const a = await join(roomId, "Ada");
     const b = await join(roomId);
@@ -175,12 +184,13 @@ describe.each(STORES)("store contract [%s]", (kind) => {
   });
 
   describe("the lobby", () => {
-    const skip = kind === "redis" && !hasRedis();
+    const skip = !available(kind);
     /** Knocks on a lobby room: the caller (its token stand-in) and what the store answered. */
     async function knock(roomId: string, opts: { name?: string; now?: number; until?: number; joinKeyHash?: string } = {}) {
       const now = opts.now ?? Date.now();
       const peerId = newPeerId();
-      const peer: PeerInfo = { peerId, role: "viewer", joinedAt: now, ...(opts.name ? { name: opts.name } : {}) };
+      // (After the host's join time: peers are listed by it.)
+      const peer: PeerInfo = { peerId, role: "viewer", joinedAt: now + 1, ...(opts.name ? { name: opts.name } : {}) };
       const until = opts.until ?? now + LOBBY_WAIT_MS;
       const knocked = { type: "knock", body: JSON.stringify({ type: "knock", peer: { peerId, name: opts.name ?? null }, expiresAt: until }) };
       const joined = await store.joinRoom(roomId, peer, hashToken(`token-${peerId}`), msg("peer-joined"), now, {
@@ -357,7 +367,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     };
   };
 
-  it.skipIf(kind === "redis" && !hasRedis())("refuses a wrong token hash, and a missing room, on every operation that takes a caller, changing nothing", async () => {
+  it.skipIf(!available(kind))("refuses a wrong token hash, and a missing room, on every operation that takes a caller, changing nothing", async () => {
     const room = await makeRoom({ viewers: 1 });
     const before = { peers: await store.listPeers(room.host, Date.now()), mail: await read(room.host) };
     const listener = await store.listen(room.roomId, room.viewers[0].peerId);
@@ -377,7 +387,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     listener.close();
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("in a star room a viewer may address only the host; the host anyone", async () => {
+  it.skipIf(!available(kind))("in a star room a viewer may address only the host; the host anyone", async () => {
     const { host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;
     expect(await send(a, b, msg("offer"))).toBe("forbidden");
@@ -388,7 +398,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await read(b)).toHaveLength(1);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("in a mesh room anyone may address anyone, and everyone hears of joins", async () => {
+  it.skipIf(!available(kind))("in a mesh room anyone may address anyone, and everyone hears of joins", async () => {
     const { host, viewers } = await makeRoom({ topology: "mesh", viewers: 2 });
     const [a, b] = viewers;
     expect(await send(a, b, msg("offer"))).toEqual({ id: expect.any(String) });
@@ -398,13 +408,13 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await types(b)).toEqual(["offer"]);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("in a star room only the host hears of joins", async () => {
+  it.skipIf(!available(kind))("in a star room only the host hears of joins", async () => {
     const { host, viewers } = await makeRoom({ viewers: 2 });
     expect(await read(host)).toHaveLength(2);
     expect(await read(viewers[0])).toEqual([]);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("reads in order and keeps messages until acknowledged by id", async () => {
+  it.skipIf(!available(kind))("reads in order and keeps messages until acknowledged by id", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     const ids: string[] = [];
@@ -432,7 +442,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await read(v)).toEqual([]);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a cursor acknowledges exactly up to itself, within one millisecond too", async () => {
+  it.skipIf(!available(kind))("a cursor acknowledges exactly up to itself, within one millisecond too", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     // Messages sent at once share a millisecond (ms-0, ms-1, …): look for two that do.
@@ -452,7 +462,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     throw new Error("no two messages shared a millisecond in 10 rounds");
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("reads from past what a stream sent, acknowledging only what the client did", async () => {
+  it.skipIf(!available(kind))("reads from past what a stream sent, acknowledging only what the client did", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     const ids: string[] = [];
@@ -465,7 +475,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(((await read(v)) as { id: string }[]).map((m) => m.id)).toEqual(ids.slice(1));
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a closed room's peers read that it closed, and nothing else; nobody else learns it", async () => {
+  it.skipIf(!available(kind))("a closed room's peers read that it closed, and nothing else; nobody else learns it", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;
     await send(host, a, msg("offer", 1));
@@ -483,7 +493,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await read(a)).toBe("room-missing");
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a stream ticket opens once, for its own peer, until it expires or is replaced", async () => {
+  it.skipIf(!available(kind))("a stream ticket opens once, for its own peer, until it expires or is replaced", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;
     const now = Date.now();
@@ -507,7 +517,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.redeemTicket(newRoomId(), host.peerId, hashToken("t6"), now), "another room").toBeNull();
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("takes one type atomically; the rest stays for reads", async () => {
+  it.skipIf(!available(kind))("takes one type atomically; the rest stays for reads", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     await send(host, v, msg("offer", 1));
@@ -521,7 +531,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await read(v)).toEqual([]);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("refuses to overfill an inbox instead of dropping messages", async () => {
+  it.skipIf(!available(kind))("refuses to overfill an inbox instead of dropping messages", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     for (let n = 0; n < INBOX_MAX; n++) expect(await send(host, v, msg("candidate", n))).toEqual({ id: expect.any(String) });
@@ -532,7 +542,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await send(host, v, msg("candidate", 99))).toEqual({ id: expect.any(String) });
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("chat fills at most half of an inbox, and never keeps an offer out", async () => {
+  it.skipIf(!available(kind))("chat fills at most half of an inbox, and never keeps an offer out", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     await ackAll(host);
@@ -547,7 +557,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await send(v, host, msg("answer"))).toEqual({ id: expect.any(String) });
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a room's unread mail stays within its byte budget, and chat gets at most half", async () => {
+  it.skipIf(!available(kind))("a room's unread mail stays within its byte budget, and chat gets at most half", async () => {
     const { host, viewers } = await makeRoom({ topology: "mesh", viewers: 3 });
     for (const c of [host, ...viewers]) await ackAll(c);
     const big = (type: string, n: number): Outgoing => ({ type, body: JSON.stringify({ type, n, pad: "x".repeat(3000) }) });
@@ -578,7 +588,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.chat(viewers[0], big("chat", 100), 50, Date.now())).toBe("ok");
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a take skips what was acknowledged since, and takes oldest first", async () => {
+  it.skipIf(!available(kind))("a take skips what was acknowledged since, and takes oldest first", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     const first = (await send(host, v, msg("candidate", 1))) as { id: string };
@@ -590,7 +600,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await take(v, "candidate")).toEqual([]);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a waiting read's mark reaches the peer's listeners, only with a valid token", async () => {
+  it.skipIf(!available(kind))("a waiting read's mark reaches the peer's listeners, only with a valid token", async () => {
     const { roomId, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     const listener = await store.listen(roomId, v.peerId);
@@ -605,7 +615,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     listener.close();
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a leaving viewer is announced, loses its token and its mail", async () => {
+  it.skipIf(!available(kind))("a leaving viewer is announced, loses its token and its mail", async () => {
     const { host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;
     await read(host, null);
@@ -622,7 +632,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(typeof view !== "string" && view.peers.map((p) => p.peerId)).toEqual([host.peerId]);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("closing wakes every listener with the closing message and removes the room", async () => {
+  it.skipIf(!available(kind))("closing wakes every listener with the closing message and removes the room", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const listeners = await Promise.all(viewers.map((v) => store.listen(roomId, v.peerId)));
     expect(await store.closeRoom(viewers[0], msg("room-closed"), Date.now())).toBe("forbidden");
@@ -641,14 +651,14 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.listPeers(viewers[0], Date.now())).toBe("room-missing");
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("the host leaving closes the room", async () => {
+  it.skipIf(!available(kind))("the host leaving closes the room", async () => {
     const { roomId, host } = await makeRoom({ viewers: 1 });
     await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5, Date.now());
     expect(await store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toEqual({ sessions: ['{"callId":"rtc_a"}'] });
     expect(await store.describeRoom(roomId, Date.now())).toBeNull();
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("listeners wake on mail and on removal, and time out otherwise", async () => {
+  it.skipIf(!available(kind))("listeners wake on mail and on removal, and time out otherwise", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     const listener = await store.listen(roomId, v.peerId);
@@ -667,7 +677,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     listener.close();
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("chat reaches every other peer, even in a star room, and keeps the last messages", async () => {
+  it.skipIf(!available(kind))("chat reaches every other peer, even in a star room, and keeps the last messages", async () => {
     const { host, viewers } = await makeRoom({ viewers: 2 });
     await read(host, null).then((m) => read(host, (m as { id: string }[]).at(-1)!.id));
     for (let n = 1; n <= 4; n++) expect(await store.chat(viewers[0], msg("chat", n), 3, Date.now())).toBe("ok");
@@ -679,7 +689,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.chatHistory({ ...viewers[0], tokenHash: "x" })).toBe("unauthorized");
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("the host records AI sessions up to a cap; they go with the room", async () => {
+  it.skipIf(!available(kind))("the host records AI sessions up to a cap; they go with the room", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 1 });
     expect(await store.putSession(viewers[0], "s1", "{}", 2, Date.now())).toBe("forbidden");
     expect(await store.removeSession(viewers[0], "s1")).toBe("forbidden");
@@ -697,7 +707,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.removeSession(host, "s2")).toBe("room-missing");
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("a session record given an expiry stops counting toward the cap once it passes", async () => {
+  it.skipIf(!available(kind))("a session record given an expiry stops counting toward the cap once it passes", async () => {
     const { host } = await makeRoom();
     const now = Date.now();
     expect(await store.putSession(host, "secret1", '{"mode":"secret"}', 2, now, now + 60_000)).toBe("ok");
@@ -709,7 +719,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await store.removeSession(host, "secret1")).toEqual({ record: null });
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("AI calls past their deadline are listed, and each ends once, whoever asks", async () => {
+  it.skipIf(!available(kind))("AI calls past their deadline are listed, and each ends once, whoever asks", async () => {
     const { roomId, host } = await makeRoom();
     const now = Date.now();
     await store.putSession(host, "ses_due", '{"callId":"rtc_due"}', 5, now);
@@ -731,7 +741,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await due(now + 60_000)).toEqual([]);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("rooms expire, and activity extends them only up to their cap", async () => {
+  it.skipIf(!available(kind))("rooms expire, and activity extends them only up to their cap", async () => {
     const short = await makeRoom({ ttlMs: 1000, viewers: 1 });
     await send(short.host, short.viewers[0], msg("offer"));
     await new Promise((r) => setTimeout(r, 1300));
@@ -750,7 +760,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
     expect(await read(lively.viewers[0])).toHaveLength(2);
   });
 
-  it.skipIf(kind === "redis" && !hasRedis())("activity, a send or reading alone, keeps a room and all its keys alive past their first expiry", async () => {
+  it.skipIf(!available(kind))("activity, a send or reading alone, keeps a room and all its keys alive past their first expiry", async () => {
     const bySend = await makeRoom({ ttlMs: 3000, viewers: 1 });
     const byReading = await makeRoom({ ttlMs: 3000, viewers: 1 });
     await send(byReading.host, byReading.viewers[0], msg("offer")); // an inbox, so it has a key to expire
@@ -763,7 +773,7 @@ describe.each(STORES)("store contract [%s]", (kind) => {
       expect(await store.describeRoom(room.roomId, Date.now()), room === bySend ? "by a send" : "by reading").not.toBeNull();
       expect(await read(room.viewers[0])).toHaveLength(room === bySend ? 1 : 2);
     }
-    if (kind === "redis") {
+    if (kind === "redis" || kind === "redis-tcp") {
       // Every key of the room expires with it: the hash, inboxes, indexes and chat alike.
       const redis = createClient({ url: redisUrl() });
       await redis.connect();

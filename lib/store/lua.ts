@@ -18,7 +18,7 @@
  *   sb:{R}:chat     list: the room's last chat messages
  *   sb:{R}:closed   hash, for CLOSED_NOTICE_MS once the room closed: b (the room-closed message),
  *                   t:<peerId> (each peer's token hash then), so its peers still read that it closed
- *   sb:{R}:ch:<P>   pub/sub channel waking P's waiting reads: "m:<id>:<type>:<JSON>", "gone",
+ *   sb:{R}:ch:<P>   pub/sub channel (sharded on a cluster) waking P's waiting reads: "m:<id>:<type>:<JSON>", "gone",
  *                   "closed:<JSON>" or "w:<mark>" (a waiting read of P began)
  *   sb:ai:ends      sorted set, the one key outside any room: "<R>/<sessionId>" by the AI call's deadline
  *
@@ -37,6 +37,8 @@ const PRELUDE = `
 local room = KEYS[1]
 local function inbox(id) return room .. ':in:' .. id end
 local function channel(id) return room .. ':ch:' .. id end
+-- Wakes the peer's waiting reads and streams (on a cluster, sharded: see SHARDED_SCRIPTS).
+local function notify(id, payload) redis.call('PUBLISH', channel(id), payload) end
 local TAKEABLE = { offer = true, answer = true, candidate = true }
 local function index(id, kind) return room .. ':tk:' .. id .. ':' .. kind end
 -- Every key a peer's mail occupies.
@@ -133,7 +135,7 @@ local function deliver(r, to, kind, body, share)
     redis.call('PEXPIREAT', ix, r.exp)
   end
   -- The message rides along, so a waiting poll needs no read to answer.
-  redis.call('PUBLISH', channel(to), 'm:' .. id .. ':' .. kind .. ':' .. body)
+  notify(to, 'm:' .. id .. ':' .. kind .. ':' .. body)
   return id
 end
 
@@ -151,7 +153,7 @@ end
 
 -- A waiting read of 'id' began: older waiting reads of that peer end.
 local function markWaiter(id, mark)
-  if mark ~= '' then redis.call('PUBLISH', channel(id), 'w:' .. mark) end
+  if mark ~= '' then notify(id, 'w:' .. mark) end
 end
 
 -- A lobby peer leaves no trace: fields, mail, place in the lobby; its reads end.
@@ -160,7 +162,7 @@ local function dropWaiter(r, id)
   redis.call('ZREM', LOBBY, id)
   forget(r, redis.call('XRANGE', inbox(id), '-', '+'))
   redis.call('DEL', unpack(mailKeys(id)))
-  redis.call('PUBLISH', channel(id), 'gone')
+  notify(id, 'gone')
 end
 
 -- Lobby peers whose wait (or denial notice) is over go.
@@ -195,7 +197,7 @@ local function close(body)
   local keys = { room, room .. ':chat', LOBBY }
   for _, id in ipairs(ids) do
     for _, key in ipairs(mailKeys(id)) do keys[#keys + 1] = key end
-    redis.call('PUBLISH', channel(id), 'closed:' .. body)
+    notify(id, 'closed:' .. body)
   end
   redis.call('DEL', unpack(keys))
   redis.call('HSET', room .. ':closed', unpack(notice))
@@ -286,7 +288,7 @@ redis.call('HDEL', room, 'p:' .. target, 't:' .. target, 'x:' .. target)
 redis.call('HINCRBY', room, 'n', -1)
 forget(r, redis.call('XRANGE', inbox(target), '-', '+'))
 redis.call('DEL', unpack(mailKeys(target)))
-redis.call('PUBLISH', channel(target), 'gone')
+notify(target, 'gone')
 refresh(r, now)
 announce(r, target, ARGV[5], ARGV[6])
 return {'ok'}
@@ -525,3 +527,11 @@ return {'ok', redis.call('LRANGE', KEYS[2], 0, -1)}
 `);
 
 export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY, ISSUE_TICKET, REDEEM_TICKET, SET_LOCKED, ROTATE_JOIN_KEY, ADMIT };
+
+/**
+ * The same scripts publishing with SPUBLISH (Redis 7): on a cluster a notice then goes to the
+ * room's shard only, not to every node. The channel shares the room's slot.
+ */
+export const SHARDED_SCRIPTS = Object.fromEntries(
+  Object.entries(SCRIPTS).map(([name, source]) => [name, source.replace("redis.call('PUBLISH', channel(id), payload)", "redis.call('SPUBLISH', channel(id), payload)")]),
+) as typeof SCRIPTS;

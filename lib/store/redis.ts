@@ -1,12 +1,10 @@
 /**
- * The production store: Redis through Upstash's REST API (@upstash/redis). Every operation is
- * one Lua script (lib/store/lua.ts), so one round trip; a waiting read subscribes to the peer's
- * channel (Upstash serves SUBSCRIBE as server-sent events, lib/store/rest-subscription.ts; it
- * serves no blocking commands).
+ * The production store: Redis, through Upstash's REST API or over TCP (lib/store/transport.ts).
+ * Every operation is one Lua script (lib/store/lua.ts), so one round trip; a waiting read
+ * subscribes to the peer's channel (Upstash serves SUBSCRIBE as server-sent events,
+ * lib/store/rest-subscription.ts; TCP shares one subscriber connection per process).
  */
-import { Redis } from "@upstash/redis";
-import { SCRIPTS } from "./lua.js";
-import { subscribeOverRest } from "./rest-subscription.js";
+import type { RedisTransport, ScriptName } from "./transport.js";
 import { parseWake, WakeQueue } from "./wake-queue.js";
 import {
   CLOSED_MESSAGE_ID,
@@ -39,7 +37,6 @@ export const channelName = (roomId: string, peerId: string) => `${roomKey(roomId
 export const SESSION_ENDS_KEY = "sb:ai:ends";
 const DAY_MS = 86_400_000;
 
-type Script = ReturnType<Redis["createScript"]>;
 type Reply = string | number | null | Reply[];
 
 /** How long a waiting read may take to get its subscription confirmed. */
@@ -75,49 +72,25 @@ function messagesFrom(entries: Reply): StoredMessage[] {
 }
 
 /** Why the store is unreachable, in words for an operator (the start-up check): never a secret. */
-export function explainUnavailable(error: unknown): string {
+export function explainUnavailable(error: unknown, where = "UPSTASH_REDIS_REST_URL (or KV_REST_API_URL)"): string {
   const cause = String((error as Error)?.cause ?? error);
   if (/unauthori[sz]ed|WRONGPASS|invalid.*token/i.test(cause)) return "Upstash rejected the token: check UPSTASH_REDIS_REST_TOKEN (or KV_REST_API_TOKEN)";
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|fetch failed|timeout|aborted/i.test(cause)) return "Redis cannot be reached at UPSTASH_REDIS_REST_URL (or KV_REST_API_URL): check the URL, and that it is up";
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|fetch failed|timeout|aborted|did not answer/i.test(cause)) return `Redis cannot be reached at ${where}: check the URL, and that it is up`;
   return `Redis answered with an error: ${cause.split(", command was:")[0]}`;
 }
 
 export class RedisStore implements SignalStore {
   readonly kind = "redis" as const;
-  private readonly redis: Redis;
-  private readonly scripts: Record<keyof typeof SCRIPTS, Script>;
 
   /** Commands of this process waiting for Redis now. */
   private inFlight = 0;
 
   constructor(
-    private readonly connection: { url: string; token: string },
+    readonly transport: RedisTransport,
     private readonly budget: MailBudget,
-    /** A command that takes longer fails (503) rather than holding the request. */
-    commandTimeoutMs = 3000,
     /** Past this many commands in flight, new ones fail at once (503 store_busy): a slow store sheds load. */
     private readonly maxInFlight = 256,
-  ) {
-    this.redis = new Redis({
-      url: connection.url,
-      token: connection.token,
-      // A fresh deadline per request (subscriptions bring their own signal and are not cut).
-      signal: () => AbortSignal.timeout(commandTimeoutMs),
-      // Exact strings back (the default JSON-parses them), and fail fast so routes answer 503
-      // within a second of an outage instead of retrying for ~4 s.
-      automaticDeserialization: false,
-      retry: { retries: 2, backoff: (n) => 50 * 2 ** n },
-      enableTelemetry: false,
-    });
-    this.scripts = Object.fromEntries(
-      Object.entries(SCRIPTS).map(([name, source]) => [name, this.redis.createScript(source)]),
-    ) as Record<keyof typeof SCRIPTS, Script>;
-  }
-
-  /** The underlying client, shared with the rate limiter. */
-  get client(): Redis {
-    return this.redis;
-  }
+  ) {}
 
   async createRoom(r: NewRoom, now: number): Promise<"ok" | "exists"> {
     const exp = Math.min(now + r.ttlMs, r.capAt);
@@ -129,7 +102,7 @@ export class RedisStore implements SignalStore {
   }
 
   async describeRoom(roomId: string): Promise<RoomView | null> {
-    const fields = (await this.guard(() => this.redis.exec(["HGETALL", roomKey(roomId)]))) as Reply;
+    const fields = (await this.guard(() => this.transport.command(roomKey(roomId), ["HGETALL", roomKey(roomId)]))) as Reply;
     return Array.isArray(fields) && fields.length > 0 ? viewFrom(fields) : null;
   }
 
@@ -219,13 +192,13 @@ export class RedisStore implements SignalStore {
   }
 
   async dueSessions(now: number, max: number) {
-    const members = (await this.guard(() => this.redis.exec(["ZRANGE", SESSION_ENDS_KEY, "-inf", String(now), "BYSCORE", "LIMIT", "0", String(max)]))) as string[];
+    const members = (await this.guard(() => this.transport.command(SESSION_ENDS_KEY, ["ZRANGE", SESSION_ENDS_KEY, "-inf", String(now), "BYSCORE", "LIMIT", "0", String(max)]))) as string[];
     return members.map((m) => ({ roomId: m.slice(0, m.indexOf("/")), sessionId: m.slice(m.indexOf("/") + 1) }));
   }
 
   async endSession(roomId: string, sessionId: string) {
     const record = (await this.run("END_SESSION", [roomKey(roomId)], [sessionId])) as string | null;
-    await this.guard(() => this.redis.exec(["ZREM", SESSION_ENDS_KEY, `${roomId}/${sessionId}`]));
+    await this.guard(() => this.transport.command(SESSION_ENDS_KEY, ["ZREM", SESSION_ENDS_KEY, `${roomId}/${sessionId}`]));
     return typeof record === "string" ? record : null;
   }
 
@@ -239,8 +212,7 @@ export class RedisStore implements SignalStore {
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {
-    const subscription = subscribeOverRest(
-      this.connection,
+    const subscription = this.transport.subscribe(
       channelName(roomId, peerId),
       (payload) => queue.push(parseWake(payload)),
       () => queue.push({ kind: "lost" }),
@@ -263,14 +235,16 @@ export class RedisStore implements SignalStore {
 
   async ping(): Promise<number> {
     const started = performance.now();
-    await this.guard(() => this.redis.ping());
+    await this.guard(() => this.transport.ping());
     return performance.now() - started;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
 
-  private run(name: keyof typeof SCRIPTS, keys: string[], args: (string | number)[]): Promise<unknown> {
-    return this.guard(() => this.scripts[name].exec(keys, args.map(String)));
+  private run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return this.guard(() => this.transport.script(name, keys, args.map(String)));
   }
 
   private async guard<T>(operation: () => Promise<T>): Promise<T> {

@@ -4,11 +4,14 @@
  * fails the run.
  */
 import type { TestProject } from "vitest/node";
+import { startCluster } from "./redis-cluster.js";
 import { ensureRedis } from "./redis-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
     redisUrl: string;
+    /** A node of the 3-master Redis Cluster the cluster suites run against ("" for none). */
+    clusterUrl: string;
   }
 }
 
@@ -19,5 +22,14 @@ export default async function setup(project: TestProject) {
     console.warn("\n*** No Redis reachable and no redis-server to start: every Redis suite is SKIPPED ***\n");
   }
   project.provide("redisUrl", redis?.url ?? "");
-  return () => redis?.stop();
+  const cluster = redis ? await startCluster() : null;
+  if (redis && !cluster) {
+    if (process.env.CI === "true") throw new Error("The Redis Cluster for the cluster suites could not be started");
+    console.warn("\n*** No Redis Cluster could be started: every cluster suite is SKIPPED ***\n");
+  }
+  project.provide("clusterUrl", cluster?.url ?? "");
+  return () => {
+    redis?.stop();
+    cluster?.stop();
+  };
 }

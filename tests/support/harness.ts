@@ -9,11 +9,22 @@ import { startUpstashBridge, type Bridge } from "../../scripts/upstash-bridge.js
 
 export * from "./api.js";
 
-export type StoreKind = "memory" | "redis";
+/** The memory store; Redis through the Upstash REST bridge; Redis over TCP; a Redis Cluster over TCP. */
+export type StoreKind = "memory" | "redis" | "redis-tcp" | "redis-cluster";
 export const STORES: StoreKind[] = ["memory", "redis"];
+/** Every store and Redis setup: the suites that must hold on each transport run on these. */
+export const ALL_STORES: StoreKind[] = ["memory", "redis", "redis-tcp", "redis-cluster"];
 
 export const redisUrl = () => inject("redisUrl");
+export const clusterUrl = () => inject("clusterUrl");
 export const hasRedis = () => redisUrl() !== "";
+/** Whether this machine has what `kind` runs on. */
+export const available = (kind: StoreKind) => (kind === "memory" ? true : kind === "redis-cluster" ? clusterUrl() !== "" : hasRedis());
+
+/** The environment that puts a server on `kind`'s Redis over TCP. */
+export function tcpEnv(kind: "redis-tcp" | "redis-cluster"): Record<string, string> {
+  return kind === "redis-tcp" ? { REDIS_URL: redisUrl() } : { REDIS_URL: clusterUrl(), REDIS_CLUSTER: "true" };
+}
 
 /**
  * Settings every test server starts with: no public STUN, limits out of the way (a test is
@@ -37,15 +48,15 @@ export const TEST_ENV = {
  * after; returns the `it` to write its tests with, which skips them where the store is missing.
  */
 export function useHarness(kind: StoreKind, onStart: (h: Harness) => void, env: Record<string, string> = {}) {
-  const available = kind === "memory" || hasRedis();
+  const runs = available(kind);
   let started: Harness | undefined;
   beforeAll(async () => {
-    if (!available) return;
+    if (!runs) return;
     started = await startHarness(kind, env);
     onStart(started);
   });
   afterAll(async () => started?.close());
-  return it.skipIf(!available);
+  return it.skipIf(!runs);
 }
 
 export type RedisInspector = ReturnType<typeof createClient>;
@@ -55,7 +66,7 @@ export interface Harness {
   url: string;
   server: RunningServer;
   bridge?: Bridge;
-  /** A direct TCP connection to the redis-server behind the bridge, for inspecting keys. */
+  /** A direct TCP connection to the redis-server (behind the bridge, or the TCP store's), for inspecting keys. */
   redis?: RedisInspector;
   close(): Promise<void>;
 }
@@ -66,10 +77,14 @@ export async function startHarness(kind: StoreKind, env: Record<string, string> 
   const storeEnv: Record<string, string> = {};
   if (kind === "redis") {
     bridge = await startUpstashBridge({ redisUrl: redisUrl() });
-    redis = createClient({ url: redisUrl() });
-    await redis.connect();
     storeEnv.UPSTASH_REDIS_REST_URL = bridge.url;
     storeEnv.UPSTASH_REDIS_REST_TOKEN = bridge.token;
+  } else if (kind !== "memory") {
+    Object.assign(storeEnv, tcpEnv(kind));
+  }
+  if (kind === "redis" || kind === "redis-tcp") {
+    redis = createClient({ url: redisUrl() });
+    await redis.connect();
   }
   const server = await startServer({ env: { ...TEST_ENV, ...storeEnv, ...env }, port: 0 });
   return {

@@ -1,23 +1,30 @@
-/** Prints how many tests ran against the real redis-server, so a run says so plainly. */
+/** Prints how many tests ran on each Redis setup, so a run says so plainly. */
 import type { Reporter, TestCase } from "vitest/node";
 
+const SETUPS = {
+  "[redis]": "redis-server through the Upstash REST bridge",
+  "[redis-tcp]": "redis-server over TCP",
+  "[redis-cluster]": "a 3-master Redis Cluster over TCP",
+};
+
 export default class RedisCountReporter implements Reporter {
-  private passed = 0;
-  private failed = 0;
-  private skipped = 0;
+  private readonly counts = new Map<string, { passed: number; failed: number; skipped: number }>();
 
   onTestCaseResult(test: TestCase) {
-    if (!test.fullName.includes("[redis]")) return;
+    const setup = Object.keys(SETUPS).find((tag) => test.fullName.includes(tag));
+    if (!setup) return;
+    const count = this.counts.get(setup) ?? { passed: 0, failed: 0, skipped: 0 };
     const state = test.result().state;
-    if (state === "passed") this.passed++;
-    else if (state === "failed") this.failed++;
-    else this.skipped++;
+    if (state === "passed") count.passed++;
+    else if (state === "failed") count.failed++;
+    else count.skipped++;
+    this.counts.set(setup, count);
   }
 
   onTestRunEnd() {
-    console.log(
-      `\nRedis suites: ${this.passed} tests passed against redis-server through the Upstash REST bridge` +
-        `, ${this.failed} failed, ${this.skipped} skipped\n`,
-    );
+    for (const [tag, name] of Object.entries(SETUPS)) {
+      const { passed, failed, skipped } = this.counts.get(tag) ?? { passed: 0, failed: 0, skipped: 0 };
+      console.log(`${tag === "[redis]" ? "\n" : ""}Redis suites: ${passed} tests passed against ${name}, ${failed} failed, ${skipped} skipped`);
+    }
   }
 }

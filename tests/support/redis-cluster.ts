@@ -1,0 +1,61 @@
+/**
+ * A real 3-master Redis Cluster for the cluster suites, started here on free ports:
+ * `redis-server --cluster-enabled yes` three times, then `redis-cli --cluster create`.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "redis";
+import { answers, freePort } from "./redis-server.js";
+
+export interface RunningCluster {
+  /** One node's URL: the client learns the others from it. */
+  url: string;
+  ports: number[];
+  stop(): void;
+}
+
+async function clusterOk(port: number): Promise<boolean> {
+  const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    return /cluster_state:ok/.test(String(await client.sendCommand(["CLUSTER", "INFO"])));
+  } catch {
+    return false;
+  } finally {
+    client.destroy();
+  }
+}
+
+export async function startCluster(masters = 3): Promise<RunningCluster | null> {
+  const dir = mkdtempSync(join(tmpdir(), "signalbox-cluster-"));
+  const ports: number[] = [];
+  const children: ChildProcess[] = [];
+  const stop = () => {
+    children.forEach((c) => c.kill());
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < masters; i++) {
+    const port = await freePort();
+    ports.push(port);
+    children.push(
+      spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }),
+    );
+  }
+  for (const port of ports) {
+    for (let i = 0; i < 50 && !(await answers(`redis://127.0.0.1:${port}`)); i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  const created = spawnSync("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
+  if (created.status !== 0) {
+    stop();
+    return null;
+  }
+  for (let i = 0; i < 100; i++) {
+    if ((await Promise.all(ports.map(clusterOk))).every(Boolean)) return { url: `redis://127.0.0.1:${ports[0]}`, ports, stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  stop();
+  return null;
+}
