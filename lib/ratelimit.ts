@@ -79,8 +79,12 @@ export function redisRateLimits(redis: LimiterRedis, config: Config): RateLimits
       // It throws when Redis cannot be reached at all; fail open there too, and let the
       // store's own call answer 503 (or diagnostics say what is down).
       // The key in braces: a window's two counters share a cluster slot (one script touches both).
-      limit: (key) =>
-        ratelimit.limit(`{${key}}`).catch(() => ({ success: true, limit: max, remaining: max, reset: Date.now(), unchecked: true })),
+      // Past its own timeout it lets the request through with made-up figures: unchecked too.
+      limit: async (key) => {
+        const unknown = { success: true, limit: max, remaining: max, reset: Date.now(), unchecked: true };
+        const result = await ratelimit.limit(`{${key}}`).catch(() => unknown);
+        return "reason" in result && result.reason === "timeout" ? unknown : result;
+      },
     };
   });
 }

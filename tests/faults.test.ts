@@ -31,7 +31,11 @@ describe.skipIf(!hasRedisServer() && process.env.CI !== "true")("faults [redis]"
   let port: number;
   let redis: ChildProcess | undefined;
   let bridge: Bridge;
-  const env = () => ({ ...TEST_ENV, UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridge.token, REDIS_TIMEOUT_MS: "1500" });
+  const env = (transport: "rest" | "tcp" = "rest") => ({
+    ...TEST_ENV,
+    ...(transport === "rest" ? { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridge.token } : { REDIS_URL: `redis://127.0.0.1:${port}` }),
+    REDIS_TIMEOUT_MS: "1500",
+  });
 
   async function startRedis() {
     redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""], { stdio: "ignore" });
@@ -50,8 +54,9 @@ describe.skipIf(!hasRedisServer() && process.env.CI !== "true")("faults [redis]"
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("Redis going down answers 503 at once, and the session carries on when it returns", { timeout: 90_000 }, async () => {
-    const server = await startServer({ env: env(), port: 0 });
+  // Over the REST bridge, and over TCP (tagged so the run counts it there).
+  it.each(["rest", "tcp [redis-tcp]"])("Redis going down answers 503 at once, and the session carries on when it returns: %s", { timeout: 90_000 }, async (over) => {
+    const server = await startServer({ env: env(over === "rest" ? "rest" : "tcp"), port: 0 });
     try {
       const api = apiClient(server.url);
       const host = await createRoom(api);

@@ -14,7 +14,13 @@ function closedPort(): Promise<number> {
   });
 }
 
-describe("store unavailable", () => {
+/** Both transports, pointed at a port nothing listens on. */
+const TRANSPORTS = {
+  rest: (port: number) => ({ UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${port}`, UPSTASH_REDIS_REST_TOKEN: "t" }),
+  tcp: (port: number) => ({ REDIS_URL: `redis://127.0.0.1:${port}` }),
+};
+
+describe.each(Object.entries(TRANSPORTS))("store unavailable over %s", (_, storeEnv) => {
   let server: RunningServer;
   let api: Api;
   // Error lines go to stderr.
@@ -24,13 +30,14 @@ describe("store unavailable", () => {
     process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => (lines.push(String(chunk)), write(chunk, ...(rest as [])))) as typeof process.stderr.write;
     const port = await closedPort();
     server = await startServer({
-      env: { ...TEST_ENV, UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${port}`, UPSTASH_REDIS_REST_TOKEN: "t" },
+      env: { ...TEST_ENV, ...storeEnv(port) },
       port: 0,
     });
     api = apiClient(server.url);
   });
   afterAll(async () => {
     process.stderr.write = write;
+    lines.length = 0;
     await server?.close();
   });
 

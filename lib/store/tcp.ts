@@ -20,6 +20,8 @@ interface Connection {
   subscribe(channel: string, listener: Listener): Promise<void>;
   unsubscribe(channel: string, listener: Listener): Promise<void>;
   ready: Promise<unknown>;
+  /** Known to be down (it failed, and has not come back): commands fail at once rather than wait out their timeout. */
+  down(): boolean;
   close(): Promise<unknown>;
 }
 
@@ -97,7 +99,9 @@ export class TcpTransport implements RedisTransport {
     let open = true;
     const tell = (error: Error) => open && onLost(error);
     this.subscriptions.add(tell);
-    const ready = this.connection.ready.then(() => this.connection.subscribe(channel, listener));
+    const ready = this.connection.down()
+      ? Promise.reject(new Error("Redis is not connected (reconnecting)"))
+      : this.connection.ready.then(() => this.connection.subscribe(channel, listener));
     return {
       ready,
       close: () => {
@@ -124,6 +128,7 @@ export class TcpTransport implements RedisTransport {
       timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.options.commandTimeoutMs} ms`)), this.options.commandTimeoutMs);
     });
     try {
+      if (this.connection.down()) throw new Error("Redis is not connected (reconnecting)");
       return await Promise.race([this.connection.ready.then(() => this.connection.send(key, args)), timeout]);
     } finally {
       clearTimeout(timer);
@@ -141,9 +146,12 @@ const clientOptions = (options: TcpOptions) => ({
 function serverConnection(options: TcpOptions, lost: (error: Error) => void): Connection {
   const client = createClient({ url: options.url, ...clientOptions(options) });
   const subscriber = client.duplicate();
-  client.on("error", () => {});
+  let failed = false;
+  client.on("error", () => (failed = true));
+  client.on("ready", () => (failed = false));
   subscriber.on("error", (error: Error) => lost(error));
   return {
+    down: () => failed && !client.isReady,
     send: (_key, args) => client.sendCommand(args),
     subscribe: (channel, listener) => subscriber.subscribe(channel, listener),
     unsubscribe: (channel, listener) => subscriber.unsubscribe(channel, listener),
@@ -156,9 +164,11 @@ function serverConnection(options: TcpOptions, lost: (error: Error) => void): Co
 function clusterConnection(options: TcpOptions, lost: (error: Error) => void): Connection {
   const cluster = createCluster({ rootNodes: [{ url: options.url }], defaults: clientOptions(options), useReplicas: false });
   cluster.on("error", () => {});
+  // A node down fails its own slots' commands (their timeout); the others go on.
   cluster.on("node-error", (error: Error) => lost(error));
   cluster.on("node-disconnect", () => lost(new Error("a cluster node disconnected")));
   return {
+    down: () => false,
     send: (key, args) => cluster.sendCommand(key, false, args),
     subscribe: (channel, listener) => cluster.sSubscribe(channel, listener),
     unsubscribe: (channel, listener) => cluster.sUnsubscribe(channel, listener),

@@ -13,6 +13,8 @@ export interface RunningCluster {
   /** One node's URL: the client learns the others from it. */
   url: string;
   ports: number[];
+  /** Kills the node on `port`, as a crash would. */
+  kill(port: number): void;
   stop(): void;
 }
 
@@ -29,7 +31,8 @@ async function clusterOk(port: number): Promise<boolean> {
   }
 }
 
-export async function startCluster(masters = 3): Promise<RunningCluster | null> {
+/** Starts `masters` nodes (each with `extra` redis-server arguments) and joins them into a cluster. */
+export async function startCluster(masters = 3, extra: string[] = []): Promise<RunningCluster | null> {
   const dir = mkdtempSync(join(tmpdir(), "signalbox-cluster-"));
   const ports: number[] = [];
   const children: ChildProcess[] = [];
@@ -41,7 +44,7 @@ export async function startCluster(masters = 3): Promise<RunningCluster | null> 
     const port = await freePort();
     ports.push(port);
     children.push(
-      spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }),
+      spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--save", "", "--appendonly", "no", "--dir", dir, ...extra], { stdio: "ignore" }),
     );
   }
   for (const port of ports) {
@@ -53,7 +56,9 @@ export async function startCluster(masters = 3): Promise<RunningCluster | null> 
     return null;
   }
   for (let i = 0; i < 100; i++) {
-    if ((await Promise.all(ports.map(clusterOk))).every(Boolean)) return { url: `redis://127.0.0.1:${ports[0]}`, ports, stop };
+    if ((await Promise.all(ports.map(clusterOk))).every(Boolean)) {
+      return { url: `redis://127.0.0.1:${ports[0]}`, ports, stop, kill: (port) => children[ports.indexOf(port)].kill("SIGKILL") };
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   stop();

@@ -1,10 +1,11 @@
 /** Prints how many tests ran on each Redis setup, so a run says so plainly. */
 import type { Reporter, TestCase } from "vitest/node";
 
+/** The most specific first: a TCP test inside a "[redis]" suite counts as TCP. */
 const SETUPS = {
-  "[redis]": "redis-server through the Upstash REST bridge",
   "[redis-tcp]": "redis-server over TCP",
   "[redis-cluster]": "a 3-master Redis Cluster over TCP",
+  "[redis]": "redis-server through the Upstash REST bridge",
 };
 
 export default class RedisCountReporter implements Reporter {
@@ -24,7 +25,7 @@ export default class RedisCountReporter implements Reporter {
   onTestRunEnd() {
     for (const [tag, name] of Object.entries(SETUPS)) {
       const { passed, failed, skipped } = this.counts.get(tag) ?? { passed: 0, failed: 0, skipped: 0 };
-      console.log(`${tag === "[redis]" ? "\n" : ""}Redis suites: ${passed} tests passed against ${name}, ${failed} failed, ${skipped} skipped`);
+      console.log(`${tag === "[redis-tcp]" ? "\n" : ""}Redis suites: ${passed} tests passed against ${name}, ${failed} failed, ${skipped} skipped`);
     }
   }
 }
