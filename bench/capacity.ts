@@ -7,8 +7,10 @@ import { apiClient, createRoom, joinRoom, type Peer } from "../tests/support/api
 import { starExchange } from "./star-exchange.js";
 import { printTable, saveResult, SMOKE, startServer, startStore, STORES, summarize, type StoreKind } from "./support.js";
 
-/** Idle long-polls to hold; on Redis each is a live subscription (a Redis connection through the bridge). */
-const HELD: Record<StoreKind, number[]> = SMOKE ? { memory: [50], redis: [50] } : { memory: [1000, 5000, 10_000], redis: [1000, 2000] };
+/** Idle long-polls to hold; through the bridge each is a live subscription (a Redis connection); over TCP all share one. */
+const HELD: Partial<Record<StoreKind, number[]>> = SMOKE
+  ? { memory: [50], redis: [50], "redis-tcp": [50] }
+  : { memory: [1000, 5000, 10_000], redis: [1000, 2000], "redis-tcp": [1000, 5000, 10_000] };
 const SATURATION = { concurrency: SMOKE ? 5 : 50, seconds: SMOKE ? 2 : 10 };
 
 async function inBatches<T>(count: number, size: number, make: (i: number) => Promise<T>): Promise<T[]> {
@@ -21,13 +23,13 @@ export async function capacityBenchmark() {
   const held: (string | number)[][] = [];
   const saturation: (string | number)[][] = [];
   const results: Record<string, unknown> = {};
-  for (const kind of STORES) {
+  for (const kind of [...STORES, "redis-tcp"] as StoreKind[]) {
     const store = await startStore(kind);
     const server = await startServer(store.env);
     const api = apiClient(server.url);
     try {
       const probeRoom = await createRoom(api);
-      for (const count of HELD[kind]) {
+      for (const count of HELD[kind] ?? []) {
         // Peers in rooms of 100 viewers, each holding one idle long-poll.
         const hosts = await inBatches(Math.ceil(count / 100), 20, () => createRoom(api, { maxPeers: 101 }));
         const peers: Peer[] = await inBatches(count, 50, (i) => joinRoom(api, hosts[Math.floor(i / 100)].roomId));

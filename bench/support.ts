@@ -1,18 +1,21 @@
 /**
  * What every benchmark shares: the machine's description, percentiles, tables, JSON results,
  * and the system under test as separate processes — the server (scripts/serve.ts) on the
- * memory store or on Redis through the Upstash REST bridge — so a benchmark's own load
+ * memory store, on Redis through the Upstash REST bridge, or on Redis over TCP (one server, or
+ * a 3-master cluster started for it) — so a benchmark's own load
  * does not share an event loop with what it measures.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { createClient } from "redis";
 import { spawnPrinting } from "../tests/support/processes.js";
+import { startCluster } from "../tests/support/redis-cluster.js";
 import { ensureRedis } from "../tests/support/redis-server.js";
 
 export { startServer, type ServerProcess } from "../tests/support/processes.js";
 
-export type StoreKind = "memory" | "redis";
+/** "redis": through the Upstash REST bridge; "redis-tcp" and "redis-cluster": over TCP. */
+export type StoreKind = "memory" | "redis" | "redis-tcp" | "redis-cluster";
 export const STORES: StoreKind[] = ["memory", "redis"];
 /** BENCH_SMOKE=1: tiny sizes, so CI checks the benchmarks still run without spending minutes. */
 export const SMOKE = process.env.BENCH_SMOKE === "1";
@@ -89,6 +92,7 @@ export async function startStore(kind: StoreKind): Promise<StoreUnderTest> {
     const none = async () => ({ sent: {}, run: {} });
     return { kind, env: { ...BASE_ENV }, commands: none, resetCommands: async () => {}, stop: async () => {} };
   }
+  if (kind === "redis-tcp" || kind === "redis-cluster") return startTcpStore(kind);
   const redisServer = await ensureRedis();
   if (!redisServer) throw new Error("no Redis: start redis-server or set REDIS_URL");
   const token = "bench-bridge";
@@ -125,6 +129,19 @@ export async function startStore(kind: StoreKind): Promise<StoreUnderTest> {
       redisServer.stop();
     },
   };
+}
+
+/** Redis over TCP: no REST hop to count commands at (the REST runs bill them; the scripts are the same). */
+async function startTcpStore(kind: "redis-tcp" | "redis-cluster"): Promise<StoreUnderTest> {
+  const none = async () => ({ sent: {}, run: {} });
+  if (kind === "redis-tcp") {
+    const redisServer = await ensureRedis();
+    if (!redisServer) throw new Error("no Redis: start redis-server or set REDIS_URL");
+    return { kind, env: { ...BASE_ENV, REDIS_URL: redisServer.url }, commands: none, resetCommands: async () => {}, stop: async () => redisServer.stop() };
+  }
+  const cluster = await startCluster();
+  if (!cluster) throw new Error("no Redis Cluster could be started (redis-server and redis-cli 7 needed)");
+  return { kind, env: { ...BASE_ENV, REDIS_URL: cluster.url, REDIS_CLUSTER: "true" }, commands: none, resetCommands: async () => {}, stop: async () => cluster.stop() };
 }
 
 export const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
