@@ -7,7 +7,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
-      { extends: true, test: { name: "unit", include: ["tests/*.test.ts"] } },
+      // Two files at a time: most of a test is waiting on sockets, not CPU.
+      { extends: true, test: { name: "unit", include: ["tests/*.test.ts"], maxWorkers: 2 } },
       // Real Chromium: one file at a time, generous timeouts (software video on 2 cores).
       { extends: true, test: { name: "e2e", include: ["tests/e2e/*.test.ts"], fileParallelism: false, testTimeout: 120_000, hookTimeout: 60_000 } },
     ],
