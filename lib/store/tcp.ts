@@ -8,8 +8,7 @@
 import { createHash } from "node:crypto";
 import { createClient, createCluster } from "redis";
 import { SCRIPTS, SHARDED_SCRIPTS } from "./lua.js";
-import type { RestSubscription } from "./rest-subscription.js";
-import type { LimiterRedis, RedisTransport, ScriptName } from "./transport.js";
+import type { LimiterRedis, RedisTransport, ScriptName, Subscription } from "./transport.js";
 
 type Listener = (message: string) => void;
 
@@ -94,7 +93,7 @@ export class TcpTransport implements RedisTransport {
     return reply !== null && typeof reply === "object" && !Array.isArray(reply) ? Object.entries(reply).flat() : reply;
   }
 
-  subscribe(channel: string, onMessage: (payload: string) => void, onLost: (error: Error) => void): RestSubscription {
+  subscribe(channel: string, onMessage: (payload: string) => void, onLost: (error: Error) => void): Subscription {
     const listener: Listener = (message) => onMessage(message);
     let open = true;
     const tell = (error: Error) => open && onLost(error);

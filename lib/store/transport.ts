@@ -7,6 +7,9 @@ import { Redis } from "@upstash/redis";
 import { SCRIPTS } from "./lua.js";
 import { subscribeOverRest, type RestSubscription } from "./rest-subscription.js";
 
+/** A live subscription to a peer's channel (the REST one's shape, which both transports give). */
+export type Subscription = RestSubscription;
+
 export type ScriptName = keyof typeof SCRIPTS;
 
 /** What @upstash/ratelimit calls on its Redis: scripts by SHA, with EVAL when not loaded. */
@@ -23,7 +26,7 @@ export interface RedisTransport {
   /** One command on `key` (which routes it on a cluster). */
   command(key: string, args: string[]): Promise<unknown>;
   /** Subscribes to a peer's channel; `onLost` when the subscription breaks while still wanted. */
-  subscribe(channel: string, onMessage: (payload: string) => void, onLost: (error: Error) => void): RestSubscription;
+  subscribe(channel: string, onMessage: (payload: string) => void, onLost: (error: Error) => void): Subscription;
   ping(): Promise<void>;
   /** For the rate limiter: the same connection. */
   readonly limiter: LimiterRedis;
