@@ -9,14 +9,21 @@ import { apiClient, joinRoom, STORES, type Harness } from "../support/harness.js
 import { ARTIFACTS, meshStats, until, watchConsole } from "./browser.js";
 import { useBrowser } from "./use-browser.js";
 
-/** Opens the meeting page in `context` and joins (or, without a room ID, starts) a meeting. */
-async function joinMeeting(context: BrowserContext, url: string, name: string, roomId = "", query = "") {
+/** Opens the meeting page at `address`, gives the name (and, starting one, who may join) and clicks Join. */
+async function openMeeting(context: BrowserContext, address: string, name: string, access?: "key" | "lobby") {
   const page = await context.newPage();
+  await page.goto(address);
+  await page.fill("#name", name);
+  if (access) await page.check(`input[name="access"][value="${access}"]`);
+  await page.click('#join button[type="submit"]');
+  return page;
+}
+
+/** Opens the meeting page in `context` and joins (or, without a room ID, starts) a meeting. */
+async function joinMeeting(context: BrowserContext, url: string, name: string, roomId = "", query = "", access?: "key" | "lobby") {
   const params = new URLSearchParams(query);
   if (roomId) params.set("room", roomId);
-  await page.goto(`${url}/meet.html${params.size ? `?${params}` : ""}`);
-  await page.fill("#name", name);
-  await page.click('#join button[type="submit"]');
+  const page = await openMeeting(context, `${url}/meet.html${params.size ? `?${params}` : ""}`, name, access);
   await page.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
   return page;
 }
@@ -78,19 +85,11 @@ describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
 
   test("the creator's choice: a lobby it lets people in from (everyone admitted connects to everyone), or a private invite link", async () => {
     const context = await browser.newContext();
-    const ada = await context.newPage();
-    await ada.goto(`${h.url}/meet.html`);
-    await ada.fill("#name", "Ada");
-    await ada.check('input[name="access"][value="lobby"]');
-    await ada.click('#join button[type="submit"]');
-    await ada.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    const ada = await joinMeeting(context, h.url, "Ada", "", "", "lobby");
     const roomId = (await ada.textContent("#roomId"))!;
 
     const knock = async (name: string) => {
-      const page = await context.newPage();
-      await page.goto(`${h.url}/meet.html?room=${roomId}`);
-      await page.fill("#name", name);
-      await page.click('#join button[type="submit"]');
+      const page = await openMeeting(context, `${h.url}/meet.html?room=${roomId}`, name);
       await page.waitForFunction(() => document.getElementById("message")!.textContent === "Waiting for the host to let you in…", null, { timeout: 10_000 });
       await ada.waitForSelector(`#knocks li[data-knock] .name:text("${name}")`, { timeout: 10_000 });
       return page;
@@ -116,25 +115,14 @@ describe.each(STORES)("meeting in Chromium [%s]", (kind) => {
     expect(await ada.textContent("#count")).toBe("3");
 
     // A private meeting: its invite link carries the key; the room ID alone is refused in words.
-    const eve = await context.newPage();
-    await eve.goto(`${h.url}/meet.html`);
-    await eve.fill("#name", "Eve");
-    await eve.check('input[name="access"][value="key"]');
-    await eve.click('#join button[type="submit"]');
-    await eve.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    const eve = await joinMeeting(context, h.url, "Eve", "", "", "key");
     const invite = await eve.evaluate(() => location.href);
     const privateRoom = (await eve.textContent("#roomId"))!;
     expect(invite).toMatch(new RegExp(`\\?room=${privateRoom}#k=[A-Za-z0-9_-]{22}$`));
-    const stranger = await context.newPage();
-    await stranger.goto(`${h.url}/meet.html?room=${privateRoom}`);
-    await stranger.fill("#name", "Stranger");
-    await stranger.click('#join button[type="submit"]');
+    const stranger = await openMeeting(context, `${h.url}/meet.html?room=${privateRoom}`, "Stranger");
     await stranger.waitForFunction(() => document.getElementById("error")!.textContent !== "", null, { timeout: 10_000 });
     expect(await stranger.textContent("#error")).toMatch(/^This room is private/);
-    const friend = await context.newPage();
-    await friend.goto(invite);
-    await friend.fill("#name", "Friend");
-    await friend.click('#join button[type="submit"]');
+    const friend = await openMeeting(context, invite, "Friend");
     await friend.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
     expect(await friend.textContent("#roomId")).toBe(privateRoom);
     await context.close();

@@ -9,11 +9,12 @@ import { STORES, type Harness } from "../support/harness.js";
 import { ARTIFACTS, firstFrameAt, framesDecoded, watchConsole, withoutNetworkPath } from "./browser.js";
 import { useBrowser } from "./use-browser.js";
 
-/** Opens the host page and starts sharing; returns the page and its room ID. */
-async function startSharing(context: BrowserContext, base: string, query = "") {
+/** Opens the host page and starts sharing (choosing who can watch, if given); returns the page and its room ID. */
+async function startSharing(context: BrowserContext, base: string, query = "", access?: "key" | "lobby") {
   const host = await context.newPage();
   const errors = watchConsole(host);
   await host.goto(`${base}/host.html${query}`);
+  if (access) await host.check(`input[name="access"][value="${access}"]`);
   await host.click("#share");
   // getDisplayMedia hangs rather than fails under a wrong flag set: always bound the wait.
   await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
@@ -125,12 +126,7 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
 
   test("a private link: its viewer connects; the room ID alone, a replaced link and a locked room are refused in words", async () => {
     const context = await browser.newContext();
-    const host = await context.newPage();
-    await host.goto(`${h.url}/host.html`);
-    await host.check('input[name="access"][value="key"]');
-    await host.click("#share");
-    await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
-    const roomId = (await host.textContent("#roomId"))!;
+    const { host, roomId } = await startSharing(context, h.url, "", "key");
     const link = (await host.getAttribute("#link", "href"))!;
     expect(link).toMatch(new RegExp(`^${h.url}/view\\.html\\?room=${roomId}#k=[A-Za-z0-9_-]{22}$`));
     expect(await host.isVisible("#rotate")).toBe(true);
@@ -170,11 +166,7 @@ describe.each(STORES)("screen share in Chromium [%s]", (kind) => {
 
   test("a lobby: a viewer waits, the host admits it and it connects; a denied one is told so; one who stops waiting leaves the host's list", async () => {
     const context = await browser.newContext();
-    const host = await context.newPage();
-    await host.goto(`${h.url}/host.html`);
-    await host.check('input[name="access"][value="lobby"]');
-    await host.click("#share");
-    await host.waitForSelector("#roomId:not(:empty)", { timeout: 15_000 });
+    const { host } = await startSharing(context, h.url, "", "lobby");
     const link = (await host.getAttribute("#link", "href"))!;
     expect(link).not.toContain("#");
 
