@@ -156,9 +156,10 @@ local function markWaiter(id, mark)
   if mark ~= '' then notify(id, 'w:' .. mark) end
 end
 
--- A lobby peer leaves no trace: fields, mail, place in the lobby; its reads end.
-local function dropWaiter(r, id)
-  redis.call('HDEL', room, 'w:' .. id, 't:' .. id, 'x:' .. id)
+-- A peer (in the room or in the lobby) leaves no trace: fields, mail, place in the lobby; its
+-- reads end. (The room's count is the caller's to mend: lobby peers are not in it.)
+local function drop(r, id)
+  redis.call('HDEL', room, 'p:' .. id, 'w:' .. id, 't:' .. id, 'x:' .. id)
   redis.call('ZREM', LOBBY, id)
   forget(r, redis.call('XRANGE', inbox(id), '-', '+'))
   redis.call('DEL', unpack(mailKeys(id)))
@@ -167,7 +168,7 @@ end
 
 -- Lobby peers whose wait (or denial notice) is over go.
 local function prune(r, now)
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', LOBBY, '-inf', now)) do dropWaiter(r, id) end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', LOBBY, '-inf', now)) do drop(r, id) end
 end
 
 -- 'body' (a JSON object) with a join's view added: the room, and the peers a joiner deals with
@@ -280,15 +281,12 @@ if not r.b then return {'peer-missing'} end
 if target == r.host then return {'closed', unpack(close(ARGV[7]))} end
 if r.bw then
   -- From the lobby: the host's knock goes with it (a denied peer's is answered already).
-  dropWaiter(r, target)
+  drop(r, target)
   if r.bw ~= '-' then deliver(r, r.host, ARGV[5], ARGV[6], 1) end
   return {'ok'}
 end
-redis.call('HDEL', room, 'p:' .. target, 't:' .. target, 'x:' .. target)
+drop(r, target)
 redis.call('HINCRBY', room, 'n', -1)
-forget(r, redis.call('XRANGE', inbox(target), '-', '+'))
-redis.call('DEL', unpack(mailKeys(target)))
-notify(target, 'gone')
 refresh(r, now)
 announce(r, target, ARGV[5], ARGV[6])
 return {'ok'}

@@ -217,16 +217,13 @@ export class MemoryStore implements SignalStore {
     const waiter = room.lobby.get(peerId);
     if (waiter) {
       // From the lobby: the host's knock goes with it (a denied peer's is answered already).
-      this.dropWaiter(room, peerId);
+      this.drop(room, peerId);
       if (!waiter.denied) this.deliver(room, room.info.hostId, announce, now, 1);
       return "ok" as const;
     }
     if (!room.peers.has(peerId)) return "peer-missing" as const;
     if (peerId === room.info.hostId) return this.discard(room, closed, now);
-    room.peers.delete(peerId);
-    this.forget(room, [...(room.inboxes.get(peerId)?.entries.values() ?? [])]);
-    room.inboxes.delete(peerId);
-    this.notify(room.info.roomId, peerId, "gone");
+    this.drop(room, peerId);
     this.refresh(room, now);
     for (const to of this.audience(room, peerId)) this.deliver(room, to, announce, now, 1);
     return "ok" as const;
@@ -419,8 +416,9 @@ export class MemoryStore implements SignalStore {
     return { ...view, peers: view.peers.filter((p) => p.peerId === room.info.hostId || p.peerId === peerId) };
   }
 
-  /** A lobby peer leaves no trace; its reads end. */
-  private dropWaiter(room: Room, peerId: string) {
+  /** A peer (in the room or in the lobby) leaves no trace; its reads end. */
+  private drop(room: Room, peerId: string) {
+    room.peers.delete(peerId);
     room.lobby.delete(peerId);
     this.forget(room, [...(room.inboxes.get(peerId)?.entries.values() ?? [])]);
     room.inboxes.delete(peerId);
@@ -429,7 +427,7 @@ export class MemoryStore implements SignalStore {
 
   /** Lobby peers whose wait (or denial notice) is over go. */
   private prune(room: Room, now: number) {
-    for (const [peerId, waiter] of room.lobby) if (waiter.until <= now) this.dropWaiter(room, peerId);
+    for (const [peerId, waiter] of room.lobby) if (waiter.until <= now) this.drop(room, peerId);
   }
 
   /** Who hears of a peer joining or leaving: in a star room only the host, in a mesh everyone. */
