@@ -39,9 +39,6 @@ const DAY_MS = 86_400_000;
 
 type Reply = string | number | null | Reply[];
 
-/** How long a waiting read may take to get its subscription confirmed. */
-const SUBSCRIBE_TIMEOUT_MS = 5000;
-
 /** The message id just past `id`: trimming below it acknowledges `id` and everything before. */
 export function idAfter(id: string): string {
   const [ms, seq] = id.split("-");
@@ -219,10 +216,12 @@ export class RedisStore implements SignalStore {
     );
     const queue = new WakeQueue(() => subscription.close());
     let timer: NodeJS.Timeout | undefined;
+    // A subscription Redis does not confirm in time is a command it did not answer: 503.
+    const timeoutMs = this.transport.timeoutMs;
     try {
       await Promise.race([
         subscription.ready,
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("subscription not confirmed in time")), SUBSCRIBE_TIMEOUT_MS))),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`subscription not confirmed within ${timeoutMs} ms`)), timeoutMs))),
       ]);
     } catch (error) {
       queue.close();

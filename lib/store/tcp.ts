@@ -49,6 +49,7 @@ export interface TcpOptions {
 
 export class TcpTransport implements RedisTransport {
   readonly kind: "tcp" | "cluster";
+  readonly timeoutMs: number;
   private readonly sources: Record<ScriptName, { source: string; sha: string }>;
   private readonly connection: Connection;
   /** The SHA1 the rate limiter knows each of its scripts by → the SHA1 of what Redis runs (flags stripped). */
@@ -58,6 +59,7 @@ export class TcpTransport implements RedisTransport {
 
   constructor(private readonly options: TcpOptions) {
     this.kind = options.cluster ? "cluster" : "tcp";
+    this.timeoutMs = options.commandTimeoutMs;
     const scripts = options.cluster ? SHARDED_SCRIPTS : SCRIPTS;
     this.sources = Object.fromEntries(Object.entries(scripts).map(([name, source]) => [name, { source, sha: sha1(source) }])) as typeof this.sources;
     const lost = (error: Error) => this.subscriptions.forEach((tell) => tell(error));

@@ -21,6 +21,8 @@ export interface LimiterRedis {
 export interface RedisTransport {
   /** "rest" (Upstash), "tcp" (one Redis) or "cluster" (Redis Cluster, over TCP). */
   readonly kind: "rest" | "tcp" | "cluster";
+  /** How long a command (or a subscription's confirmation) may take before it fails (503). */
+  readonly timeoutMs: number;
   /** Runs one of the store's scripts; KEYS[1] routes it on a cluster. */
   script(name: ScriptName, keys: string[], args: string[]): Promise<unknown>;
   /** One command on `key` (which routes it on a cluster). */
@@ -42,13 +44,13 @@ export class RestTransport implements RedisTransport {
   constructor(
     private readonly connection: { url: string; token: string },
     /** A command that takes longer fails (503) rather than holding the request. */
-    commandTimeoutMs = 3000,
+    readonly timeoutMs = 3000,
   ) {
     this.redis = new Redis({
       url: connection.url,
       token: connection.token,
       // A fresh deadline per request (subscriptions bring their own signal and are not cut).
-      signal: () => AbortSignal.timeout(commandTimeoutMs),
+      signal: () => AbortSignal.timeout(timeoutMs),
       // Exact strings back (the default JSON-parses them), and fail fast so routes answer 503
       // within a second of an outage instead of retrying for ~4 s.
       automaticDeserialization: false,

@@ -1,6 +1,7 @@
 /**
- * A real 3-master Redis Cluster for the cluster suites, started here on free ports:
- * `redis-server --cluster-enabled yes` three times, then `redis-cli --cluster create`.
+ * A real Redis Cluster for the cluster suites, started here on free ports: `redis-server
+ * --cluster-enabled yes` per node, then `redis-cli --cluster create` (3 masters; with replicas,
+ * that many per master).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,6 +13,7 @@ import { answers, freePort } from "./redis-server.js";
 export interface RunningCluster {
   /** One node's URL: the client learns the others from it. */
   url: string;
+  /** Every node's port, masters and replicas. */
   ports: number[];
   /** Kills the node on `port`, as a crash would. */
   kill(port: number): void;
@@ -31,8 +33,11 @@ async function clusterOk(port: number): Promise<boolean> {
   }
 }
 
-/** Starts `masters` nodes (each with `extra` redis-server arguments) and joins them into a cluster. */
-export async function startCluster(masters = 3, extra: string[] = []): Promise<RunningCluster | null> {
+/**
+ * Starts `masters` masters and `replicas` replicas of each (every node with `extra` redis-server
+ * arguments), and joins them into a cluster.
+ */
+export async function startCluster(masters = 3, extra: string[] = [], replicas = 0): Promise<RunningCluster | null> {
   const dir = mkdtempSync(join(tmpdir(), "signalbox-cluster-"));
   const ports: number[] = [];
   const children: ChildProcess[] = [];
@@ -40,7 +45,7 @@ export async function startCluster(masters = 3, extra: string[] = []): Promise<R
     children.forEach((c) => c.kill());
     rmSync(dir, { recursive: true, force: true });
   };
-  for (let i = 0; i < masters; i++) {
+  for (let i = 0; i < masters * (1 + replicas); i++) {
     const port = await freePort();
     ports.push(port);
     children.push(
@@ -50,7 +55,7 @@ export async function startCluster(masters = 3, extra: string[] = []): Promise<R
   for (const port of ports) {
     for (let i = 0; i < 50 && !(await answers(`redis://127.0.0.1:${port}`)); i++) await new Promise((r) => setTimeout(r, 100));
   }
-  const created = spawnSync("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
+  const created = spawnSync("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(replicas), "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
   if (created.status !== 0) {
     stop();
     return null;
