@@ -1,13 +1,24 @@
 /**
- * A Redis Cluster losing a master mid-session, with no replica to fail over to: the rooms on
- * that master's slots answer 503 (store_unavailable), every other room carries on. The
- * cluster runs with `cluster-require-full-coverage no`, as an operator who wants that must set
- * (by default a cluster missing a slot refuses every command, and every room would answer 503).
+ * A Redis Cluster losing a master mid-session. With no replica to fail over to, the rooms on
+ * that master's slots answer 503 (store_unavailable) and every other room carries on (the
+ * cluster runs with `cluster-require-full-coverage no`, as an operator who wants that must set:
+ * by default a cluster missing a slot refuses every command, and every room would answer 503).
+ * With a replica, it takes over: that master's rooms answer 503 for the seconds the failover
+ * takes, then carry on with their peers and mail, and clients resume by themselves.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "redis";
+import { SignalingClient, type Message } from "../lib/client/signaling-client.js";
 import { apiClient, available, createRoom, joinRoom, startHarness, type Api, type Harness, type Peer } from "./support/harness.js";
 import { startCluster, type RunningCluster } from "./support/redis-cluster.js";
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** The port of the master that holds `key`'s slot. */
 async function ownerOf(cluster: RunningCluster, key: string): Promise<number> {
@@ -59,5 +70,75 @@ describe.skipIf(!available("redis-cluster"))("a cluster master lost mid-session 
     }
     expect(rooms.filter((r) => r.port === lost).length).toBeGreaterThan(0);
     expect(rooms.filter((r) => r.port !== lost).length).toBeGreaterThan(0);
+  });
+});
+
+/** Blocks until `port`'s master has handed every write so far to a replica (replication is asynchronous). */
+async function replicated(port: number, roomId: string) {
+  const client = createClient({ url: `redis://127.0.0.1:${port}` });
+  await client.connect();
+  try {
+    // WAIT counts from this connection's own last write: make one in the room's slot.
+    const probe = `test:{${roomId}}:replicated`;
+    await client.set(probe, "1", { PX: 1000 });
+    expect(Number(await client.sendCommand(["WAIT", "1", "5000"]))).toBe(1);
+  } finally {
+    await client.quit();
+  }
+}
+
+describe.skipIf(!available("redis-cluster"))("a cluster master failing over to its replica [redis-cluster]", () => {
+  let cluster: RunningCluster;
+  let h: Harness;
+  let api: Api;
+  beforeAll(async () => {
+    cluster = (await startCluster(3, ["--cluster-require-full-coverage", "no", "--cluster-node-timeout", "1000"], 1))!;
+    h = await startHarness("redis-cluster", { REDIS_URL: cluster.url, REDIS_TIMEOUT_MS: "1000" });
+    api = apiClient(h.url);
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+    cluster?.stop();
+  });
+
+  it("its rooms answer 503 while the replica takes over, then carry on with their peers and mail; the client resumes by itself", { timeout: 90_000 }, async () => {
+    const rooms: { host: Peer; viewer: Peer; port: number }[] = [];
+    while (new Set(rooms.map((r) => r.port)).size < 2) {
+      const host = await createRoom(api);
+      rooms.push({ host, viewer: await joinRoom(api, host.roomId), port: await ownerOf(cluster, `sb:{${host.roomId}}`) });
+    }
+    const { host, port: lost } = rooms[0];
+    const others = rooms.filter((r) => r.port !== lost);
+    const client = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: h.url, waitSeconds: 5 });
+    const received: Message[] = [];
+    client.onMessage((m) => received.push(m));
+    client.start();
+    const offer = (sdp: string) => api.post("/api/offer", { roomId: host.roomId, to: client.peerId, description: { type: "offer", sdp } }, host.token);
+    expect((await offer("v=0 before")).status).toBe(201);
+    const sdps = () => received.filter((m) => m.type === "offer").map((m) => (m as { description: { sdp: string } }).description.sdp);
+    await until("the first offer", async () => sdps().length === 1);
+    await replicated(lost, host.roomId);
+
+    cluster.kill(lost);
+    let outage = 0;
+    for (const started = Date.now(); ; ) {
+      const peers = await api.get(`/api/peers?roomId=${host.roomId}`, host.token);
+      if (peers.status === 200) {
+        // The replica had it all: the room and its three peers.
+        expect(peers.body.peers).toHaveLength(3);
+        break;
+      }
+      expect([peers.status, peers.body.code]).toEqual([503, "store_unavailable"]);
+      outage++;
+      // Meanwhile the other masters' rooms carry on.
+      for (const other of others) expect((await api.get(`/api/peers?roomId=${other.host.roomId}`, other.host.token)).status).toBe(200);
+      expect(Date.now() - started, "the failover to end").toBeLessThan(30_000);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(outage, "requests refused while the replica took over").toBeGreaterThan(0);
+    expect((await offer("v=0 after")).status).toBe(201);
+    await until("the offer sent after the failover", async () => sdps().length === 2, 30_000);
+    expect(sdps()).toEqual(["v=0 before", "v=0 after"]);
+    client.stop();
   });
 });

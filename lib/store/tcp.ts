@@ -137,10 +137,13 @@ export class TcpTransport implements RedisTransport {
   }
 }
 
-/** Commands fail at once while disconnected (503) rather than queue behind a dead server. */
-const clientOptions = (options: TcpOptions) => ({
+/**
+ * Commands fail at once while disconnected (503) rather than queue behind a dead server, which
+ * is retried at most `retryMs` apart.
+ */
+const clientOptions = (options: TcpOptions, retryMs = 2000) => ({
   disableOfflineQueue: true,
-  socket: { connectTimeout: options.commandTimeoutMs, reconnectStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, 2000) },
+  socket: { connectTimeout: options.commandTimeoutMs, reconnectStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, retryMs) },
 });
 
 /** One server: a connection for commands, and one shared by every subscription. */
@@ -163,7 +166,15 @@ function serverConnection(options: TcpOptions, lost: (error: Error) => void): Co
 
 /** A cluster: commands routed by key; subscriptions sharded, on the node that owns the channel's slot. */
 function clusterConnection(options: TcpOptions, lost: (error: Error) => void): Connection {
-  const cluster = createCluster({ rootNodes: [{ url: options.url }], defaults: clientOptions(options), useReplicas: false });
+  const cluster = createCluster({
+    rootNodes: [{ url: options.url }],
+    // A master unreachable for 500 ms: ask the cluster who holds its slots now (a replica may have
+    // taken over), and again every retry after. node-redis waits 5 s by default, which would hold a
+    // failover's rooms down that long.
+    defaults: clientOptions(options, 500),
+    useReplicas: false,
+    topologyRefreshOnReconnectionAttemptStrategy: 500,
+  });
   cluster.on("error", () => {});
   // A node down fails its own slots' commands (their timeout); the others go on.
   cluster.on("node-error", (error: Error) => lost(error));

@@ -20,11 +20,14 @@ export interface RunningCluster {
   stop(): void;
 }
 
+/** The node serves its slots, and a replica has synced with its master (until then it holds no copy). */
 async function clusterOk(port: number): Promise<boolean> {
   const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
   client.on("error", () => {});
   try {
     await client.connect();
+    const role = (await client.sendCommand(["ROLE"])) as string[];
+    if (role[0] === "slave" && role[3] !== "connected") return false;
     return /cluster_state:ok/.test(String(await client.sendCommand(["CLUSTER", "INFO"])));
   } catch {
     return false;
@@ -60,7 +63,7 @@ export async function startCluster(masters = 3, extra: string[] = [], replicas =
     stop();
     return null;
   }
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 150; i++) {
     if ((await Promise.all(ports.map(clusterOk))).every(Boolean)) {
       return { url: `redis://127.0.0.1:${ports[0]}`, ports, stop, kill: (port) => children[ports.indexOf(port)].kill("SIGKILL") };
     }
