@@ -10,27 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "redis";
 import { SignalingClient, type Message } from "../lib/client/signaling-client.js";
 import { apiClient, available, createRoom, joinRoom, startHarness, type Api, type Harness, type Peer } from "./support/harness.js";
-import { startCluster, type RunningCluster } from "./support/redis-cluster.js";
+import { ownerOf, startCluster, type RunningCluster } from "./support/redis-cluster.js";
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** The port of the master that holds `key`'s slot. */
-async function ownerOf(cluster: RunningCluster, key: string): Promise<number> {
-  const client = createClient({ url: cluster.url });
-  await client.connect();
-  try {
-    const slot = Number(await client.sendCommand(["CLUSTER", "KEYSLOT", key]));
-    const ranges = (await client.sendCommand(["CLUSTER", "SLOTS"])) as [number, number, [string, number]][];
-    const range = ranges.find(([from, to]) => slot >= from && slot <= to)!;
-    return Number(range[2][1]);
-  } finally {
-    await client.quit();
   }
 }
 
@@ -52,7 +38,7 @@ describe.skipIf(!available("redis-cluster"))("a cluster master lost mid-session 
     const rooms: { host: Peer; viewer: Peer; port: number }[] = [];
     while (new Set(rooms.map((r) => r.port)).size < 3 || rooms.length < 9) {
       const host = await createRoom(api, { topology: "mesh" });
-      rooms.push({ host, viewer: await joinRoom(api, host.roomId), port: await ownerOf(cluster, `sb:{${host.roomId}}`) });
+      rooms.push({ host, viewer: await joinRoom(api, host.roomId), port: await ownerOf(cluster.url, `sb:{${host.roomId}}`) });
     }
     const lost = rooms[0].port;
     cluster.kill(lost);
@@ -105,7 +91,7 @@ describe.skipIf(!available("redis-cluster"))("a cluster master failing over to i
     const rooms: { host: Peer; viewer: Peer; port: number }[] = [];
     while (new Set(rooms.map((r) => r.port)).size < 2) {
       const host = await createRoom(api);
-      rooms.push({ host, viewer: await joinRoom(api, host.roomId), port: await ownerOf(cluster, `sb:{${host.roomId}}`) });
+      rooms.push({ host, viewer: await joinRoom(api, host.roomId), port: await ownerOf(cluster.url, `sb:{${host.roomId}}`) });
     }
     const { host, port: lost } = rooms[0];
     const others = rooms.filter((r) => r.port !== lost);

@@ -72,3 +72,17 @@ export async function startCluster(masters = 3, extra: string[] = [], replicas =
   stop();
   return null;
 }
+
+/** The port of the master that holds `key`'s slot, asked of the cluster node at `url`. */
+export async function ownerOf(url: string, key: string): Promise<number> {
+  const client = createClient({ url });
+  await client.connect();
+  try {
+    const slot = Number(await client.sendCommand(["CLUSTER", "KEYSLOT", key]));
+    const ranges = (await client.sendCommand(["CLUSTER", "SLOTS"])) as [number, number, [string, number]][];
+    const range = ranges.find(([from, to]) => slot >= from && slot <= to)!;
+    return Number(range[2][1]);
+  } finally {
+    await client.quit();
+  }
+}
