@@ -3,7 +3,7 @@
  * star and mesh exchanges, long-polls, lossless polling and single-use takes under races.
  */
 import { describe, expect } from "vitest";
-import { apiClient, useHarness, createRoom, drain, joinRoom, TRANSPORT_STORES, waitingReadBegins, type Api, type Harness, type Peer } from "./support/harness.js";
+import { apiClient, useHarness, createRoom, drain, joinRoom, ALL_STORES, waitingReadBegins, type Api, type Harness, type Peer } from "./support/harness.js";
 
 const offer = (n: number | string) => ({ type: "offer", sdp: `v=0\r\no=- ${n} 2 IN IP4 127.0.0.1\r\n` });
 const answer = (n: number | string) => ({ type: "answer", sdp: `v=0\r\no=- ${n} 2 IN IP4 127.0.0.1\r\n` });
@@ -22,7 +22,7 @@ async function collect(api: Api, peer: Peer, count: number, state: { cursor?: st
   return messages;
 }
 
-describe.each(TRANSPORT_STORES)("signaling over HTTP [%s]", (kind) => {
+describe.each(ALL_STORES)("signaling over HTTP [%s]", (kind) => {
   let h: Harness;
   let api: Api;
   const test = useHarness(kind, (started) => {

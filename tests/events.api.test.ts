@@ -3,13 +3,13 @@
  * comes, resumed by Last-Event-ID with nothing lost or repeated, and every way a stream ends.
  */
 import { describe, expect } from "vitest";
-import { apiClient, createRoom, drain, joinRoom, TRANSPORT_STORES, useHarness, type Api, type Harness, type Peer } from "./support/harness.js";
+import { apiClient, createRoom, drain, joinRoom, ALL_STORES, useHarness, type Api, type Harness, type Peer } from "./support/harness.js";
 import { openStream, type StreamItem } from "./support/events.js";
 
 const cand = (n: number) => ({ candidate: `candidate:${n} 1 udp 2122260223 127.0.0.1 ${10000 + n} typ host`, sdpMid: "0", sdpMLineIndex: 0 });
 const numberOf = (item: StreamItem) => (item.kind === "event" ? Number(item.data.candidates[0].candidate.split(" ")[0].slice("candidate:".length)) : NaN);
 
-describe.each(TRANSPORT_STORES)("event stream [%s]", (kind) => {
+describe.each(ALL_STORES)("event stream [%s]", (kind) => {
   let h: Harness;
   let api: Api;
   const test = useHarness(

@@ -14,8 +14,6 @@ export type StoreKind = "memory" | "redis" | "redis-tcp" | "redis-cluster";
 export const STORES: StoreKind[] = ["memory", "redis"];
 /** Every store and Redis setup: the suites that must hold on each transport run on these. */
 export const ALL_STORES: StoreKind[] = ["memory", "redis", "redis-tcp", "redis-cluster"];
-/** The suites whose subject is the transport rather than the cluster's slots: all but the cluster (the contract suite covers it). */
-export const TRANSPORT_STORES: StoreKind[] = ["memory", "redis", "redis-tcp"];
 
 export const redisUrl = () => inject("redisUrl");
 export const clusterUrl = () => inject("clusterUrl");
