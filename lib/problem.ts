@@ -63,8 +63,8 @@ export const problems = {
     new Problem(429, "too_many_waiting", "Too many waiting reads", `This address already holds ${max} waiting reads; end some, or read without 'wait'`, {}, { "retry-after": "5" }),
   /** The client went away mid-request: nobody reads this answer, and it is no defect of ours. */
   clientClosed: () => new Problem(400, "client_closed", "Client closed the request", "The connection closed before the request was complete"),
-  rateLimited: (retryAfterSeconds: number) =>
-    new Problem(429, "rate_limited", "Too many requests", `Rate limit exceeded; retry in ${retryAfterSeconds} s`, {}, { "retry-after": String(retryAfterSeconds) }),
+  rateLimited: (retryAfterSeconds: number, headers: Record<string, string> = {}) =>
+    new Problem(429, "rate_limited", "Too many requests", `Rate limit exceeded; retry in ${retryAfterSeconds} s`, {}, { ...headers, "retry-after": String(retryAfterSeconds) }),
   storeUnavailable: (extra: Record<string, unknown> = {}) =>
     new Problem(503, "store_unavailable", "Store unavailable", "The signaling store cannot be reached; retry shortly", extra, { "retry-after": "2" }),
   /** Retry-After spread over 1–3 s, so that shed clients do not all come back at once. */

@@ -5,15 +5,24 @@
 import { Ratelimit } from "@upstash/ratelimit";
 import type { LimiterRedis } from "./store/transport.js";
 import type { Config } from "./config.js";
+import type { Window } from "./store/types.js";
 
-export interface LimitResult {
+export interface LimitResult extends Window {
   success: boolean;
-  limit: number;
-  remaining: number;
-  /** When the window resets, ms since the epoch. */
-  reset: number;
   /** The limiter could not be asked (its store is down): the request was let through. */
   unchecked?: boolean;
+}
+
+/** Seconds until `reset` (ms since the epoch), at least 1: a Retry-After. */
+export const retryAfter = (reset: number, now: number) => Math.max(1, Math.ceil((reset - now) / 1000));
+
+/** The IETF draft's RateLimit-* headers for where a limit stands. */
+export function rateLimitHeaders(r: Window, now: number): Record<string, string> {
+  return {
+    "ratelimit-limit": String(r.limit),
+    "ratelimit-remaining": String(r.remaining),
+    "ratelimit-reset": String(Math.max(0, Math.ceil((r.reset - now) / 1000))),
+  };
 }
 
 export interface Limiter {
@@ -31,10 +40,6 @@ export interface RateLimits {
   sessions: Limiter;
   /** Room lookups without a token that found no room, per client address. */
   probes: Limiter;
-  /** Chat messages, per sender in a room. */
-  chat: Limiter;
-  /** Chat messages, per room, whoever sends them. */
-  roomChat: Limiter;
 }
 
 type Policy = { max: number; window: "1 h" | "1 m" };
@@ -47,8 +52,6 @@ function policies(config: Config): Record<keyof RateLimits, Policy> {
     calls: { max: r.callsPerHour, window: "1 h" },
     sessions: { max: config.openai.sessionsPerHour, window: "1 h" },
     probes: { max: r.probesPerHour, window: "1 h" },
-    chat: { max: r.chatPerMinute, window: "1 m" },
-    roomChat: { max: r.roomChatPerMinute, window: "1 m" },
   };
 }
 
@@ -99,8 +102,7 @@ export class MemoryLimiter implements Limiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async limit(key: string): Promise<LimitResult> {
-    const now = this.now();
+  async limit(key: string, now = this.now()): Promise<LimitResult> {
     const start = now - (now % this.windowMs);
     let w = this.windows.get(key);
     if (!w || w.start < start - this.windowMs) w = { start, current: 0, previous: 0 };

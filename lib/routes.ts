@@ -9,6 +9,7 @@ import { eventText, openEventStream } from "./events.js";
 import * as bridge from "./openai/bridge.js";
 import { openApiDocument } from "./openapi.js";
 import { problems } from "./problem.js";
+import { rateLimitHeaders } from "./ratelimit.js";
 import {
   AdmitBody,
   AgentBody,
@@ -259,9 +260,12 @@ export const routes = {
       responses: { 201: "`{from, name, text, at}`" },
       body: ChatBody,
       auth: "peer",
-      // Per sender and per room, once the sender's token is verified.
+      // Per sender and per room, inside the chat's own step (lib/signaling.ts).
       chargesItself: () => true,
-      handle: async ({ ctx, caller, body, charge }) => ok(await signaling.chat(ctx, caller, body.text, charge), 201),
+      handle: async ({ ctx, caller, body }) => {
+        const { message, window } = await signaling.chat(ctx, caller, body.text);
+        return { status: 201, body: message, headers: window ? rateLimitHeaders(window, ctx.now()) : {} };
+      },
     },
     GET: {
       summary: "The room's last 50 chat messages",

@@ -7,6 +7,7 @@ import type { Context } from "./context.js";
 import { iceServersFor } from "./ice.js";
 import { hashToken, newJoinKey, newPeerId, newRoomId, newTicket, newToken, ticketPeerId, tokenPeerId } from "./ids.js";
 import { problems } from "./problem.js";
+import { rateLimitHeaders, retryAfter } from "./ratelimit.js";
 import { LIMITS, type CandidateInput, type CreateRoomInput, type Description, type JoinInput } from "./schemas.js";
 import { CLOSED_MESSAGE_ID, LOBBY_MAX, LOBBY_WAIT_MS, StoreUnavailable, type Caller, type Denied, type Outgoing, type PeerInfo, type RoomView, type StoredMessage, type Wake } from "./store/types.js";
 
@@ -294,18 +295,19 @@ export async function take(ctx: Context, caller: Caller, type: MessageType, opti
 }
 
 /**
- * Room chat: to every other peer, whatever the topology, and into the room's history. Charged
- * per sender and per room once the token is verified, so a forged token spends no room's budget.
+ * Room chat: to every other peer, whatever the topology, and into the room's history, with the
+ * sender's name — one step of the store, which charges the limits per sender and per room once
+ * the token is verified (a forged token spends no room's budget). The window left rides along
+ * for the rate-limit headers.
  */
-export async function chat(ctx: Context, caller: Caller, text: string, charge: (which: "chat" | "roomChat", key?: string) => Promise<void>) {
-  const { peers } = await listPeers(ctx, caller);
-  await charge("chat");
-  await charge("roomChat", `room:${caller.roomId}`);
-  const name = peers.find((p) => p.peerId === caller.peerId)?.name ?? null;
+export async function chat(ctx: Context, caller: Caller, text: string) {
+  const r = ctx.config.rateLimits;
+  const limits = r.enabled ? { perSender: r.chatPerMinute, perRoom: r.roomChatPerMinute, windowMs: 60_000 } : null;
   const now = ctx.now();
-  const sent = await ctx.store.chat(caller, outgoing("chat", caller.peerId, now, { name, text }), CHAT_HISTORY, now);
-  if (sent !== "ok") deny(sent);
-  return { from: caller.peerId, name, text, at: now };
+  const sent = await ctx.store.chat(caller, outgoing("chat", caller.peerId, now, { text }), CHAT_HISTORY, now, limits);
+  if (typeof sent === "string") deny(sent);
+  if (!sent.sent) throw problems.rateLimited(retryAfter(sent.window.reset, now), rateLimitHeaders(sent.window, now));
+  return { message: { from: caller.peerId, name: sent.name, text, at: now }, window: sent.window };
 }
 
 export async function chatHistory(ctx: Context, caller: Caller) {

@@ -10,8 +10,11 @@ import { apiClient, clearOfWindowEdge, useHarness, createRoom, drain, freshAddre
 
 const offer = { type: "offer", sdp: "v=0\r\n" };
 
+/** Every rate limit: the limiter's, and chat's two (charged inside the chat's own step). */
+type Limit = keyof RateLimits | "chat" | "roomChat";
+
 /** The variable setting each rate limit: typed by the limits themselves, so none is left untested. */
-const LIMIT_VARIABLES: Record<keyof RateLimits, string> = {
+const LIMIT_VARIABLES: Record<Limit, string> = {
   rooms: "RATE_LIMIT_ROOMS_PER_HOUR",
   joins: "RATE_LIMIT_JOINS_PER_HOUR",
   calls: "RATE_LIMIT_CALLS_PER_HOUR",
@@ -276,7 +279,7 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
 
   test("every rate limit is enforced: a third request past a limit of two gets 429", async () => {
     // One server per limit, with only that limit at two: no other limit may be what refuses.
-    for (const [limit, variable] of Object.entries(LIMIT_VARIABLES) as [keyof RateLimits, string][]) {
+    for (const [limit, variable] of Object.entries(LIMIT_VARIABLES) as [Limit, string][]) {
       const h = await startHarness(kind, { TRUST_PROXY: "1", OPENAI_MAX_SESSIONS_PER_ROOM: "10", OPENAI_OFFER_TIMEOUT_MS: "300", [variable]: "2" });
       try {
         await hitLimit(limit, apiClient(h.url));
@@ -287,7 +290,7 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
   });
 
   /** Three requests against one limit of two: the third refused, the first two not. */
-  async function hitLimit(limit: keyof RateLimits, api: Api) {
+  async function hitLimit(limit: Limit, api: Api) {
     // A fresh address per client (counters in Redis outlive a run); rooms and joins from others.
     const from = () => {
       const headers = { "x-forwarded-for": freshAddress() };
@@ -303,7 +306,7 @@ describe.each(STORES)("limits and deployment auth [%s]", (kind) => {
       for (let i = 0; i < 3; i++) statuses.push((await attempt(i)).status);
       return statuses;
     };
-    const attempts: Record<keyof RateLimits, () => Promise<number[] | number[][]>> = {
+    const attempts: Record<Limit, () => Promise<number[] | number[][]>> = {
       rooms: async () => {
         const c = from();
         return three(() => c.call("POST", "/api/rooms", undefined, {}));

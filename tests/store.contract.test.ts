@@ -354,7 +354,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       leaveRoom: (c) => store.leaveRoom(c, viewer.peerId, msg("peer-left"), msg("room-closed"), now),
       closeRoom: (c) => store.closeRoom(c, msg("room-closed"), now),
       send: (c) => store.send(c, c.peerId === room.host.peerId ? viewer.peerId : room.host.peerId, msg("offer"), now),
-      chat: (c) => store.chat(c, msg("chat"), 50, now),
+      chat: (c) => store.chat(c, msg("chat"), 50, now, null),
       chatHistory: (c) => store.chatHistory(c),
       read: (c) => store.read(c, null, now, "mark"),
       take: (c) => store.take(c, "offer", now, "mark"),
@@ -546,7 +546,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     await ackAll(host);
-    for (let n = 0; n < INBOX_MAX; n++) expect(await store.chat(v, msg("chat", n), 50, Date.now())).toBe("ok");
+    for (let n = 0; n < INBOX_MAX; n++) expect(await store.chat(v, msg("chat", n), 50, Date.now(), null)).toMatchObject({ sent: true });
     // The host is not reading: it got half an inbox of chat, the rest only went to the history.
     expect(((await read(host)) as { body: string }[]).map(bodyN)).toEqual([...Array(INBOX_MAX / 2).keys()]);
     expect(((await store.chatHistory(host)) as string[])).toHaveLength(INBOX_MAX);
@@ -564,8 +564,8 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const size = ENTRY_OVERHEAD + "chat".length + big("chat", 0).body.length;
     // Each chat is three copies; the room refuses the one that would pass half the budget.
     const fits = Math.floor(MAIL_MAX_BYTES / 2 / (3 * size));
-    for (let n = 0; n < fits; n++) expect(await store.chat(viewers[0], big("chat", n), 50, Date.now())).toBe("ok");
-    expect(await store.chat(viewers[0], big("chat", fits), 50, Date.now())).toBe("room-busy");
+    for (let n = 0; n < fits; n++) expect(await store.chat(viewers[0], big("chat", n), 50, Date.now(), null)).toMatchObject({ sent: true });
+    expect(await store.chat(viewers[0], big("chat", fits), 50, Date.now(), null)).toBe("room-busy");
     // Offers still fit in the other half, and only until the whole budget is spent.
     let sent = 0;
     for (let n = 0; ; n++) {
@@ -585,7 +585,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     expect(await send(host, viewers[1], big("offer", 99))).toEqual({ id: expect.any(String) });
     // So does a peer leaving with unread mail.
     expect(await store.leaveRoom(viewers[2], viewers[2].peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("ok");
-    expect(await store.chat(viewers[0], big("chat", 100), 50, Date.now())).toBe("ok");
+    expect(await store.chat(viewers[0], big("chat", 100), 50, Date.now(), null)).toMatchObject({ sent: true });
   });
 
   it.skipIf(!available(kind))("a take skips what was acknowledged since, and takes oldest first", async () => {
@@ -680,13 +680,46 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
   it.skipIf(!available(kind))("chat reaches every other peer, even in a star room, and keeps the last messages", async () => {
     const { host, viewers } = await makeRoom({ viewers: 2 });
     await read(host, null).then((m) => read(host, (m as { id: string }[]).at(-1)!.id));
-    for (let n = 1; n <= 4; n++) expect(await store.chat(viewers[0], msg("chat", n), 3, Date.now())).toBe("ok");
+    for (let n = 1; n <= 4; n++) expect(await store.chat(viewers[0], msg("chat", n), 3, Date.now(), null)).toMatchObject({ sent: true });
     expect(((await read(host)) as { body: string }[]).map(bodyN)).toEqual([1, 2, 3, 4]);
     expect(((await read(viewers[1])) as { body: string }[]).map(bodyN)).toEqual([1, 2, 3, 4]);
     expect(await read(viewers[0])).toEqual([]); // not to the sender
     expect(((await store.chatHistory(viewers[1])) as string[]).map((b) => JSON.parse(b).n)).toEqual([2, 3, 4]);
-    expect(await store.chat({ ...viewers[0], tokenHash: "x" }, msg("chat"), 3, Date.now())).toBe("unauthorized");
+    expect(await store.chat({ ...viewers[0], tokenHash: "x" }, msg("chat"), 3, Date.now(), null)).toBe("unauthorized");
     expect(await store.chatHistory({ ...viewers[0], tokenHash: "x" })).toBe("unauthorized");
+  });
+
+  it.skipIf(!available(kind))("chat adds the sender's name as the room knows it, whatever its characters", async () => {
+    const { roomId, host } = await makeRoom();
+    const names = ['Zoë "Z" \\ O\'Neil /\u0001 😀', '"name":"x"', ""];
+    for (const name of names) {
+      const sender = await join(roomId, name || undefined);
+      await ackAll(host);
+      const sent = await store.chat(sender, msg("chat"), 50, Date.now(), null);
+      expect(sent).toEqual({ sent: true, name: name || null });
+      const [delivered] = (await read(host)) as { body: string }[];
+      expect(JSON.parse(delivered.body)).toEqual({ type: "chat", n: 0, name: name || null });
+    }
+    expect(((await store.chatHistory(host)) as string[]).map((b) => JSON.parse(b).name)).toEqual(["Zoë \"Z\" \\ O'Neil /\u0001 😀", '"name":"x"', null]);
+  });
+
+  it.skipIf(!available(kind))("chat charges its limits in the same step: per sender, then per room; past either nothing is sent or kept", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 2 });
+    await ackAll(host);
+    const limits = { perSender: 2, perRoom: 3, windowMs: 60_000 };
+    // Clear of a window's edge, so that all of it falls in one window.
+    const now = Math.floor(Date.now() / 60_000) * 60_000 + 1000;
+    const chat = (c: Caller) => store.chat(c, msg("chat"), 50, now, limits);
+    expect(await chat(viewers[0])).toEqual({ sent: true, name: null, window: { limit: 2, remaining: 1, reset: now - 1000 + 60_000 } });
+    expect(await chat(viewers[0])).toMatchObject({ sent: true, window: { limit: 2, remaining: 0 } });
+    expect(await chat(viewers[0])).toEqual({ sent: false, window: { limit: 2, remaining: 0, reset: now - 1000 + 60_000 } }); // its own limit
+    expect(await chat(viewers[1])).toMatchObject({ sent: true, window: { limit: 3, remaining: 0 } }); // the room's third
+    expect(await chat(viewers[1])).toEqual({ sent: false, window: { limit: 3, remaining: 0, reset: now - 1000 + 60_000 } }); // the room's limit
+    expect(await store.chat({ ...viewers[1], tokenHash: "x" }, msg("chat"), 50, now, limits)).toBe("unauthorized");
+    expect((await read(host)) as unknown[]).toHaveLength(3);
+    expect((await store.chatHistory(host)) as string[]).toHaveLength(3);
+    // The next window but one starts afresh (the one after still counts part of this one).
+    expect(await store.chat(viewers[0], msg("chat"), 50, now + 120_000, limits)).toMatchObject({ sent: true, window: { remaining: 1 } });
   });
 
   it.skipIf(!available(kind))("the host records AI sessions up to a cap; they go with the room", async () => {
@@ -764,7 +797,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const bySend = await makeRoom({ ttlMs: 3000, viewers: 1 });
     const byReading = await makeRoom({ ttlMs: 3000, viewers: 1 });
     await send(byReading.host, byReading.viewers[0], msg("offer")); // an inbox, so it has a key to expire
-    await store.chat(byReading.host, msg("chat"), 50, Date.now());
+    await store.chat(byReading.host, msg("chat"), 50, Date.now(), null);
     await new Promise((r) => setTimeout(r, 1700)); // less than half the TTL left
     await send(bySend.host, bySend.viewers[0], msg("offer"));
     expect(await read(byReading.viewers[0])).toHaveLength(2);

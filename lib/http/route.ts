@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:
 import type { z } from "zod";
 import { contextOf, type Context } from "../context.js";
 import { Problem, problems } from "../problem.js";
-import type { LimitResult, RateLimits } from "../ratelimit.js";
+import { rateLimitHeaders, retryAfter, type RateLimits } from "../ratelimit.js";
 import { LIMITS, SIZE_LIMITED_FIELDS } from "../schemas.js";
 import { callerFor, callerForTicket } from "../signaling.js";
 import { StoreBusy, StoreUnavailable, type Caller } from "../store/types.js";
@@ -204,14 +204,8 @@ function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
 async function charge(ctx: Context, key: string, which: keyof RateLimits, res: ServerResponse) {
   const result = await ctx.limits[which].limit(key);
   if (result.unchecked) return;
-  setRateLimitHeaders(res, result, ctx.now());
-  if (!result.success) throw problems.rateLimited(Math.max(1, Math.ceil((result.reset - ctx.now()) / 1000)));
-}
-
-function setRateLimitHeaders(res: ServerResponse, r: LimitResult, now: number) {
-  res.setHeader("ratelimit-limit", String(r.limit));
-  res.setHeader("ratelimit-remaining", String(r.remaining));
-  res.setHeader("ratelimit-reset", String(Math.max(0, Math.ceil((r.reset - now) / 1000))));
+  for (const [name, value] of Object.entries(rateLimitHeaders(result, ctx.now()))) res.setHeader(name, value);
+  if (!result.success) throw problems.rateLimited(retryAfter(result.reset, ctx.now()));
 }
 
 function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: "query" | "body"): T {

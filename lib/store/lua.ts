@@ -10,7 +10,8 @@
  *                   that record expires, ms; records without one last as long as the room),
  *                   x:<peerId> (the peer's stream ticket: "<SHA-256> <expires, ms>"),
  *                   lb ('1': joiners wait in the lobby), w:<peerId> (a peer in the lobby: its JSON
- *                   while it waits, '-' once denied; it has a t: too, to read its own mail)
+ *                   while it waits, '-' once denied; it has a t: too, to read its own mail),
+ *                   c (the room's chat rate window), c:<peerId> (a sender's): "<start> <count> <previous count>"
  *   sb:{R}:lobby    sorted set: the peers in the lobby, by when their wait (or denial notice) ends
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
  *   sb:{R}:tk:<P>:<type>  list: ids of P's offers, answers or candidates, oldest first, so a
@@ -159,7 +160,7 @@ end
 -- A peer (in the room or in the lobby) leaves no trace: fields, mail, place in the lobby; its
 -- reads end. (The room's count is the caller's to mend: lobby peers are not in it.)
 local function drop(r, id)
-  redis.call('HDEL', room, 'p:' .. id, 'w:' .. id, 't:' .. id, 'x:' .. id)
+  redis.call('HDEL', room, 'p:' .. id, 'w:' .. id, 't:' .. id, 'x:' .. id, 'c:' .. id)
   redis.call('ZREM', LOBBY, id)
   forget(r, redis.call('XRANGE', inbox(id), '-', '+'))
   redis.call('DEL', unpack(mailKeys(id)))
@@ -496,24 +497,60 @@ if tonumber(expires) <= tonumber(ARGV[3]) then return false end
 return f[2]
 `);
 
-/** KEYS[2]: the room's chat history. ARGV: now, callerId, tokenHash, body, historyMax */
+/**
+ * KEYS[2]: the room's chat history. ARGV: now, callerId, tokenHash, body (without the sender's
+ * name: added here), historyMax, perSender, perRoom, windowMs (the rate limits; windowMs 0: none)
+ * → {'ok', nameJson, limit, remaining, reset} | {'rate-limited', limit, reset} | {status}
+ */
 export const CHAT = script(`
+local now = tonumber(ARGV[1])
 local r = load(ARGV[2])
 local no = denied(r, ARGV[2], ARGV[3], 'peer')
-if no then return no end
-refresh(r, tonumber(ARGV[1]))
+if no then return {no} end
+-- The limits are charged once the token checks out (a forged one spends no room's budget), the
+-- sender's first (a sender past its own spends none of the room's), as Upstash's sliding window.
+local tight = { max = 0, left = -1, reset = 0 }
+local windowMs = tonumber(ARGV[8])
+if windowMs > 0 then
+  for _, limit in ipairs({ { 'c:' .. ARGV[2], tonumber(ARGV[6]) }, { 'c', tonumber(ARGV[7]) } }) do
+    local field, max = limit[1], limit[2]
+    local start = now - now % windowMs
+    local count, previous = 0, 0
+    local saved = redis.call('HGET', room, field)
+    if saved then
+      local s, c, p = string.match(saved, '^(%d+) (%d+) (%d+)$')
+      if tonumber(s) == start then count, previous = tonumber(c), tonumber(p)
+      elseif tonumber(s) == start - windowMs then previous = tonumber(c) end
+    end
+    local used = math.floor(previous * (1 - (now - start) / windowMs)) + count
+    if used >= max then return {'rate-limited', max, start + windowMs} end
+    redis.call('HSET', room, field, string.format('%d %d %d', start, count + 1, previous))
+    if tight.left < 0 or max - used - 1 < tight.left then tight = { max = max, left = max - used - 1, reset = start + windowMs } end
+  end
+end
+-- The sender's name, from the peer JSON we wrote: a flat object whose strings escape their
+-- quotes, so '"name":"' can only open that value, which ends at the first unescaped quote.
+local peer = redis.call('HGET', room, 'p:' .. ARGV[2])
+local name, from = 'null', string.find(peer, '"name":"', 1, true)
+if from then
+  local i = from + 8
+  while i <= #peer and string.sub(peer, i, i) ~= '"' do i = i + (string.sub(peer, i, i) == '\\\\' and 2 or 1) end
+  name = string.sub(peer, from + 7, i)
+end
+local body = string.sub(ARGV[4], 1, -2) .. ',"name":' .. name .. '}'
+refresh(r, now)
 -- Chat has half the budget: a recipient with half a full inbox is not reading, and misses it
 -- (the history keeps it); the room's half full refuses it whole.
 local to = {}
 for _, id in ipairs(peerIds()) do
   if id ~= ARGV[2] and redis.call('XLEN', inbox(id)) < r.im / 2 then to[#to + 1] = id end
 end
-if r.q + #to * size('chat', ARGV[4]) > r.mb / 2 then return 'room-busy' end
-for _, id in ipairs(to) do deliver(r, id, 'chat', ARGV[4], 2) end
-redis.call('RPUSH', KEYS[2], ARGV[4])
+if r.q + #to * size('chat', body) > r.mb / 2 then return {'room-busy'} end
+for _, id in ipairs(to) do deliver(r, id, 'chat', body, 2) end
+redis.call('RPUSH', KEYS[2], body)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
 redis.call('PEXPIREAT', KEYS[2], r.exp)
-return 'ok'
+return {'ok', name, tight.max, tight.left, tight.reset}
 `);
 
 /** KEYS[2]: the room's chat history. ARGV: callerId, tokenHash → {'ok', bodies} | {status} */

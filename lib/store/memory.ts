@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import { timingSafeEqual } from "node:crypto";
+import { MemoryLimiter } from "../ratelimit.js";
 import { messagePayload, parseWake, WakeQueue } from "./wake-queue.js";
 import {
   CLOSED_MESSAGE_ID,
@@ -16,6 +17,8 @@ import {
   LOBBY_MAX,
   type AdmitMessages,
   type Caller,
+  type ChatLimits,
+  type ChatSent,
   type JoinGate,
   type JoinRefused,
   type Closed,
@@ -77,6 +80,8 @@ interface Room {
   inboxes: Map<string, Inbox>;
   sessions: Map<string, { record: string; expiresAt?: number }>;
   chat: string[];
+  /** Chat's rate windows (Upstash's sliding window, as the Redis store keeps them in the room), per sender and for the room. */
+  chatLimits?: { perSender: MemoryLimiter; perRoom: MemoryLimiter };
   budget: MailBudget;
   /** Bytes of unread mail in all inboxes. */
   bytes: number;
@@ -300,9 +305,20 @@ export class MemoryStore implements SignalStore {
     return taken.map((e) => ({ id: entryId(e), body: e.body }));
   }
 
-  async chat(caller: Caller, message: Outgoing, historyMax: number, now: number) {
+  async chat(caller: Caller, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<ChatSent | Denied | "room-busy"> {
     const room = this.authorize(caller, now);
     if (typeof room === "string") return room;
+    let window: ChatSent["window"];
+    if (limits) {
+      room.chatLimits ??= { perSender: new MemoryLimiter(limits.perSender, limits.windowMs), perRoom: new MemoryLimiter(limits.perRoom, limits.windowMs) };
+      for (const [limiter, key] of [[room.chatLimits.perSender, caller.peerId], [room.chatLimits.perRoom, ""]] as const) {
+        const { success, limit, remaining, reset } = await limiter.limit(key, now);
+        if (!success) return { sent: false, window: { limit, remaining, reset } };
+        if (!window || remaining < window.remaining) window = { limit, remaining, reset };
+      }
+    }
+    const name = room.peers.get(caller.peerId)?.info.name ?? null;
+    message = withFields(message, { name });
     this.refresh(room, now);
     // Chat has half the budget (see lib/store/lua.ts).
     const { inboxMax, roomMailMaxBytes } = room.budget;
@@ -311,7 +327,7 @@ export class MemoryStore implements SignalStore {
     for (const id of to) this.deliver(room, id, message, now, 2);
     room.chat.push(message.body);
     room.chat.splice(0, Math.max(0, room.chat.length - historyMax));
-    return "ok" as const;
+    return { sent: true, name, window };
   }
 
   async chatHistory(caller: Caller) {

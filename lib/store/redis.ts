@@ -14,6 +14,8 @@ import {
   StoreUnavailable,
   type AdmitMessages,
   type Caller,
+  type ChatLimits,
+  type ChatSent,
   type Denied,
   type JoinGate,
   type JoinRefused,
@@ -166,8 +168,14 @@ export class RedisStore implements SignalStore {
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
   }
 
-  async chat(c: Caller, message: Outgoing, historyMax: number, now: number) {
-    return (await this.run("CHAT", [roomKey(c.roomId), chatKey(c.roomId)], [now, c.peerId, c.tokenHash, message.body, historyMax])) as "ok" | Denied | "room-busy";
+  async chat(c: Caller, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<ChatSent | Denied | "room-busy"> {
+    const { perSender = 0, perRoom = 0, windowMs = 0 } = limits ?? {};
+    const reply = (await this.run("CHAT", [roomKey(c.roomId), chatKey(c.roomId)], [now, c.peerId, c.tokenHash, message.body, historyMax, perSender, perRoom, windowMs])) as Reply[];
+    const [status, ...rest] = reply;
+    if (status === "rate-limited") return { sent: false, window: { limit: Number(rest[0]), remaining: 0, reset: Number(rest[1]) } };
+    if (status !== "ok") return status as Denied | "room-busy";
+    const [name, limit, remaining, reset] = rest;
+    return { sent: true, name: JSON.parse(name as string), ...(limits ? { window: { limit: Number(limit), remaining: Number(remaining), reset: Number(reset) } } : {}) };
   }
 
   async chatHistory(c: Caller) {

@@ -75,6 +75,23 @@ export interface RoomView {
 /** The caller may not act: no such room, a wrong token, or a peer still waiting in the lobby (it may only read its own mail). */
 export type Denied = "room-missing" | "unauthorized" | "not-admitted";
 
+/** Chat's rate limits, charged inside the chat's own step: messages per sender and per room, per window. */
+export interface ChatLimits {
+  perSender: number;
+  perRoom: number;
+  windowMs: number;
+}
+
+/** Where a rate limit stands: its maximum, what is left of it, and when its window ends (ms since the epoch). */
+export interface Window {
+  limit: number;
+  remaining: number;
+  reset: number;
+}
+
+/** A chat sent: the sender's name as the room knows it, and the tighter of its limits (none when unlimited). */
+export type ChatSent = { sent: true; name: string | null; window?: Window } | { sent: false; window: Window };
+
 /** Why a join was refused, besides a missing room. */
 export type JoinRefused = "room-full" | "room-locked" | "join-key-required" | "join-key-invalid" | "lobby-full" | "room-busy";
 
@@ -203,9 +220,11 @@ export interface SignalStore {
   /**
    * Room chat: delivers `message` to every other peer (whatever the topology) and keeps it in the
    * room's history, of which the last `historyMax` stay. Chat has half the mail budget: a peer
-   * whose inbox is half full misses it, and a room whose bytes are half spent refuses it.
+   * whose inbox is half full misses it, and a room whose bytes are half spent refuses it. The
+   * store adds the sender's `name` to the message, and charges `limits` (per sender first, then
+   * per room) once the caller is verified: past either, nothing is sent (`sent: false`).
    */
-  chat(caller: Caller, message: Outgoing, historyMax: number, now: number): Promise<"ok" | Denied | "room-busy">;
+  chat(caller: Caller, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<ChatSent | Denied | "room-busy">;
 
   /** The room's kept chat messages, oldest first (bodies as sent). */
   chatHistory(caller: Caller): Promise<string[] | Denied>;
