@@ -63,10 +63,16 @@ describe.each(ALL_STORES)("chat limit [%s]", (kind) => {
       const api = apiClient(h.url);
       const host = await createRoom(api);
       const viewer = await joinRoom(api, host.roomId);
-      const statuses = [];
+      const answers = [];
       await clearOfWindowEdge();
-      for (let i = 0; i < 4; i++) statuses.push((await api.post("/api/chat", { roomId: host.roomId, text: `m${i}` }, viewer.token)).status);
-      expect(statuses).toEqual([201, 201, 201, 429]);
+      for (let i = 0; i < 4; i++) answers.push(await api.post("/api/chat", { roomId: host.roomId, text: `m${i}` }, viewer.token));
+      expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 429]);
+      // The tighter limit's figures (here the sender's 3 a minute, under the room's), as every limited route gives them.
+      expect(answers.map((a) => [a.headers.get("ratelimit-limit"), a.headers.get("ratelimit-remaining")])).toEqual([["3", "2"], ["3", "1"], ["3", "0"], ["3", "0"]]);
+      const reset = Number(answers[3].headers.get("ratelimit-reset"));
+      expect(reset).toBeGreaterThan(0);
+      expect(reset).toBeLessThanOrEqual(60);
+      expect(answers[3].headers.get("retry-after")).toBe(String(reset));
       expect((await api.post("/api/chat", { roomId: host.roomId, text: "still me" }, host.token)).status).toBe(201);
     } finally {
       await h.close();
