@@ -103,6 +103,11 @@ export class MemoryLimiter implements Limiter {
   ) {}
 
   async limit(key: string, now = this.now()): Promise<LimitResult> {
+    return this.limitSync(key, now);
+  }
+
+  /** The same, for callers inside one synchronous step (the memory store's). */
+  limitSync(key: string, now = this.now()): LimitResult {
     const start = now - (now % this.windowMs);
     let w = this.windows.get(key);
     if (!w || w.start < start - this.windowMs) w = { start, current: 0, previous: 0 };

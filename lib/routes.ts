@@ -219,8 +219,8 @@ export const routes = {
       waits,
       // A waiting poll is charged when it answers at once or is superseded, never for waiting.
       chargesItself: waits,
-      handle: async ({ ctx, caller, query, signal, charge }) =>
-        mail(await signaling.poll(ctx, caller, query.after ?? null, { waitMs: query.wait * 1000, signal, charge: () => charge("calls") })),
+      handle: async ({ ctx, caller, query, signal, chargeCall }) =>
+        mail(await signaling.poll(ctx, caller, query.after ?? null, { waitMs: query.wait * 1000, signal, charge: chargeCall })),
     },
   }),
 

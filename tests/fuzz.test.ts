@@ -239,14 +239,17 @@ async function holderOf(h: Harness, room: string): Promise<RedisInspector> {
   return client;
 }
 
-/** Every key of the fixture's rooms in Redis, with its contents (TTLs aside). */
+/** Hash fields that count requests (rate windows: every request is charged, refused or not). */
+const COUNTERS = /^(l:|c$|c:)/;
+
+/** Every key of the fixture's rooms in Redis, with its contents (TTLs and request counters aside). */
 async function redisState(h: Harness, f: Fixture) {
   const out: Record<string, unknown> = {};
   for (const room of [f.host.roomId, f.other.roomId, f.lobbyHost.roomId]) {
     const redis = await holderOf(h, room);
     for (const key of (await signalboxKeys(redis, `sb:{${room}}*`)).sort()) {
       const type = await redis.type(key);
-      if (type === "hash") out[key] = await redis.hGetAll(key);
+      if (type === "hash") out[key] = Object.fromEntries(Object.entries(await redis.hGetAll(key)).filter(([field]) => !COUNTERS.test(field)));
       else if (type === "stream") out[key] = await redis.xRange(key, "-", "+");
       else if (type === "list") out[key] = await redis.lRange(key, 0, -1);
       else if (type === "zset") out[key] = await redis.zRangeWithScores(key, 0, -1);

@@ -7,7 +7,7 @@ import { hashToken, newPeerId, newRoomId } from "../lib/ids.js";
 import { MemoryStore } from "../lib/store/memory.js";
 import { idAfter, RedisStore } from "../lib/store/redis.js";
 import { RestTransport } from "../lib/store/transport.js";
-import { CLOSED_MESSAGE_ID, DENIED_NOTICE_MS, ENTRY_OVERHEAD, LOBBY_MAX, LOBBY_WAIT_MS, type Access, type Caller, type Outgoing, type RoomView, type Waiting, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
+import { CLOSED_MESSAGE_ID, DENIED_NOTICE_MS, ENTRY_OVERHEAD, LOBBY_MAX, LOBBY_WAIT_MS, RateLimited, type Access, type Caller, type Outgoing, type RoomView, type Waiting, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { createClient } from "redis";
 import { ALL_STORES, available, clusterUrl, redisUrl } from "./support/harness.js";
@@ -221,7 +221,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       expect(await store.issueTicket(w, hashToken("t"), 60_000, Date.now())).toBe("ok");
       expect(await store.redeemTicket(roomId, w.peerId, hashToken("t"), Date.now())).toEqual(w);
       for (const [name, op] of Object.entries(callerOps({ roomId, host, viewers: [host] }))) {
-        if (["read", "take", "issueTicket", "leaveRoom"].includes(name)) continue;
+        if (["read", "take", "issueTicket", "leaveRoom", "chargeCall"].includes(name)) continue;
         expect(await op(w), name).toBe("not-admitted");
       }
       expect(await bodies(host), "nothing reached the host").toEqual([]);
@@ -356,6 +356,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       send: (c) => store.send(c, c.peerId === room.host.peerId ? viewer.peerId : room.host.peerId, msg("offer"), now),
       chat: (c) => store.chat(c, msg("chat"), 50, now, null),
       chatHistory: (c) => store.chatHistory(c),
+      chargeCall: (c) => store.chargeCall(c, now),
       read: (c) => store.read(c, null, now, "mark"),
       take: (c) => store.take(c, "offer", now, "mark"),
       putSession: (c) => store.putSession(c, "ses_x", "{}", 5, now),
@@ -385,6 +386,34 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     expect(await store.removeSession(room.host, "ses_x")).toEqual({ record: null });
     expect(await listener.next(200)).toEqual({ kind: "timeout" }); // no mark, no mail reached the viewer
     listener.close();
+  });
+
+  it.skipIf(!available(kind))("a caller's charge is taken in the step that verifies it: once a request, per peer; past the limit the step does nothing", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [viewer] = viewers;
+    const request = (c: Caller): Caller => ({ ...c, charge: { max: 2, windowMs: 3_600_000 } });
+    const first = request(host);
+    expect(await store.send(first, viewer.peerId, msg("offer", 1), Date.now())).toEqual({ id: expect.any(String) });
+    expect(first.charge!.window).toEqual({ limit: 2, remaining: 1, reset: expect.any(Number) });
+    const reset = first.charge!.window!.reset;
+    expect(reset - Date.now()).toBeGreaterThan(0);
+    expect(reset - Date.now()).toBeLessThanOrEqual(3_600_000);
+    // The same request's further steps are not charged again.
+    expect(await store.listPeers(first, Date.now())).toMatchObject({ peers: expect.any(Array) });
+    expect(first.charge!.window!.remaining).toBe(1);
+    // A forged token spends nothing.
+    const forged = request({ ...host, tokenHash: hashToken("guess") });
+    expect(await store.send(forged, viewer.peerId, msg("offer"), Date.now())).toBe("unauthorized");
+    expect(forged.charge!.window).toBeUndefined();
+    const second = request(host);
+    expect(await store.send(second, viewer.peerId, msg("offer", 2), Date.now())).toEqual({ id: expect.any(String) });
+    expect(second.charge!.window).toEqual({ limit: 2, remaining: 0, reset });
+    const third = request(host);
+    await expect(store.send(third, viewer.peerId, msg("offer", 3), Date.now())).rejects.toEqual(new RateLimited({ limit: 2, remaining: 0, reset }));
+    await expect(store.chargeCall(request(host), Date.now())).rejects.toBeInstanceOf(RateLimited);
+    expect(((await read(viewer)) as { body: string }[]).map(bodyN)).toEqual([1, 2]);
+    // Another peer has its own.
+    expect(await store.chargeCall(request(viewer), Date.now())).toBe("ok");
   });
 
   it.skipIf(!available(kind))("in a star room a viewer may address only the host; the host anyone", async () => {

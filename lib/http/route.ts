@@ -13,7 +13,7 @@ import { Problem, problems } from "../problem.js";
 import { rateLimitHeaders, retryAfter, type RateLimits } from "../ratelimit.js";
 import { LIMITS, SIZE_LIMITED_FIELDS } from "../schemas.js";
 import { callerFor, callerForTicket } from "../signaling.js";
-import { StoreBusy, StoreUnavailable, type Caller } from "../store/types.js";
+import { RateLimited, StoreBusy, StoreUnavailable, type Caller } from "../store/types.js";
 import { contentTypeOf, readBody } from "./body.js";
 import { clientAddress } from "./client-address.js";
 import { applyCors } from "./cors.js";
@@ -35,10 +35,10 @@ export interface Input<Q, B> {
   /** The request's body was raw SDP (routes that accept it answer in kind). */
   sentSdp: boolean;
   /**
-   * Charges the (by now verified) caller against a limit — per peer, or per `key` — for
-   * routes that charge only once they know the request does work; throws 429 past it.
+   * Charges the (by now verified) caller's call, for routes that charge only once they know the
+   * request does work (`chargesItself`); throws 429 past the limit.
    */
-  charge(which: keyof RateLimits, key?: string): Promise<void>;
+  chargeCall(): Promise<void>;
 }
 
 export interface Reply {
@@ -70,7 +70,7 @@ export interface MethodSpec<Q, B> {
   eventStream?: boolean;
   /** Which rate limit applies: room creation or joins per address, AI sessions per host, or calls (the default). */
   limit?: "rooms" | "joins" | "calls" | "sessions";
-  /** Requests this says yes to are not charged up front: the handler charges them through `charge` when they do work. */
+  /** Requests this says yes to are not charged up front: the handler charges them through `chargeCall` when they do work. */
   chargesItself?: (query: Q) => boolean;
   /** Requests this says yes to may wait (long-poll): they count against the address's waiting reads. */
   waits?: (query: Q) => boolean;
@@ -149,7 +149,13 @@ export function route(spec: Spec): Handler {
       const perPeer = caller && ctx.verified.has(caller.tokenHash);
       const limitKey = perPeer ? peerKey : address;
       const upFront = !method.chargesItself?.(query);
-      if (upFront) await charge(ctx, limitKey, method.limit ?? "calls", res);
+      const limit = method.limit ?? "calls";
+      // A peer's calls are charged by the store, in the step that verifies its token (one round
+      // trip; a forged token spends nothing there, and its address is charged below instead).
+      const inStore = limit === "calls" && Boolean(caller);
+      const callCharge = () => ({ max: ctx.config.rateLimits.callsPerHour, windowMs: 3_600_000 });
+      if (inStore && upFront && ctx.config.rateLimits.enabled) caller.charge = callCharge();
+      else if (upFront && !inStore) await charge(ctx, limitKey, limit, res);
 
       release = method.waits?.(query) ? ctx.waiting.enter(address) : undefined;
       if (release === null) throw problems.tooManyWaiting(ctx.config.waitingReadsPerAddress);
@@ -157,14 +163,19 @@ export function route(spec: Spec): Handler {
       try {
         const reply = await method.handle({
           ctx, query, body, caller, bearer, headers: req.headers, signal: aborted.signal, sentSdp,
-          charge: (which, key) => charge(ctx, key ?? peerKey, which, res),
+          chargeCall: async () => {
+            if (!ctx.config.rateLimits.enabled) return;
+            caller.charge = callCharge();
+            await ctx.store.chargeCall(caller, ctx.now());
+          },
         });
         if (caller && reply.status < 300) ctx.verified.add(caller.tokenHash);
+        if (caller?.charge?.window) setHeaders(res, rateLimitHeaders(caller.charge.window, ctx.now()));
         if (reply.events) return await stream(res, reply.events, (error) => toProblem(error, requestId, ctx));
         return send(res, reply);
       } catch (error) {
         // Failed token guesses count against the guesser's address (once); so do room ID guesses.
-        const chargedAddress = upFront && limitKey === address;
+        const chargedAddress = upFront && !inStore && limitKey === address;
         if (error instanceof Problem && error.code === "invalid_token" && !chargedAddress) await charge(ctx, address, "calls", res);
         // A wrong or missing join key is a guess like a wrong room ID.
         if (error instanceof Problem && GUESSES.has(error.code) && lookup) {
@@ -190,6 +201,7 @@ function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
     if (error.code === "client_closed") ctx.log.info({ requestId, event: "client_closed" });
     return error;
   }
+  if (error instanceof RateLimited) return problems.rateLimited(retryAfter(error.window.reset, ctx.now()), rateLimitHeaders(error.window, ctx.now()));
   if (error instanceof StoreBusy) return problems.storeBusy();
   if (error instanceof StoreUnavailable) {
     // Upstash errors quote the whole command (token hashes, SDP): log only what went wrong.
@@ -204,8 +216,12 @@ function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
 async function charge(ctx: Context, key: string, which: keyof RateLimits, res: ServerResponse) {
   const result = await ctx.limits[which].limit(key);
   if (result.unchecked) return;
-  for (const [name, value] of Object.entries(rateLimitHeaders(result, ctx.now()))) res.setHeader(name, value);
+  setHeaders(res, rateLimitHeaders(result, ctx.now()));
   if (!result.success) throw problems.rateLimited(retryAfter(result.reset, ctx.now()));
+}
+
+function setHeaders(res: ServerResponse, headers: Record<string, string>) {
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
 }
 
 function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: "query" | "body"): T {

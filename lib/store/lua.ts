@@ -11,7 +11,8 @@
  *                   x:<peerId> (the peer's stream ticket: "<SHA-256> <expires, ms>"),
  *                   lb ('1': joiners wait in the lobby), w:<peerId> (a peer in the lobby: its JSON
  *                   while it waits, '-' once denied; it has a t: too, to read its own mail),
- *                   c (the room's chat rate window), c:<peerId> (a sender's): "<start> <count> <previous count>"
+ *                   c (the room's chat rate window), c:<peerId> (a sender's), l:<peerId> (a peer's
+ *                   call limit's): "<window start> <count> <previous window's count>"
  *   sb:{R}:lobby    sorted set: the peers in the lobby, by when their wait (or denial notice) ends
  *   sb:{R}:in:<P>   stream: P's inbox; entry fields t (type) and b (message JSON)
  *   sb:{R}:tk:<P>:<type>  list: ids of P's offers, answers or candidates, oldest first, so a
@@ -59,6 +60,28 @@ local function load(a, b)
            aw = f[13], bw = f[14] }
 end
 
+-- Upstash's sliding window, in the room's hash field 'field' ("<window start> <count> <previous
+-- window's count>"; it goes with the room): one more use if under 'max'. Returns whether it was,
+-- and {max, what is left, when the window ends}.
+local function spend(field, max, windowMs, now)
+  local start = now - now % windowMs
+  local count, previous = 0, 0
+  local saved = redis.call('HGET', room, field)
+  if saved then
+    local s, c, p = string.match(saved, '^(%d+) (%d+) (%d+)$')
+    if tonumber(s) == start then count, previous = tonumber(c), tonumber(p)
+    elseif tonumber(s) == start - windowMs then previous = tonumber(c) end
+  end
+  local used = math.floor(previous * (1 - (now - start) / windowMs)) + count
+  if used >= max then return false, { max, 0, start + windowMs } end
+  redis.call('HSET', room, field, string.format('%d %d %d', start, count + 1, previous))
+  return true, { max, max - used - 1, start + windowMs }
+end
+
+-- The caller's call limit, charged in this step: the last argument of every script, "<max>
+-- <window ms> <now>", or '' (none). 'charged' is where it stands then: {max, left, reset, 1 or 0}.
+local CHARGE, charged = ARGV[#ARGV], false
+
 -- When a lobby peer's wait (or its denial notice) ends, ms.
 local function waitEnds(id) return tonumber(redis.call('ZSCORE', LOBBY, id)) or 0 end
 
@@ -72,6 +95,13 @@ local function denied(r, caller, tokenHash, need, now)
     if waitEnds(caller) <= now then return 'unauthorized' end
   end
   if need == 'host' and caller ~= r.host then return 'forbidden' end
+  -- Verified: charge the call (per peer), once.
+  if CHARGE ~= '' and not charged then
+    local max, windowMs, now = string.match(CHARGE, '^(%d+) (%d+) (%d+)$')
+    local ok, w = spend('l:' .. caller, tonumber(max), tonumber(windowMs), tonumber(now))
+    charged = { w[1], w[2], w[3], ok and 1 or 0 }
+    if not ok then return 'rate-limited' end
+  end
 end
 
 -- What a message counts against the room's bytes.
@@ -160,7 +190,7 @@ end
 -- A peer (in the room or in the lobby) leaves no trace: fields, mail, place in the lobby; its
 -- reads end. (The room's count is the caller's to mend: lobby peers are not in it.)
 local function drop(r, id)
-  redis.call('HDEL', room, 'p:' .. id, 'w:' .. id, 't:' .. id, 'x:' .. id, 'c:' .. id)
+  redis.call('HDEL', room, 'p:' .. id, 'w:' .. id, 't:' .. id, 'x:' .. id, 'c:' .. id, 'l:' .. id)
   redis.call('ZREM', LOBBY, id)
   forget(r, redis.call('XRANGE', inbox(id), '-', '+'))
   redis.call('DEL', unpack(mailKeys(id)))
@@ -208,7 +238,8 @@ local function close(body)
 end
 `;
 
-const script = (body: string) => PRELUDE + body;
+/** Each script's reply is {charged, its own reply} (lib/store/redis.ts reads the charge). */
+const script = (body: string) => `${PRELUDE}local function main()\n${body}\nend\nlocal reply = main()\nreturn {charged, reply}\n`;
 
 /** ARGV: info, exp, ttl, cap, max, host, topo, hostJson, hostTokenHash, inboxMax, mailMaxBytes, joinKeyHash ('' for none), lobby ('1' or '') */
 export const CREATE_ROOM = script(`
@@ -414,10 +445,10 @@ return record
  * KEYS[1]: the deadline index (a sorted set: "<roomId>/<sessionId>" by deadline). ARGV: member,
  * deadline, keepUntil. The index outlives its last deadline by a day, then goes like every key.
  */
-export const SCHEDULE_END = `
+export const SCHEDULE_END = script(`
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-`;
+`);
 
 /**
  * ARGV: now, callerId, tokenHash, peerId, allow ('1' or '0'), admittedBody, deniedBody,
@@ -455,6 +486,12 @@ refresh(r, now)
 announce(r, target, ARGV[8], string.sub(ARGV[9], 1, -2) .. ',"peer":' .. waiting .. '}')
 deliver(r, target, 'admitted', withView(r, target, ARGV[6]), 1)
 return 'ok'
+`);
+
+/** ARGV: now, callerId, tokenHash. Verifies the caller, so that its charge (the last argument) is taken. */
+export const CHARGE_CALL = script(`
+local r = load(ARGV[2])
+return denied(r, ARGV[2], ARGV[3], 'own-mail', tonumber(ARGV[1])) or 'ok'
 `);
 
 /** ARGV: callerId, tokenHash, locked ('1' or '0') */
@@ -508,24 +545,14 @@ local r = load(ARGV[2])
 local no = denied(r, ARGV[2], ARGV[3], 'peer')
 if no then return {no} end
 -- The limits are charged once the token checks out (a forged one spends no room's budget), the
--- sender's first (a sender past its own spends none of the room's), as Upstash's sliding window.
-local tight = { max = 0, left = -1, reset = 0 }
+-- sender's first (a sender past its own spends none of the room's).
+local tight
 local windowMs = tonumber(ARGV[8])
 if windowMs > 0 then
   for _, limit in ipairs({ { 'c:' .. ARGV[2], tonumber(ARGV[6]) }, { 'c', tonumber(ARGV[7]) } }) do
-    local field, max = limit[1], limit[2]
-    local start = now - now % windowMs
-    local count, previous = 0, 0
-    local saved = redis.call('HGET', room, field)
-    if saved then
-      local s, c, p = string.match(saved, '^(%d+) (%d+) (%d+)$')
-      if tonumber(s) == start then count, previous = tonumber(c), tonumber(p)
-      elseif tonumber(s) == start - windowMs then previous = tonumber(c) end
-    end
-    local used = math.floor(previous * (1 - (now - start) / windowMs)) + count
-    if used >= max then return {'rate-limited', max, start + windowMs} end
-    redis.call('HSET', room, field, string.format('%d %d %d', start, count + 1, previous))
-    if tight.left < 0 or max - used - 1 < tight.left then tight = { max = max, left = max - used - 1, reset = start + windowMs } end
+    local ok, w = spend(limit[1], limit[2], windowMs, now)
+    if not ok then return {'rate-limited', w[1], w[3]} end
+    if not tight or w[2] < tight[2] then tight = w end
   end
 end
 -- The sender's name, from the peer JSON we wrote: a flat object whose strings escape their
@@ -550,7 +577,7 @@ for _, id in ipairs(to) do deliver(r, id, 'chat', body, 2) end
 redis.call('RPUSH', KEYS[2], body)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
 redis.call('PEXPIREAT', KEYS[2], r.exp)
-return {'ok', name, tight.max, tight.left, tight.reset}
+return {'ok', name, unpack(tight or {})}
 `);
 
 /** KEYS[2]: the room's chat history. ARGV: callerId, tokenHash → {'ok', bodies} | {status} */
@@ -561,7 +588,7 @@ if no then return {no} end
 return {'ok', redis.call('LRANGE', KEYS[2], 0, -1)}
 `);
 
-export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY, ISSUE_TICKET, REDEEM_TICKET, SET_LOCKED, ROTATE_JOIN_KEY, ADMIT };
+export const SCRIPTS = { CREATE_ROOM, LIST_PEERS, JOIN_ROOM, LEAVE_ROOM, CLOSE_ROOM, SEND, READ, TAKE, PUT_SESSION, REMOVE_SESSION, END_SESSION, SCHEDULE_END, CHAT, CHAT_HISTORY, CHARGE_CALL, ISSUE_TICKET, REDEEM_TICKET, SET_LOCKED, ROTATE_JOIN_KEY, ADMIT };
 
 /**
  * The same scripts publishing with SPUBLISH (Redis 7): on a cluster a notice then goes to the

@@ -15,6 +15,7 @@ import {
   ENTRY_OVERHEAD,
   READ_BATCH,
   LOBBY_MAX,
+  RateLimited,
   type AdmitMessages,
   type Caller,
   type ChatLimits,
@@ -82,6 +83,8 @@ interface Room {
   chat: string[];
   /** Chat's rate windows (Upstash's sliding window, as the Redis store keeps them in the room), per sender and for the room. */
   chatLimits?: { perSender: MemoryLimiter; perRoom: MemoryLimiter };
+  /** Each peer's calls (Caller.charge). */
+  calls?: MemoryLimiter;
   budget: MailBudget;
   /** Bytes of unread mail in all inboxes. */
   bytes: number;
@@ -312,7 +315,7 @@ export class MemoryStore implements SignalStore {
     if (limits) {
       room.chatLimits ??= { perSender: new MemoryLimiter(limits.perSender, limits.windowMs), perRoom: new MemoryLimiter(limits.perRoom, limits.windowMs) };
       for (const [limiter, key] of [[room.chatLimits.perSender, caller.peerId], [room.chatLimits.perRoom, ""]] as const) {
-        const { success, limit, remaining, reset } = await limiter.limit(key, now);
+        const { success, limit, remaining, reset } = limiter.limitSync(key, now);
         if (!success) return { sent: false, window: { limit, remaining, reset } };
         if (!window || remaining < window.remaining) window = { limit, remaining, reset };
       }
@@ -328,6 +331,11 @@ export class MemoryStore implements SignalStore {
     room.chat.push(message.body);
     room.chat.splice(0, Math.max(0, room.chat.length - historyMax));
     return { sent: true, name, window };
+  }
+
+  async chargeCall(caller: Caller, now: number) {
+    const room = this.authorize(caller, now, true);
+    return typeof room === "string" ? room : ("ok" as const);
   }
 
   async chatHistory(caller: Caller) {
@@ -414,15 +422,26 @@ export class MemoryStore implements SignalStore {
   }
 
   /** The caller's room if its token is right; `ownMail`: a peer in the lobby may act too (read its own mail, leave) until its wait ends. */
+  /** The caller's room if it may act, or why not; a verified caller's charge is taken here (see Caller.charge). */
   private authorize(caller: Caller, now: number, ownMail = false): Room | Denied {
     const room = this.live(caller.roomId, now);
     if (!room) return "room-missing";
     const peer = room.peers.get(caller.peerId);
-    if (peer) return hashesEqual(peer.tokenHash, caller.tokenHash) ? room : "unauthorized";
     const waiter = room.lobby.get(caller.peerId);
-    if (!waiter || !hashesEqual(waiter.tokenHash, caller.tokenHash)) return "unauthorized";
-    if (!ownMail) return "not-admitted";
-    return waiter.until > now ? room : "unauthorized";
+    if (peer && !hashesEqual(peer.tokenHash, caller.tokenHash)) return "unauthorized";
+    if (!peer) {
+      if (!waiter || !hashesEqual(waiter.tokenHash, caller.tokenHash)) return "unauthorized";
+      if (!ownMail) return "not-admitted";
+      if (waiter.until <= now) return "unauthorized";
+    }
+    const charge = caller.charge;
+    if (charge && !charge.window) {
+      room.calls ??= new MemoryLimiter(charge.max, charge.windowMs);
+      const { success, limit, remaining, reset } = room.calls.limitSync(caller.peerId, Date.now());
+      charge.window = { limit, remaining, reset };
+      if (!success) throw new RateLimited(charge.window);
+    }
+    return room;
   }
 
   /** What a joiner gets: the room, and the peers it deals with (in a star room the host and itself, in a mesh everyone). */

@@ -13,6 +13,7 @@ import {
   StoreBusy,
   StoreUnavailable,
   type AdmitMessages,
+  RateLimited,
   type Caller,
   type ChatLimits,
   type ChatSent,
@@ -106,7 +107,7 @@ export class RedisStore implements SignalStore {
   }
 
   async listPeers(c: Caller): Promise<RoomView | Denied> {
-    const [status, fields] = (await this.run("LIST_PEERS", [roomKey(c.roomId)], [c.peerId, c.tokenHash])) as Reply[];
+    const [status, fields] = (await this.run("LIST_PEERS", [roomKey(c.roomId)], [c.peerId, c.tokenHash], c)) as Reply[];
     return status === "ok" ? viewFrom(fields) : (status as Denied);
   }
 
@@ -123,40 +124,44 @@ export class RedisStore implements SignalStore {
     return (await this.run("ADMIT", [roomKey(c.roomId)], [
       now, c.peerId, c.tokenHash, peerId, allow ? "1" : "0", messages.admitted.body, messages.denied.body,
       messages.announce.type, messages.announce.body, now + DENIED_NOTICE_MS,
-    ])) as "ok" | Denied | "forbidden" | "peer-missing" | "room-full";
+    ], c)) as "ok" | Denied | "forbidden" | "peer-missing" | "room-full";
   }
 
   async setLocked(c: Caller, locked: boolean) {
-    return (await this.run("SET_LOCKED", [roomKey(c.roomId)], [c.peerId, c.tokenHash, locked ? "1" : "0"])) as "ok" | Denied | "forbidden";
+    return (await this.run("SET_LOCKED", [roomKey(c.roomId)], [c.peerId, c.tokenHash, locked ? "1" : "0"], c)) as "ok" | Denied | "forbidden";
   }
 
   async rotateJoinKey(c: Caller, joinKeyHash: string) {
-    return (await this.run("ROTATE_JOIN_KEY", [roomKey(c.roomId)], [c.peerId, c.tokenHash, joinKeyHash])) as "ok" | Denied | "forbidden" | "open-room";
+    return (await this.run("ROTATE_JOIN_KEY", [roomKey(c.roomId)], [c.peerId, c.tokenHash, joinKeyHash], c)) as "ok" | Denied | "forbidden" | "open-room";
   }
 
   async leaveRoom(c: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
     const [status, ...sessions] = (await this.run("LEAVE_ROOM", [roomKey(c.roomId)], [
       now, c.peerId, c.tokenHash, peerId, announce.type, announce.body, closed.body,
-    ])) as string[];
+    ], c)) as string[];
     return status === "closed" ? { sessions } : (status as "ok" | Denied | "forbidden" | "peer-missing");
   }
 
   async closeRoom(c: Caller, closed: Outgoing) {
-    const [status, ...sessions] = (await this.run("CLOSE_ROOM", [roomKey(c.roomId)], [c.peerId, c.tokenHash, closed.body])) as string[];
+    const [status, ...sessions] = (await this.run("CLOSE_ROOM", [roomKey(c.roomId)], [c.peerId, c.tokenHash, closed.body], c)) as string[];
     return status === "closed" ? { sessions } : (status as Denied | "forbidden");
   }
 
   async send(c: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {
     const [status, id] = (await this.run("SEND", [roomKey(c.roomId), inboxKey(c.roomId, to)], [
       now, c.peerId, c.tokenHash, to, message.type, message.body,
-    ])) as string[];
+    ], c)) as string[];
     return status === "ok" ? { id } : (status as SendResult);
+  }
+
+  async chargeCall(c: Caller, now: number) {
+    return (await this.run("CHARGE_CALL", [roomKey(c.roomId)], [now, c.peerId, c.tokenHash], c)) as "ok" | Denied;
   }
 
   async read(c: Caller, after: string | null, now: number, waiter = "", from?: string): Promise<StoredMessage[] | Denied> {
     const [status, entries] = (await this.run("READ", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
       now, c.peerId, c.tokenHash, after ?? "", after ? idAfter(after) : "", READ_BATCH, waiter, from ?? after ?? "",
-    ])) as Reply[];
+    ], c)) as Reply[];
     if (status === "closed") return [{ id: CLOSED_MESSAGE_ID, body: entries as string }];
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
   }
@@ -164,13 +169,13 @@ export class RedisStore implements SignalStore {
   async take(c: Caller, type: string, now: number, waiter = ""): Promise<StoredMessage[] | Denied> {
     const [status, entries] = (await this.run("TAKE", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
       now, c.peerId, c.tokenHash, type, READ_BATCH, waiter,
-    ])) as Reply[];
+    ], c)) as Reply[];
     return status === "ok" ? messagesFrom(entries) : (status as Denied);
   }
 
   async chat(c: Caller, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<ChatSent | Denied | "room-busy"> {
     const { perSender = 0, perRoom = 0, windowMs = 0 } = limits ?? {};
-    const reply = (await this.run("CHAT", [roomKey(c.roomId), chatKey(c.roomId)], [now, c.peerId, c.tokenHash, message.body, historyMax, perSender, perRoom, windowMs])) as Reply[];
+    const reply = (await this.run("CHAT", [roomKey(c.roomId), chatKey(c.roomId)], [now, c.peerId, c.tokenHash, message.body, historyMax, perSender, perRoom, windowMs], c)) as Reply[];
     const [status, ...rest] = reply;
     if (status === "rate-limited") return { sent: false, window: { limit: Number(rest[0]), remaining: 0, reset: Number(rest[1]) } };
     if (status !== "ok") return status as Denied | "room-busy";
@@ -179,16 +184,16 @@ export class RedisStore implements SignalStore {
   }
 
   async chatHistory(c: Caller) {
-    const [status, bodies] = (await this.run("CHAT_HISTORY", [roomKey(c.roomId), chatKey(c.roomId)], [c.peerId, c.tokenHash])) as Reply[];
+    const [status, bodies] = (await this.run("CHAT_HISTORY", [roomKey(c.roomId), chatKey(c.roomId)], [c.peerId, c.tokenHash], c)) as Reply[];
     return status === "ok" ? (bodies as string[]) : (status as Denied);
   }
 
   async putSession(c: Caller, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
-    return (await this.run("PUT_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId, record, max, now, expiresAt ?? ""])) as "ok" | "limit" | Denied | "forbidden";
+    return (await this.run("PUT_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId, record, max, now, expiresAt ?? ""], c)) as "ok" | "limit" | Denied | "forbidden";
   }
 
   async removeSession(c: Caller, sessionId: string) {
-    const [status, record] = (await this.run("REMOVE_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId])) as Reply[];
+    const [status, record] = (await this.run("REMOVE_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId], c)) as Reply[];
     return status === "ok" ? { record: typeof record === "string" ? record : null } : (status as Denied | "forbidden");
   }
 
@@ -208,7 +213,7 @@ export class RedisStore implements SignalStore {
   }
 
   async issueTicket(c: Caller, ticketHash: string, ttlMs: number, now: number) {
-    return (await this.run("ISSUE_TICKET", [roomKey(c.roomId)], [c.peerId, c.tokenHash, ticketHash, now + ttlMs, now])) as "ok" | Denied;
+    return (await this.run("ISSUE_TICKET", [roomKey(c.roomId)], [c.peerId, c.tokenHash, ticketHash, now + ttlMs, now], c)) as "ok" | Denied;
   }
 
   async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number): Promise<Caller | null> {
@@ -250,8 +255,19 @@ export class RedisStore implements SignalStore {
     await this.transport.close();
   }
 
-  private run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
-    return this.guard(() => this.transport.script(name, keys, args.map(String)));
+  /**
+   * Runs a script; for a caller with a charge not yet taken, the script charges it once it has
+   * verified the caller (lib/store/lua.ts), and the charge's window is recorded on it.
+   */
+  private async run(name: ScriptName, keys: string[], args: (string | number)[], caller?: Caller): Promise<unknown> {
+    const charge = caller?.charge && !caller.charge.window ? `${caller.charge.max} ${caller.charge.windowMs} ${Date.now()}` : "";
+    const [charged, reply] = (await this.guard(() => this.transport.script(name, keys, [...args.map(String), charge]))) as [Reply, Reply?];
+    if (Array.isArray(charged) && caller?.charge) {
+      const [limit, remaining, reset, ok] = charged.map(Number);
+      caller.charge.window = { limit, remaining, reset };
+      if (!ok) throw new RateLimited(caller.charge.window);
+    }
+    return reply ?? null;
   }
 
   private async guard<T>(operation: () => Promise<T>): Promise<T> {

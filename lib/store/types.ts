@@ -53,6 +53,19 @@ export interface Caller {
   roomId: string;
   peerId: string;
   tokenHash: string;
+  /**
+   * Charge this request against the caller's call limit in the step that verifies its token (one
+   * round trip, and a forged token spends nothing). The store charges the first operation that
+   * verifies the caller and records where the limit stands in `window`; past it, that operation
+   * throws RateLimited and does nothing.
+   */
+  charge?: CallCharge;
+}
+
+export interface CallCharge {
+  max: number;
+  windowMs: number;
+  window?: Window;
 }
 
 /** A message as it sits in an inbox: `body` is the JSON the recipient will read, minus `id`. */
@@ -217,6 +230,9 @@ export interface SignalStore {
 
   send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult>;
 
+  /** Verifies the caller (a waiting peer too), only to take its charge (see Caller.charge). */
+  chargeCall(caller: Caller, now: number): Promise<"ok" | Denied>;
+
   /**
    * Room chat: delivers `message` to every other peer (whatever the topology) and keeps it in the
    * room's history, of which the last `historyMax` stay. Chat has half the mail budget: a peer
@@ -297,6 +313,13 @@ export class StoreUnavailable extends Error {
  * The store is reachable but has more commands in flight from this process than it answers:
  * new ones are refused at once (503 store_busy) rather than queued into timeouts and retries.
  */
+/** The caller is past its call limit (Caller.charge): the operation did nothing. */
+export class RateLimited extends Error {
+  constructor(readonly window: Window) {
+    super("rate limited");
+  }
+}
+
 export class StoreBusy extends StoreUnavailable {
   constructor() {
     super("too many store commands in flight");
