@@ -412,8 +412,11 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     await expect(store.send(third, viewer.peerId, msg("offer", 3), Date.now())).rejects.toEqual(new RateLimited({ limit: 2, remaining: 0, reset }));
     await expect(store.chargeCall(request(host), Date.now())).rejects.toBeInstanceOf(RateLimited);
     expect(((await read(viewer)) as { body: string }[]).map(bodyN)).toEqual([1, 2]);
-    // Another peer has its own.
+    // Another peer has its own; what it is refused is charged too (else refusals would be free to repeat).
     expect(await store.chargeCall(request(viewer), Date.now())).toBe("ok");
+    const refused = request(viewer);
+    expect(await store.setLocked(refused, true, Date.now())).toBe("forbidden");
+    expect(refused.charge!.window).toMatchObject({ limit: 2, remaining: 0 });
   });
 
   it.skipIf(!available(kind))("in a star room a viewer may address only the host; the host anyone", async () => {

@@ -90,18 +90,18 @@ local function waitEnds(id) return tonumber(redis.call('ZSCORE', LOBBY, id)) or 
 local function denied(r, caller, tokenHash, need, now)
   if not r then return 'room-missing' end
   if r.a ~= tokenHash then return 'unauthorized' end
+  -- Verified: charge the call (per peer), once, whether or not what it asks is allowed.
+  if CHARGE ~= '' and not charged then
+    local max, windowMs, at = string.match(CHARGE, '^(%d+) (%d+) (%d+)$')
+    local ok, w = spend('l:' .. caller, tonumber(max), tonumber(windowMs), tonumber(at))
+    charged = { w[1], w[2], w[3], ok and 1 or 0 }
+    if not ok then return 'rate-limited' end
+  end
   if r.aw then
     if need ~= 'own-mail' then return 'not-admitted' end
     if waitEnds(caller) <= now then return 'unauthorized' end
   end
   if need == 'host' and caller ~= r.host then return 'forbidden' end
-  -- Verified: charge the call (per peer), once.
-  if CHARGE ~= '' and not charged then
-    local max, windowMs, now = string.match(CHARGE, '^(%d+) (%d+) (%d+)$')
-    local ok, w = spend('l:' .. caller, tonumber(max), tonumber(windowMs), tonumber(now))
-    charged = { w[1], w[2], w[3], ok and 1 or 0 }
-    if not ok then return 'rate-limited' end
-  end
 end
 
 -- What a message counts against the room's bytes.

@@ -428,12 +428,9 @@ export class MemoryStore implements SignalStore {
     if (!room) return "room-missing";
     const peer = room.peers.get(caller.peerId);
     const waiter = room.lobby.get(caller.peerId);
-    if (peer && !hashesEqual(peer.tokenHash, caller.tokenHash)) return "unauthorized";
-    if (!peer) {
-      if (!waiter || !hashesEqual(waiter.tokenHash, caller.tokenHash)) return "unauthorized";
-      if (!ownMail) return "not-admitted";
-      if (waiter.until <= now) return "unauthorized";
-    }
+    const member = peer ?? waiter;
+    if (!member || !hashesEqual(member.tokenHash, caller.tokenHash)) return "unauthorized";
+    // Verified: charge the call, whether or not what it asks is allowed.
     const charge = caller.charge;
     if (charge && !charge.window) {
       room.calls ??= new MemoryLimiter(charge.max, charge.windowMs);
@@ -441,7 +438,9 @@ export class MemoryStore implements SignalStore {
       charge.window = { limit, remaining, reset };
       if (!success) throw new RateLimited(charge.window);
     }
-    return room;
+    if (peer) return room;
+    if (!ownMail) return "not-admitted";
+    return waiter!.until > now ? room : "unauthorized";
   }
 
   /** What a joiner gets: the room, and the peers it deals with (in a star room the host and itself, in a mesh everyone). */
