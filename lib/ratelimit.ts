@@ -102,8 +102,8 @@ export class MemoryLimiter implements Limiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async limit(key: string, now = this.now()): Promise<LimitResult> {
-    return this.limitSync(key, now);
+  async limit(key: string): Promise<LimitResult> {
+    return this.limitSync(key);
   }
 
   /** The same, for callers inside one synchronous step (the memory store's). */

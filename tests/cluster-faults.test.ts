@@ -9,32 +9,32 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "redis";
 import { SignalingClient, type Message } from "../lib/client/signaling-client.js";
-import { apiClient, available, createRoom, joinRoom, startHarness, type Api, type Harness, type Peer } from "./support/harness.js";
+import { apiClient, available, createRoom, joinRoom, startHarness, until, type Api, type Harness, type Peer } from "./support/harness.js";
 import { ownerOf, startCluster, type RunningCluster } from "./support/redis-cluster.js";
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/**
+ * For one suite: a cluster of 3 masters with `replicas` each, quick to notice a node down
+ * (`cluster-node-timeout 1000`), that serves the slots it still has; and a server on it.
+ */
+function clusterWithServer(replicas: number) {
+  const s = {} as { cluster: RunningCluster; h: Harness; api: Api };
+  beforeAll(async () => {
+    s.cluster = (await startCluster(3, ["--cluster-require-full-coverage", "no", "--cluster-node-timeout", "1000"], replicas))!;
+    s.h = await startHarness("redis-cluster", { REDIS_URL: s.cluster.url, REDIS_TIMEOUT_MS: "1000" });
+    s.api = apiClient(s.h.url);
+  }, 60_000);
+  afterAll(async () => {
+    await s.h?.close();
+    s.cluster?.stop();
+  });
+  return s;
 }
 
 describe.skipIf(!available("redis-cluster"))("a cluster master lost mid-session [redis-cluster]", () => {
-  let cluster: RunningCluster;
-  let h: Harness;
-  let api: Api;
-  beforeAll(async () => {
-    cluster = (await startCluster(3, ["--cluster-require-full-coverage", "no", "--cluster-node-timeout", "1000"]))!;
-    h = await startHarness("redis-cluster", { REDIS_URL: cluster.url, REDIS_TIMEOUT_MS: "1000" });
-    api = apiClient(h.url);
-  }, 30_000);
-  afterAll(async () => {
-    await h?.close();
-    cluster?.stop();
-  });
+  const s = clusterWithServer(0);
 
   it("rooms on the lost master's slots answer 503; rooms on the others carry on", { timeout: 60_000 }, async () => {
+    const { cluster, api } = s;
     const rooms: { host: Peer; viewer: Peer; port: number }[] = [];
     while (new Set(rooms.map((r) => r.port)).size < 3 || rooms.length < 9) {
       const host = await createRoom(api, { topology: "mesh" });
@@ -74,20 +74,10 @@ async function replicated(port: number, roomId: string) {
 }
 
 describe.skipIf(!available("redis-cluster"))("a cluster master failing over to its replica [redis-cluster]", () => {
-  let cluster: RunningCluster;
-  let h: Harness;
-  let api: Api;
-  beforeAll(async () => {
-    cluster = (await startCluster(3, ["--cluster-require-full-coverage", "no", "--cluster-node-timeout", "1000"], 1))!;
-    h = await startHarness("redis-cluster", { REDIS_URL: cluster.url, REDIS_TIMEOUT_MS: "1000" });
-    api = apiClient(h.url);
-  }, 60_000);
-  afterAll(async () => {
-    await h?.close();
-    cluster?.stop();
-  });
+  const s = clusterWithServer(1);
 
   it("its rooms answer 503 while the replica takes over, then carry on with their peers and mail; the client resumes by itself", { timeout: 90_000 }, async () => {
+    const { cluster, h, api } = s;
     const rooms: { host: Peer; viewer: Peer; port: number }[] = [];
     while (new Set(rooms.map((r) => r.port)).size < 2) {
       const host = await createRoom(api);

@@ -15,19 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignalingClient, type Message } from "../lib/client/signaling-client.js";
 import { startServer, type RunningServer } from "../lib/server.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
-import { apiClient, createRoom, drain, joinRoom, TEST_ENV } from "./support/harness.js";
+import { apiClient, createRoom, drain, joinRoom, TEST_ENV, until } from "./support/harness.js";
 import { startCluster, type RunningCluster } from "./support/redis-cluster.js";
 import { answers, freePort, hasRedisServer } from "./support/redis-server.js";
 import { openStream } from "./support/events.js";
 
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Whether the server on `port` answers a PING within `ms` (connecting included: a stalled server accepts, then says nothing). */
 async function pingsWithin(port: number, ms: number): Promise<boolean> {
