@@ -33,6 +33,26 @@ function clusterWithServer(replicas: number) {
 describe.skipIf(!available("redis-cluster"))("a cluster master lost mid-session [redis-cluster]", () => {
   const s = clusterWithServer(0);
 
+  it("waiting reads one after another reuse each master's subscription connection (no connection per wait)", async () => {
+    const { cluster, api } = s;
+    const host = await createRoom(api);
+    const port = await ownerOf(cluster.url, `sb:{${host.roomId}}`);
+    const accepted = async () => {
+      const client = createClient({ url: `redis://127.0.0.1:${port}` });
+      await client.connect();
+      try {
+        return Number(/total_connections_received:(\d+)/.exec(await client.info("stats"))![1]);
+      } finally {
+        await client.quit();
+      }
+    };
+    await api.get(`/api/poll?roomId=${host.roomId}&wait=1`, host.token); // whatever a first wait sets up
+    const before = await accepted();
+    for (let i = 0; i < 5; i++) expect((await api.get(`/api/poll?roomId=${host.roomId}&wait=1`, host.token)).status).toBe(204);
+    // Our own inspecting connection is the one new connection.
+    expect((await accepted()) - before).toBe(1);
+  });
+
   it("rooms on the lost master's slots answer 503; rooms on the others carry on", { timeout: 60_000 }, async () => {
     const { cluster, api } = s;
     const rooms: { host: Peer; viewer: Peer; port: number }[] = [];

@@ -179,12 +179,30 @@ function clusterConnection(options: TcpOptions, lost: (error: Error) => void): C
   // A node down fails its own slots' commands (their timeout); the others go on.
   cluster.on("node-error", (error: Error) => lost(error));
   cluster.on("node-disconnect", () => lost(new Error("a cluster node disconnected")));
+  /**
+   * node-redis closes a master's sharded-subscription connection when its last channel goes, so
+   * with few waiting reads on a master each would open (and close) a connection of its own — the
+   * cluster's slow first waits. One quiet channel per master, never published to, keeps each open.
+   */
+  const keepShardedConnections = async () => {
+    const kept = new Set<string>();
+    for (let n = 0; kept.size < cluster.masters.length && n < 1000; n++) {
+      const channel = `sb:keep:{${n}}`;
+      const slot = Number(await cluster.sendCommand(undefined, true, ["CLUSTER", "KEYSLOT", channel]));
+      const { host, port } = cluster.getSlotMaster(slot);
+      if (kept.has(`${host}:${port}`)) continue;
+      kept.add(`${host}:${port}`);
+      await cluster.sSubscribe(channel, () => {});
+    }
+  };
+  const ready = cluster.connect().then(keepShardedConnections);
   return {
     down: () => false,
     send: (key, args) => cluster.sendCommand(key, false, args),
     subscribe: (channel, listener) => cluster.sSubscribe(channel, listener),
     unsubscribe: (channel, listener) => cluster.sUnsubscribe(channel, listener),
-    ready: cluster.connect(),
+    ready,
     close: () => cluster.close(),
   };
 }
+
