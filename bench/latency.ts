@@ -9,8 +9,8 @@ import { SignalingClient } from "../lib/client/signaling-client.js";
 import { starExchange } from "./star-exchange.js";
 import { printTable, saveResult, SMOKE, startServer, startStore, summarize, type StoreKind, type Summary } from "./support.js";
 
-/** Every store and Redis transport, side by side in one run. */
-const STORES: StoreKind[] = ["memory", "redis", "redis-tcp", "redis-cluster"];
+/** Every store and Redis transport, side by side in one run (BENCH_STORES=a,b: only those). */
+const STORES = (process.env.BENCH_STORES?.split(",") ?? ["memory", "redis", "redis-tcp", "redis-cluster"]) as StoreKind[];
 
 const ACTIVE = SMOKE ? [1, 5] : [1, 100, 1000];
 // Smoke runs (CI) leave interval polling out: seconds per exchange, and the browser suites cover it.
