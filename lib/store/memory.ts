@@ -421,8 +421,11 @@ export class MemoryStore implements SignalStore {
     return room && room.exp > now ? room : null;
   }
 
-  /** The caller's room if its token is right; `ownMail`: a peer in the lobby may act too (read its own mail, leave) until its wait ends. */
-  /** The caller's room if it may act, or why not; a verified caller's charge is taken here (see Caller.charge). */
+  /**
+   * The caller's room if its token is right, or why not; `ownMail`: a peer in the lobby may act
+   * too (read its own mail, leave) until its wait ends. A verified caller's charge is taken here
+   * (see Caller.charge).
+   */
   private authorize(caller: Caller, now: number, ownMail = false): Room | Denied {
     const room = this.live(caller.roomId, now);
     if (!room) return "room-missing";
