@@ -195,7 +195,8 @@ function clusterConnection(options: TcpOptions, lost: (error: Error) => void): C
       await cluster.sSubscribe(channel, () => {});
     }
   };
-  const ready = cluster.connect().then(keepShardedConnections);
+  // Best effort: without it waits still work, only slower.
+  const ready = cluster.connect().then(() => void keepShardedConnections().catch(() => {}));
   return {
     down: () => false,
     send: (key, args) => cluster.sendCommand(key, false, args),
@@ -205,4 +206,3 @@ function clusterConnection(options: TcpOptions, lost: (error: Error) => void): C
     close: () => cluster.close(),
   };
 }
-
