@@ -42,7 +42,7 @@ export interface RateLimits {
   probes: Limiter;
 }
 
-type Policy = { max: number; window: "1 h" | "1 m" };
+type Policy = { max: number; window: "1 h" };
 
 function policies(config: Config): Record<keyof RateLimits, Policy> {
   const r = config.rateLimits;
@@ -55,7 +55,7 @@ function policies(config: Config): Record<keyof RateLimits, Policy> {
   };
 }
 
-const WINDOW_MS = { "1 h": 3_600_000, "1 m": 60_000 };
+const WINDOW_MS = { "1 h": 3_600_000 };
 
 const unchecked: Limiter = { limit: async () => ({ success: true, limit: 0, remaining: 0, reset: 0, unchecked: true }) };
 
