@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { createClient } from "redis";
 import { afterAll, describe, expect } from "vitest";
 import { routes } from "../lib/routes.js";
-import { ALL_STORES, apiClient, clusterUrl, createRoom, joinRoom, signalboxKeys, useHarness, type Harness, type Peer, type RedisInspector, type StoreKind } from "./support/harness.js";
+import { ALL_STORES, apiClient, clusterUrl, COUNTER_FIELD, createRoom, joinRoom, signalboxKeys, useHarness, type Harness, type Peer, type RedisInspector, type StoreKind } from "./support/harness.js";
 import { ownerOf } from "./support/redis-cluster.js";
 
 /** Cases per route and store; FUZZ_RUNS raises it for a longer hunt. */
@@ -239,17 +239,14 @@ async function holderOf(h: Harness, room: string): Promise<RedisInspector> {
   return client;
 }
 
-/** Hash fields that count requests (rate windows: every request is charged, refused or not). */
-const COUNTERS = /^(l:|c$|c:)/;
-
-/** Every key of the fixture's rooms in Redis, with its contents (TTLs and request counters aside). */
+/** Every key of the fixture's rooms in Redis, with its contents (TTLs aside, and request counters: every request is charged, refused or not). */
 async function redisState(h: Harness, f: Fixture) {
   const out: Record<string, unknown> = {};
   for (const room of [f.host.roomId, f.other.roomId, f.lobbyHost.roomId]) {
     const redis = await holderOf(h, room);
     for (const key of (await signalboxKeys(redis, `sb:{${room}}*`)).sort()) {
       const type = await redis.type(key);
-      if (type === "hash") out[key] = Object.fromEntries(Object.entries(await redis.hGetAll(key)).filter(([field]) => !COUNTERS.test(field)));
+      if (type === "hash") out[key] = Object.fromEntries(Object.entries(await redis.hGetAll(key)).filter(([field]) => !COUNTER_FIELD.test(field)));
       else if (type === "stream") out[key] = await redis.xRange(key, "-", "+");
       else if (type === "list") out[key] = await redis.lRange(key, 0, -1);
       else if (type === "zset") out[key] = await redis.zRangeWithScores(key, 0, -1);

@@ -122,6 +122,9 @@ export async function waitingReadBegins(h: Harness, peer: { roomId: string; peer
   };
 }
 
+/** A room hash's request counters (rate windows: l:<peer> calls, c and c:<peer> chat; lib/store/lua.ts). */
+export const COUNTER_FIELD = /^(l:|c$|c:)/;
+
 /** Every key of signalbox's in the Redis behind the harness. */
 export async function signalboxKeys(redis: RedisInspector, pattern = "sb:*"): Promise<string[]> {
   const keys: string[] = [];
