@@ -14,11 +14,13 @@ import { spawn } from "node:child_process";
 import { WebSocket } from "ws";
 import { SignalingClient, type Message } from "../lib/client/signaling-client.js";
 import { freePort } from "../tests/support/redis-server.js";
-import { printTable, saveResult, SMOKE, startServer, startStore, summarize, type Summary } from "./support.js";
+import { printTable, saveResult, SMOKE, startServer, startStore, summarize, type StoreKind, type Summary } from "./support.js";
 
 const PAIRS = SMOKE ? 10 : 1000;
 const SAMPLES = SMOKE ? 40 : 1000;
 const AT_ONCE = 5;
+/** Smoke runs (CI) leave TCP to the latency smoke: the run has a time budget. BENCH_STORES=a,b: only those. */
+const STORES = (process.env.BENCH_STORES?.split(",") ?? (SMOKE ? ["memory", "redis"] : ["memory", "redis", "redis-tcp"])) as StoreKind[];
 
 interface Pair {
   send(n: number): void;
@@ -142,8 +144,7 @@ export async function deliveryBenchmark() {
     rows.push([name, PAIRS, s.n, s.median, s.p95, s.p99, Math.round(run.kibPerPeer * 10) / 10]);
   };
   add("PeerJS server (comparison, WebSocket)", await peerjs());
-  // Smoke runs (CI) leave TCP to the latency smoke: the run has a time budget.
-  for (const kind of SMOKE ? (["memory", "redis"] as const) : (["memory", "redis", "redis-tcp"] as const)) {
+  for (const kind of STORES) {
     const store = await startStore(kind);
     const server = await startServer(store.env);
     try {
