@@ -54,6 +54,19 @@ describe.each(STORES)("client library [%s]", (kind) => {
     viewer.stop();
   });
 
+  test("sends a request again when the server gave up reading it (408), as a busy server does", async () => {
+    let refused = 0;
+    // The first attempt at each call is answered as a server past its request timeout answers.
+    const fetchOnce408: typeof fetch = async (input, init) => {
+      if (refused++ % 2 === 0) return new Response(null, { status: 408, headers: { connection: "close" } });
+      return fetch(input, init);
+    };
+    const host = await SignalingClient.createRoom({}, { baseUrl: h.url, fetch: fetchOnce408 });
+    const viewer = await SignalingClient.joinRoom(host.roomId, {}, { baseUrl: h.url, fetch: fetchOnce408 });
+    expect(refused).toBe(4);
+    expect((await host.listPeers()).peers.map((p) => p.peerId)).toContain(viewer.peerId);
+  });
+
   test("behind a proxy that buffers the stream, falls back to long-poll and still gets its mail", { timeout: 30_000 }, async () => {
     const proxy = await startBufferingProxy(h.url);
     try {

@@ -92,9 +92,12 @@ export class SignalingError extends Error {
     this.name = "SignalingError";
   }
 
-  /** Worth retrying: the service is overloaded or briefly unavailable. */
+  /**
+   * Worth retrying: the service is overloaded or briefly unavailable, or it gave up reading the
+   * request (408: it did nothing with it, so even a POST is safe to send again).
+   */
   get transient() {
-    return this.status === 429 || this.status >= 500;
+    return this.status === 408 || this.status === 429 || this.status >= 500;
   }
 }
 
@@ -230,7 +233,7 @@ class Api {
     return res;
   }
 
-  /** Retries transient failures (network, 429, 5xx) a few times, honouring Retry-After. */
+  /** Retries transient failures (network, 408, 429, 5xx) a few times, honouring Retry-After. */
   async callWithRetry<T>(method: string, path: string, options: CallOptions = {}, attempts = 4) {
     for (let failures = 0; ; failures++) {
       try {
