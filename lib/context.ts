@@ -3,7 +3,6 @@
  * One per process on Vercel (built on first use from the environment); the local server
  * builds its own, so tests can run several differently configured servers in one process.
  */
-import type { IncomingMessage } from "node:http";
 import { loadConfig, type Config, type StoreConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { SimulatedUpstream } from "./openai/simulator.js";
@@ -70,14 +69,14 @@ export function createContext(env: Record<string, string | undefined> = process.
   };
 }
 
-const bound = new WeakMap<IncomingMessage, Context>();
+const bound = new WeakMap<Request, Context>();
 let processContext: Context | undefined;
 
 /** The local server ties each request to its own context. */
-export function bindContext(req: IncomingMessage, context: Context) {
-  bound.set(req, context);
+export function bindContext(request: Request, context: Context) {
+  bound.set(request, context);
 }
 
-export function contextOf(req: IncomingMessage): Context {
-  return bound.get(req) ?? (processContext ??= createContext());
+export function contextOf(request: Request): Context {
+  return bound.get(request) ?? (processContext ??= createContext());
 }

@@ -4,7 +4,7 @@
  * 3.1 uses as is), and the problem responses each method can give from its auth and limits.
  */
 import { z } from "zod";
-import type { Handler, MethodSpec } from "./http/route.js";
+import type { MethodSpec, Route } from "./http/route.js";
 import { VERSION } from "./version.js";
 
 type JsonSchema = Record<string, unknown>;
@@ -82,7 +82,7 @@ function operation(path: string, method: string, spec: MethodSpec<any, any>, ope
   };
 }
 
-export function openApiDocument(routes: Record<string, Handler>) {
+export function openApiDocument(routes: Record<string, Route>) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const [path, handler] of Object.entries(routes)) {
     paths[path] = {};

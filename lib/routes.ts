@@ -237,8 +237,8 @@ export const routes = {
       waits: () => true,
       handle: async ({ ctx, caller, query, headers, signal }) => {
         // EventSource resends the last event id as a header on its own reconnects: that wins over the URL's.
-        const lastEventId = headers["last-event-id"];
-        const after = lastEventId ? validateCursor(String(lastEventId)) : (query.after ?? null);
+        const lastEventId = headers.get("last-event-id");
+        const after = lastEventId ? validateCursor(lastEventId) : (query.after ?? null);
         return { status: 200, events: eventText(await openEventStream(ctx, caller, after, signal)) };
       },
     },

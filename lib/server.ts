@@ -8,13 +8,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { toNodeHandler } from "srvx/node";
 import { bindContext, createContext, type Context } from "./context.js";
 import { clientAddress } from "./http/client-address.js";
 import { PAGE_HEADERS } from "./http/security-headers.js";
+import type { Route } from "./http/route.js";
 import { problems } from "./problem.js";
 import { AddressSlots } from "./ratelimit.js";
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
 export interface ServerOptions {
   /** Settings as environment variables (defaults to process.env). */
@@ -45,13 +45,13 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** Loads every api/**\/*.ts (or .js) as Vercel would: the file's path is the route. */
-async function loadFunctions(): Promise<Map<string, Handler>> {
+async function loadFunctions(): Promise<Map<string, Route>> {
   const dir = join(root, "api");
-  const functions = new Map<string, Handler>();
+  const functions = new Map<string, Route>();
   for (const file of await readdir(dir, { recursive: true })) {
     const ext = extname(file);
     if ((ext !== ".ts" && ext !== ".js") || file.endsWith(".d.ts")) continue;
-    const module = (await import(pathToFileURL(join(dir, file)).href)) as { default: Handler };
+    const module = (await import(pathToFileURL(join(dir, file)).href)) as { default: Route };
     // An index file is its folder's route (api/events/index.ts serves /api/events).
     functions.set(file.slice(0, -ext.length).split(sep).join("/").replace(/(^|\/)index$/, ""), module.default);
   }
@@ -94,7 +94,11 @@ function limitConnectionsPerAddress(server: Server, context: Context) {
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const context = options.context ?? createContext(options.env ?? process.env);
-  const functions = await loadFunctions();
+  // Each function as Vercel would call it (`fetch`), on this server's context.
+  type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
+  const handlers = new Map(
+    [...(await loadFunctions())].map(([name, fn]) => [name, toNodeHandler((request) => (bindContext(request, context), fn.fetch(request))) as NodeHandler]),
+  );
   const webRoot = join(root, "web", "dist");
 
   const { requestTimeoutMs } = context.config;
@@ -109,11 +113,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       return notFound(res, String(req.url));
     }
     const name = /^\/api\/([a-z.-]+(?:\/[a-z.-]+)*)\/?$/.exec(pathname)?.[1];
-    const fn = name ? functions.get(name) : undefined;
-    if (fn) {
-      bindContext(req, context);
-      return fn(req, res);
-    }
+    const handler = name ? handlers.get(name) : undefined;
+    if (handler) return handler(req, res);
     if (!pathname.startsWith("/api/") && (req.method === "GET" || req.method === "HEAD")) {
       try {
         if (await serveStatic(webRoot, pathname, res)) return;

@@ -8,6 +8,7 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { toNodeHandler } from "srvx/node";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -27,12 +28,24 @@ async function files(dir: string, suffix: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).filter((f) => f.endsWith(suffix)).map((f) => f.slice(0, -suffix.length)).sort();
 }
 
-/** Serves one built function on a free port (each has its own copy of lib/, so its own context). */
-async function serveBuilt(name: string) {
+/** The `fetch` a built function's bundle exports by default, if it does. */
+async function builtFetch(name: string): Promise<((request: Request) => Promise<Response>) | undefined> {
   const dir = join(output, "functions/api", `${name}.func`);
   const config = JSON.parse(await readFile(join(dir, ".vc-config.json"), "utf8"));
   const module = await import(pathToFileURL(join(dir, config.handler)).href);
-  const handler = (module.default?.default ?? module.default) as (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  const exported = (module.default?.default ?? module.default) as { fetch?: (request: Request) => Promise<Response> };
+  return typeof exported?.fetch === "function" ? exported.fetch : undefined;
+}
+
+/**
+ * Serves one built function on a free port (each has its own copy of lib/, so its own context).
+ * The bundle must export what Vercel's Node runtime calls, a Web-standard `{ fetch }`; it is
+ * served here as lib/server.ts serves it (srvx), a streaming body written as it comes.
+ */
+async function serveBuilt(name: string) {
+  const fetchHandler = await builtFetch(name);
+  if (!fetchHandler) throw new Error(`built api/${name} exports no fetch handler`);
+  const handler = toNodeHandler(fetchHandler) as (req: IncomingMessage, res: ServerResponse) => unknown;
   const server = createServer((req, res) => void handler(req, res));
   await new Promise<void>((ready) => server.listen(0, "127.0.0.1", ready));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => (server.closeAllConnections(), server.close()) };
@@ -40,14 +53,9 @@ async function serveBuilt(name: string) {
 
 /** Serves one built function on a free port and makes one request to it. */
 async function callBuilt(name: string, method: string, body?: unknown) {
-  const config = JSON.parse(await readFile(join(output, "functions/api", `${name}.func/.vc-config.json`), "utf8"));
-  const module = await import(pathToFileURL(join(output, "functions/api", `${name}.func`, config.handler)).href);
-  const handler = (module.default?.default ?? module.default) as (req: IncomingMessage, res: ServerResponse) => Promise<void>;
-  const server = createServer((req, res) => void handler(req, res));
-  await new Promise<void>((ready) => server.listen(0, "127.0.0.1", ready));
+  const server = await serveBuilt(name);
   try {
-    const { port } = server.address() as AddressInfo;
-    const res = await fetch(`http://127.0.0.1:${port}/api/${name}`, {
+    const res = await fetch(`${server.url}/api/${name}`, {
       method,
       headers: body ? { "content-type": "application/json" } : {},
       body: body ? JSON.stringify(body) : undefined,
@@ -67,6 +75,7 @@ for (const name of functions) {
   const config = JSON.parse(await readFile(join(output, "functions/api", `${name}.func/.vc-config.json`), "utf8"));
   check(config.maxDuration > LIMITS.maxWaitSeconds, `api/${name}: maxDuration ${config.maxDuration} s outlasts a ${LIMITS.maxWaitSeconds} s long-poll (${config.runtime})`);
   if (name === "events/index") check(config.maxDuration > streamSeconds + 10, `api/events: maxDuration ${config.maxDuration} s outlasts a stream's ${streamSeconds} s`);
+  check(Boolean(await builtFetch(name)), `api/${name}: the bundle exports a Web-standard { fetch } handler`);
 }
 
 for (const page of ["index.html", "host.html", "view.html", "meet.html", "ai.html"]) {

@@ -1,58 +1,61 @@
-import type { IncomingMessage } from "node:http";
 import { problems } from "../problem.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-export const contentTypeOf = (req: IncomingMessage) => String(req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+export const contentTypeOf = (request: Request) => (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
 
 /**
  * Reads a JSON body of at most `limit` bytes (or, where `sdp` is allowed, a raw
  * `application/sdp` body, read as `{ sdp }`). An empty body reads as {} (so `curl -X POST`
- * works where every field is optional). Listens for data/end rather than iterating, because
- * that is how Vercel hands a function the body it has already buffered.
+ * works where every field is optional). Counts bytes as they arrive: a body past the limit is
+ * refused without being held whole.
  */
-export function readBody(req: IncomingMessage, limit: number, options: { sdp?: boolean } = {}): Promise<unknown> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > limit) return Promise.reject(problems.tooLarge(`Request body is ${declared} bytes; the limit is ${limit}`));
+export async function readBody(request: Request, limit: number, options: { sdp?: boolean } = {}): Promise<unknown> {
+  const declared = Number(request.headers.get("content-length") ?? 0);
+  if (declared > limit) throw problems.tooLarge(`Request body is ${declared} bytes; the limit is ${limit}`);
 
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on("data", (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        reject(problems.tooLarge(`Request body exceeds ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    // A client that hangs up mid-body is no fault of ours: a Problem, not an error to log.
-    req.on("error", () => reject(problems.clientClosed()));
-    req.on("end", () => {
-      if (failed) return;
-      const raw = Buffer.concat(chunks);
-      if (raw.length === 0) return resolve({});
-      const type = contentTypeOf(req);
-      const sdp = options.sdp && type === "application/sdp";
-      if (!sdp && type !== "application/json" && !type.endsWith("+json")) {
-        const accepted = options.sdp ? "'application/json' or 'application/sdp'" : "'application/json'";
-        return reject(problems.unsupportedMediaType(`Send ${accepted} (got '${type || "none"}')`));
-      }
-      let text: string;
-      try {
-        text = utf8.decode(raw);
-      } catch {
-        return reject(problems.invalidJson("Request body is not valid UTF-8"));
-      }
-      if (sdp) return resolve({ sdp: text });
-      try {
-        resolve(JSON.parse(text));
-      } catch (error) {
-        reject(problems.invalidJson(`Request body is not valid JSON: ${(error as Error).message}`));
-      }
-    });
-  });
+  const raw = await readLimited(request.body, limit);
+  if (raw.length === 0) return {};
+  const type = contentTypeOf(request);
+  const sdp = options.sdp && type === "application/sdp";
+  if (!sdp && type !== "application/json" && !type.endsWith("+json")) {
+    const accepted = options.sdp ? "'application/json' or 'application/sdp'" : "'application/json'";
+    throw problems.unsupportedMediaType(`Send ${accepted} (got '${type || "none"}')`);
+  }
+  let text: string;
+  try {
+    text = utf8.decode(raw);
+  } catch {
+    throw problems.invalidJson("Request body is not valid UTF-8");
+  }
+  if (sdp) return { sdp: text };
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw problems.invalidJson(`Request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+async function readLimited(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array> {
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      // A client that hangs up mid-body is no fault of ours: a Problem, not an error to log.
+      throw problems.clientClosed();
+    }
+    if (chunk.done) break;
+    size += chunk.value.length;
+    if (size > limit) {
+      void reader.cancel().catch(() => {});
+      throw problems.tooLarge(`Request body exceeds ${limit} bytes`);
+    }
+    chunks.push(chunk.value);
+  }
+  return Buffer.concat(chunks);
 }

@@ -2,11 +2,11 @@
  * The HTTP edge, shared by every function in api/: CORS, method dispatch, body limits, JSON
  * parsing, validation, bearer tokens, rate limits, and turning errors into problem documents.
  *
- * Handlers use only the node:http surface of VercelRequest/VercelResponse (they read the raw
- * body stream themselves), so the same function runs on Vercel and under lib/server.ts.
+ * Web-standard throughout (`Request` in, `Response` out, event streams as a streaming body), so
+ * the same function runs on Vercel and, through srvx, under lib/server.ts.
  */
 import { randomUUID } from "node:crypto";
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { FastResponse } from "srvx";
 import type { z } from "zod";
 import { contextOf, type Context } from "../context.js";
 import { Problem, problems } from "../problem.js";
@@ -16,7 +16,7 @@ import { callerFor, callerForTicket } from "../signaling.js";
 import { RateLimited, StoreBusy, StoreUnavailable, type Caller } from "../store/types.js";
 import { contentTypeOf, readBody } from "./body.js";
 import { clientAddress } from "./client-address.js";
-import { applyCors } from "./cors.js";
+import { corsHeaders } from "./cors.js";
 import { API_HEADERS } from "./security-headers.js";
 
 type Method = "GET" | "POST" | "PATCH" | "DELETE";
@@ -29,7 +29,7 @@ export interface Input<Q, B> {
   caller: Caller;
   /** The raw bearer token, if any (for routes that check it themselves). */
   bearer: string | null;
-  headers: IncomingHttpHeaders;
+  headers: Headers;
   /** Aborts when the client goes away: long-polls stop waiting. */
   signal: AbortSignal;
   /** The request's body was raw SDP (routes that accept it answer in kind). */
@@ -85,49 +85,65 @@ export type Spec = Partial<Record<Method, MethodSpec<any, any>>>;
 export const ok = (body: unknown, status = 200): Reply => ({ status, body });
 export const noContent = (): Reply => ({ status: 204 });
 
-export type Handler = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & { readonly spec: Spec };
+/**
+ * A function of api/ in Web-standard form: Vercel calls `fetch` as `export default { fetch }`
+ * (streaming a body as it comes); lib/server.ts serves the same object through srvx.
+ */
+export interface Route {
+  fetch(request: Request): Promise<Response>;
+  readonly spec: Spec;
+}
 
-export function route(spec: Spec): Handler {
+export function route(spec: Spec): Route {
   const allowed = Object.keys(spec) as Method[];
 
-  const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const ctx = contextOf(req);
+  const fetch = async (request: Request): Promise<Response> => {
+    const ctx = contextOf(request);
     const requestId = randomUUID();
     const started = performance.now();
+    // srvx hands over the URL it has parsed already (`_url`); elsewhere it is parsed here.
+    const url = (request as { _url?: URL })._url ?? new URL(request.url);
     let roomId: string | undefined;
-    res.setHeader("x-request-id", requestId);
-    for (const [name, value] of Object.entries(API_HEADERS)) res.setHeader(name, value);
-    // One line per request: never the query's values, the body, or any header but the method.
-    res.on("finish", () =>
+    const headers: Record<string, string> = {
+      "x-request-id": requestId,
+      ...API_HEADERS,
+      ...corsHeaders(request, ctx.config.allowedOrigins, allowed),
+      "cache-control": "no-store",
+    };
+    // One line per request, once answered: never the query's values, the body, or any header but the method.
+    const logged = (response: Response) => {
       ctx.log.info({
         requestId,
-        method: req.method,
-        route: new URL(req.url ?? "/", "http://localhost").pathname,
-        status: res.statusCode,
+        method: request.method,
+        route: url.pathname,
+        status: response.status,
         durationMs: Math.round((performance.now() - started) * 10) / 10,
         ...(roomId ? { roomId } : {}),
-      }),
-    );
-    applyCors(req, res, ctx.config.allowedOrigins, allowed);
-    if (req.method === "OPTIONS") return send(res, { status: 204 });
+      });
+      return response;
+    };
+    if (request.method === "OPTIONS") return logged(new FastResponse(null, { status: 204, headers }));
 
+    // Aborts when the client goes away (the request's own signal, or the event stream cancelled):
+    // followed only for requests that wait, as following it costs the server a listener.
     const aborted = new AbortController();
-    res.on("close", () => aborted.abort());
     let release: (() => void) | null | undefined;
     try {
-      const method = spec[req.method as Method];
+      const method = spec[request.method as Method];
       if (!method) throw problems.methodNotAllowed(allowed);
-      const sentSdp = Boolean(method.acceptsSdp) && contentTypeOf(req) === "application/sdp";
-      const query = validate(method.query, queryOf(req), "query");
-      const raw = method.body ? await readBody(req, LIMITS.requestBytes, { sdp: method.acceptsSdp }) : undefined;
-      const body = method.body ? validate(method.body, sentSdp ? { ...queryOf(req), ...(raw as object) } : raw, "body") : undefined;
-      const bearer = bearerOf(req);
+      const sentSdp = Boolean(method.acceptsSdp) && contentTypeOf(request) === "application/sdp";
+      const query = validate(method.query, queryOf(url), "query");
+      const raw = method.body ? await readBody(request, LIMITS.requestBytes, { sdp: method.acceptsSdp }) : undefined;
+      const body = method.body ? validate(method.body, sentSdp ? { ...queryOf(url), ...(raw as object) } : raw, "body") : undefined;
+      const bearer = bearerOf(request);
       roomId = (query as { roomId?: string } | undefined)?.roomId ?? (body as { roomId?: string } | undefined)?.roomId;
 
       // A room named without a token: a join or a lookup, which guessers are limited in.
       const lookup = !method.auth && Boolean(roomId);
-      const forwarded = ctx.config.trustProxy ? String(req.headers["x-forwarded-for"] ?? "") : undefined;
-      const address = `ip:${clientAddress(req.socket.remoteAddress, forwarded, ctx.config.trustProxy)}`;
+      const forwarded = ctx.config.trustProxy ? (request.headers.get("x-forwarded-for") ?? "") : undefined;
+      // The connection's address where the server has one (srvx's `request.ip`); on Vercel the
+      // platform writes it into X-Forwarded-For (TRUST_PROXY is 1 there).
+      const address = `ip:${clientAddress((request as { ip?: string }).ip, forwarded, ctx.config.trustProxy)}`;
       if (lookup) {
         const refused = ctx.probes.refusedFor(address);
         if (refused) throw problems.rateLimited(refused);
@@ -139,7 +155,7 @@ export function route(spec: Spec): Handler {
           const ticket = method.acceptsTicket && !bearer ? (query as { ticket?: string }).ticket : undefined;
           caller = ticket ? await callerForTicket(ctx, roomId ?? "", ticket) : callerFor(roomId ?? "", bearer);
         } catch (problem) {
-          await charge(ctx, address, "calls", res);
+          await charge(ctx, address, "calls", headers);
           throw problem;
         }
       }
@@ -155,14 +171,15 @@ export function route(spec: Spec): Handler {
       const inStore = limit === "calls" && Boolean(caller);
       const callCharge = () => ({ max: ctx.config.rateLimits.callsPerHour, windowMs: 3_600_000 });
       if (inStore && upFront && ctx.config.rateLimits.enabled) caller.charge = callCharge();
-      else if (upFront && !inStore) await charge(ctx, limitKey, limit, res);
+      else if (upFront && !inStore) await charge(ctx, limitKey, limit, headers);
 
       release = method.waits?.(query) ? ctx.waiting.enter(address) : undefined;
       if (release === null) throw problems.tooManyWaiting(ctx.config.waitingReadsPerAddress);
+      if (release) request.signal?.addEventListener("abort", () => aborted.abort(), { once: true });
 
       try {
         const reply = await method.handle({
-          ctx, query, body, caller, bearer, headers: req.headers, signal: aborted.signal, sentSdp,
+          ctx, query, body, caller, bearer, headers: request.headers, signal: aborted.signal, sentSdp,
           chargeCall: async () => {
             if (!ctx.config.rateLimits.enabled) return;
             caller.charge = callCharge();
@@ -170,13 +187,27 @@ export function route(spec: Spec): Handler {
           },
         });
         if (caller && reply.status < 300) ctx.verified.add(caller.tokenHash);
-        if (caller?.charge?.window) setHeaders(res, rateLimitHeaders(caller.charge.window, ctx.now()));
-        if (reply.events) return await stream(res, reply.events, (error) => toProblem(error, requestId, ctx));
-        return send(res, reply);
+        if (caller?.charge?.window) Object.assign(headers, rateLimitHeaders(caller.charge.window, ctx.now()));
+        if (reply.events) {
+          // The stream holds its waiting slot, and is logged, until it ends.
+          const ends = release;
+          release = undefined;
+          const response = new FastResponse(eventStream(reply.events, (error) => toProblem(error, requestId, ctx), aborted, () => (ends?.(), logged(response))), {
+            status: 200,
+            headers: {
+              ...headers,
+              "content-type": "text/event-stream; charset=utf-8",
+              // Proxies that buffer responses (nginx) pass this one through as it comes.
+              "x-accel-buffering": "no",
+            },
+          });
+          return response;
+        }
+        return logged(respond(reply, headers));
       } catch (error) {
         // Failed token guesses count against the guesser's address (once); so do room ID guesses.
         const chargedAddress = upFront && !inStore && limitKey === address;
-        if (error instanceof Problem && error.code === "invalid_token" && !chargedAddress) await charge(ctx, address, "calls", res);
+        if (error instanceof Problem && error.code === "invalid_token" && !chargedAddress) await charge(ctx, address, "calls", headers);
         // A wrong or missing join key is a guess like a wrong room ID.
         if (error instanceof Problem && GUESSES.has(error.code) && lookup) {
           const refused = await ctx.probes.miss(address);
@@ -185,12 +216,12 @@ export function route(spec: Spec): Handler {
         throw error;
       }
     } catch (error) {
-      return sendProblem(res, toProblem(error, requestId, ctx));
+      return logged(problemResponse(toProblem(error, requestId, ctx), headers));
     } finally {
       release?.();
     }
   };
-  return Object.assign(handler, { spec });
+  return { fetch, spec };
 }
 
 /** Refusals that count against a lookup's guessing budget. */
@@ -213,15 +244,11 @@ function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
   return problems.internal();
 }
 
-async function charge(ctx: Context, key: string, which: keyof RateLimits, res: ServerResponse) {
+async function charge(ctx: Context, key: string, which: keyof RateLimits, headers: Record<string, string>) {
   const result = await ctx.limits[which].limit(key);
   if (result.unchecked) return;
-  setHeaders(res, rateLimitHeaders(result, ctx.now()));
+  Object.assign(headers, rateLimitHeaders(result, ctx.now()));
   if (!result.success) throw problems.rateLimited(retryAfter(result.reset, ctx.now()));
-}
-
-function setHeaders(res: ServerResponse, headers: Record<string, string>) {
-  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
 }
 
 function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: "query" | "body"): T {
@@ -238,54 +265,71 @@ function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: "q
   throw tooBig ? problems.tooLarge(detail, errors) : problems.invalidRequest(detail, errors);
 }
 
-function queryOf(req: IncomingMessage): Record<string, string> {
-  const params = new URL(req.url ?? "/", "http://localhost").searchParams;
+function queryOf(url: URL): Record<string, string> {
   const query: Record<string, string> = {};
-  for (const [key, value] of params) if (!(key in query)) query[key] = value;
+  for (const [key, value] of url.searchParams) if (!(key in query)) query[key] = value;
   return query;
 }
 
-function bearerOf(req: IncomingMessage): string | null {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+function bearerOf(request: Request): string | null {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "");
   return match ? match[1] : null;
 }
 
-function send(res: ServerResponse, reply: Reply) {
-  if (res.headersSent || res.destroyed) return;
-  for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
-  res.setHeader("cache-control", "no-store");
-  if (reply.body === undefined) {
-    res.writeHead(reply.status).end();
-    return;
-  }
-  if (reply.contentType) {
-    res.writeHead(reply.status, { "content-type": reply.contentType }).end(String(reply.body));
-    return;
-  }
-  res.writeHead(reply.status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(reply.body));
-}
-
-async function stream(res: ServerResponse, events: AsyncIterable<string>, problemFor: (error: unknown) => Problem) {
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-store",
-    // Proxies that buffer responses (nginx) pass this one through as it comes.
-    "x-accel-buffering": "no",
+function respond(reply: Reply, headers: Record<string, string>): Response {
+  const init = (contentType?: string) => ({
+    status: reply.status,
+    headers: { ...headers, ...reply.headers, ...(contentType ? { "content-type": contentType } : {}) },
   });
-  try {
-    for await (const text of events) {
-      if (res.destroyed) break;
-      res.write(text);
-    }
-  } catch (error) {
-    if (!res.destroyed) res.write(`event: problem\ndata: ${JSON.stringify(problemFor(error))}\n\n`);
-  }
-  res.end();
+  if (reply.body === undefined) return new FastResponse(null, init());
+  if (reply.contentType) return new FastResponse(String(reply.body), init(reply.contentType));
+  return new FastResponse(JSON.stringify(reply.body), init("application/json; charset=utf-8"));
 }
 
-function sendProblem(res: ServerResponse, problem: Problem) {
-  if (res.headersSent || res.destroyed) return;
-  for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
-  res.setHeader("cache-control", "no-store");
-  res.writeHead(problem.status, { "content-type": "application/problem+json; charset=utf-8" }).end(JSON.stringify(problem));
+const encoder = new TextEncoder();
+
+/**
+ * Server-sent events as a response body, written as they come. A failure once the stream has
+ * begun ends it with a `problem` event; a reader that goes away aborts `aborted` (the events
+ * stop waiting); `ended` runs once, however it ends.
+ */
+function eventStream(events: AsyncIterable<string>, problemFor: (error: unknown) => Problem, aborted: AbortController, ended: () => void) {
+  const iterator = events[Symbol.asyncIterator]();
+  let open = true;
+  const end = () => {
+    if (open) (open = false), ended();
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const next = await iterator.next();
+          if (!open) return;
+          if (next.done) {
+            end();
+            controller.close();
+          } else controller.enqueue(encoder.encode(next.value));
+        } catch (error) {
+          if (!open) return;
+          controller.enqueue(encoder.encode(`event: problem\ndata: ${JSON.stringify(problemFor(error))}\n\n`));
+          end();
+          controller.close();
+        }
+      },
+      async cancel() {
+        end();
+        aborted.abort();
+        await iterator.return?.(undefined);
+      },
+    },
+    // Pull only when the reader asks: an event is taken from the store when it can be written.
+    { highWaterMark: 0 },
+  );
+}
+
+function problemResponse(problem: Problem, headers: Record<string, string>): Response {
+  return new FastResponse(JSON.stringify(problem), {
+    status: problem.status,
+    headers: { ...headers, ...problem.headers, "content-type": "application/problem+json; charset=utf-8" },
+  });
 }
