@@ -5,7 +5,9 @@
  */
 import { request } from "node:http";
 import { connect } from "node:net";
-import { describe, expect } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { bindContext, createContext } from "../lib/context.js";
+import { routes } from "../lib/routes.js";
 import { LIMITS } from "../lib/schemas.js";
 import { apiClient, createRoom, useHarness, type Harness } from "./support/harness.js";
 
@@ -152,5 +154,60 @@ describe("rate-limit headers", () => {
     const retryAfter = Number(refused.headers["retry-after"]);
     expect(retryAfter).toBe(Math.max(1, Number(refused.headers["ratelimit-reset"])));
     expect(retryAfter).toBeLessThanOrEqual(3600);
+  });
+});
+
+/**
+ * The functions as Vercel's runtime calls them: `fetch` with a Web Request (a body that is a
+ * stream of its own, no socket behind it) and a Response back, with no adapter in between.
+ */
+describe("the functions as Vercel calls them", () => {
+  const ctx = createContext({ STORE: "memory", LOG_LEVEL: "warn", ICE_SERVERS: "[]", WAITING_READS_PER_ADDRESS: "1" });
+  afterAll(() => ctx.store.close());
+  const call = (path: string, init: RequestInit & { duplex?: "half" } = {}) => {
+    const request = new Request(`https://signalbox.example${path}`, init);
+    bindContext(request, ctx);
+    return routes[new URL(request.url).pathname as keyof typeof routes].fetch(request);
+  };
+  /** A body sent in pieces, as a client streaming an upload does (no content-length). */
+  const chunked = (...pieces: Uint8Array[]) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const piece of pieces) controller.enqueue(piece);
+        controller.close();
+      },
+    });
+  const json = { "content-type": "application/json" };
+
+  it("creates a room from a streamed body, and refuses one past the limit or not UTF-8 with the same problems", async () => {
+    const made = await call("/api/rooms", { method: "POST", headers: json, body: chunked(new TextEncoder().encode('{"topology"'), new TextEncoder().encode(':"mesh"}')), duplex: "half" });
+    expect(made.status).toBe(201);
+    expect(((await made.json()) as { room: { topology: string } }).room.topology).toBe("mesh");
+    const piece = new Uint8Array(LIMITS.requestBytes / 2 + 1).fill(0x20);
+    const big = await call("/api/rooms", { method: "POST", headers: json, body: chunked(piece, piece), duplex: "half" });
+    expect([big.status, ((await big.json()) as { code: string }).code]).toEqual([413, "payload_too_large"]);
+    const latin1 = await call("/api/rooms", { method: "POST", headers: json, body: chunked(new Uint8Array([0x7b, 0x22, 0xe9, 0x22, 0x7d])), duplex: "half" });
+    expect([latin1.status, ((await latin1.json()) as { detail: string }).detail]).toEqual([400, "Request body is not valid UTF-8"]);
+  });
+
+  it("streams a peer's mail as it comes, and a reader that goes away ends the stream and frees its place", async () => {
+    const room = (await (await call("/api/rooms", { method: "POST", headers: json, body: "{}" })).json()) as { roomId: string; token: string };
+    const viewer = (await (await call("/api/peers", { method: "POST", headers: json, body: JSON.stringify({ roomId: room.roomId }) })).json()) as { peerId: string; token: string };
+    const open = () => call(`/api/events?roomId=${room.roomId}`, { headers: { authorization: `Bearer ${viewer.token}` } });
+    const stream = await open();
+    expect([stream.status, stream.headers.get("content-type")]).toEqual([200, "text/event-stream; charset=utf-8"]);
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const offer = { roomId: room.roomId, to: viewer.peerId, description: { type: "offer", sdp: "v=0 vercel" } };
+    expect((await call("/api/offer", { method: "POST", headers: { ...json, authorization: `Bearer ${room.token}` }, body: JSON.stringify(offer) })).status).toBe(201);
+    let text = "";
+    while (!text.includes("v=0 vercel")) text += (await reader.read()).value ?? "";
+    // One waiting read per address here: the second stream is refused while the first is open…
+    const second = await open();
+    expect([second.status, ((await second.json()) as { code: string }).code]).toEqual([429, "too_many_waiting"]);
+    // …and taken once the first one's reader has gone.
+    await reader.cancel();
+    const third = await open();
+    expect(third.status).toBe(200);
+    await third.body!.cancel();
   });
 });
