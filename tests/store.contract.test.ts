@@ -419,6 +419,23 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     expect(refused.charge!.window).toMatchObject({ limit: 2, remaining: 0 });
   });
 
+  it.skipIf(!available(kind))("a waiting read's first read takes its charge only if it finds mail, in the same step; finding none, it drops it", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    const [viewer] = viewers;
+    const firstRead = (): Caller => ({ ...viewer, charge: { max: 1, windowMs: 3_600_000, ifMail: true } });
+    const empty = firstRead();
+    expect(await store.read(empty, null, Date.now(), "poll.mark1")).toEqual([]);
+    expect(empty.charge).toBeUndefined(); // free, and nothing left to take later in the request
+    expect(await send(host, viewer, msg("offer", 1))).toEqual({ id: expect.any(String) });
+    const found = firstRead();
+    expect(((await store.read(found, null, Date.now(), "poll.mark2")) as { body: string }[]).map(bodyN)).toEqual([1]);
+    expect(found.charge!.window).toMatchObject({ limit: 1, remaining: 0 });
+    // Past the limit, a read that finds mail is refused; one that finds none still is not.
+    await expect(store.read(firstRead(), null, Date.now(), "poll.mark3")).rejects.toBeInstanceOf(RateLimited);
+    const [{ id }] = (await store.read(viewer, null, Date.now())) as { id: string }[];
+    expect(await store.read(firstRead(), id, Date.now(), "poll.mark4")).toEqual([]);
+  });
+
   it.skipIf(!available(kind))("in a star room a viewer may address only the host; the host anyone", async () => {
     const { host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;

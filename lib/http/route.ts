@@ -70,7 +70,10 @@ export interface MethodSpec<Q, B> {
   eventStream?: boolean;
   /** Which rate limit applies: room creation or joins per address, AI sessions per host, or calls (the default). */
   limit?: "rooms" | "joins" | "calls" | "sessions";
-  /** Requests this says yes to are not charged up front: the handler charges them through `chargeCall` when they do work. */
+  /**
+   * Requests this says yes to are not charged up front: their first read is, if it finds mail
+   * (CallCharge.ifMail), and the handler charges them through `chargeCall` when they otherwise do work.
+   */
   chargesItself?: (query: Q) => boolean;
   /** Requests this says yes to may wait (long-poll): they count against the address's waiting reads. */
   waits?: (query: Q) => boolean;
@@ -170,7 +173,8 @@ export function route(spec: Spec): Route {
       // trip; a forged token spends nothing there, and its address is charged below instead).
       const inStore = limit === "calls" && Boolean(caller);
       const callCharge = () => ({ max: ctx.config.rateLimits.callsPerHour, windowMs: 3_600_000 });
-      if (inStore && upFront && ctx.config.rateLimits.enabled) caller.charge = callCharge();
+      // One that charges itself (a waiting read) is charged by its first read if that finds mail.
+      if (inStore && ctx.config.rateLimits.enabled) caller.charge = upFront ? callCharge() : { ...callCharge(), ifMail: true };
       else if (upFront && !inStore) await charge(ctx, limitKey, limit, headers);
 
       release = method.waits?.(query) ? ctx.waiting.enter(address) : undefined;
@@ -181,7 +185,7 @@ export function route(spec: Spec): Route {
         const reply = await method.handle({
           ctx, query, body, caller, bearer, headers: request.headers, signal: aborted.signal, sentSdp,
           chargeCall: async () => {
-            if (!ctx.config.rateLimits.enabled) return;
+            if (!ctx.config.rateLimits.enabled || caller.charge?.window) return; // charged already
             caller.charge = callCharge();
             await ctx.store.chargeCall(caller, ctx.now());
           },

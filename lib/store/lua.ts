@@ -79,8 +79,23 @@ local function spend(field, max, windowMs, now)
 end
 
 -- The caller's call limit, charged in this step: the last argument of every script, "<max>
--- <window ms> <now>", or '' (none). 'charged' is where it stands then: {max, left, reset, 1 or 0}.
+-- <window ms> <now>" (with " if-mail": only by a read that returns mail, see chargeIfMail), or ''
+-- (none). 'charged' is where it stands then: {max, left, reset, 1 or 0}.
 local CHARGE, charged = ARGV[#ARGV], false
+local IF_MAIL = string.sub(CHARGE, -8) == ' if-mail'
+
+-- Takes the charge; false past the limit.
+local function charge(caller)
+  local max, windowMs, at = string.match(CHARGE, '^(%d+) (%d+) (%d+)')
+  local ok, w = spend('l:' .. caller, tonumber(max), tonumber(windowMs), tonumber(at))
+  charged = { w[1], w[2], w[3], ok and 1 or 0 }
+  return ok
+end
+
+-- A read's conditional charge, once it knows what it returns: 'rate-limited', or nil.
+local function chargeIfMail(caller, entries)
+  if IF_MAIL and #entries > 0 and not charge(caller) then return 'rate-limited' end
+end
 
 -- When a lobby peer's wait (or its denial notice) ends, ms.
 local function waitEnds(id) return tonumber(redis.call('ZSCORE', LOBBY, id)) or 0 end
@@ -91,12 +106,7 @@ local function denied(r, caller, tokenHash, need, now)
   if not r then return 'room-missing' end
   if r.a ~= tokenHash then return 'unauthorized' end
   -- Verified: charge the call (per peer), once, whether or not what it asks is allowed.
-  if CHARGE ~= '' and not charged then
-    local max, windowMs, at = string.match(CHARGE, '^(%d+) (%d+) (%d+)$')
-    local ok, w = spend('l:' .. caller, tonumber(max), tonumber(windowMs), tonumber(at))
-    charged = { w[1], w[2], w[3], ok and 1 or 0 }
-    if not ok then return 'rate-limited' end
-  end
+  if CHARGE ~= '' and not IF_MAIL and not charged and not charge(caller) then return 'rate-limited' end
   if r.aw then
     if need ~= 'own-mail' then return 'not-admitted' end
     if waitEnds(caller) <= now then return 'unauthorized' end
@@ -368,7 +378,8 @@ end
 refresh(r, tonumber(ARGV[1]))
 local start = '-'
 if ARGV[8] ~= '' then start = '(' .. ARGV[8] end
-return {'ok', redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[6])}
+local entries = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[6])
+return {chargeIfMail(ARGV[2], entries) or 'ok', entries}
 `);
 
 /**

@@ -265,7 +265,7 @@ export class MemoryStore implements SignalStore {
     if (waiter) this.notify(room.info.roomId, caller.peerId, `w:${waiter}`);
     this.refresh(room, now);
     const inbox = room.inboxes.get(caller.peerId);
-    if (!inbox) return [];
+    if (!inbox) return this.chargeIfMail(room, caller, []);
     if (after) {
       const upTo = parseId(after);
       const acknowledged: Entry[] = [];
@@ -283,7 +283,7 @@ export class MemoryStore implements SignalStore {
       if (skip && atOrBefore(e, skip)) continue;
       unread.push({ id, body: e.body });
     }
-    return unread;
+    return this.chargeIfMail(room, caller, unread);
   }
 
   async take(caller: Caller, type: string, now: number, waiter?: string): Promise<StoredMessage[] | Denied> {
@@ -434,16 +434,27 @@ export class MemoryStore implements SignalStore {
     const member = peer ?? waiter;
     if (!member || !hashesEqual(member.tokenHash, caller.tokenHash)) return "unauthorized";
     // Verified: charge the call, whether or not what it asks is allowed.
-    const charge = caller.charge;
-    if (charge && !charge.window) {
-      room.calls ??= new MemoryLimiter(charge.max, charge.windowMs);
-      const { success, limit, remaining, reset } = room.calls.limitSync(caller.peerId, Date.now());
-      charge.window = { limit, remaining, reset };
-      if (!success) throw new RateLimited(charge.window);
-    }
+    if (!caller.charge?.ifMail) this.charge(room, caller);
     if (peer) return room;
     if (!ownMail) return "not-admitted";
     return waiter!.until > now ? room : "unauthorized";
+  }
+
+  /** A read's conditional charge (CallCharge.ifMail): taken if it found mail, else dropped. */
+  private chargeIfMail(room: Room, caller: Caller, found: StoredMessage[]) {
+    if (!caller.charge?.ifMail) return found;
+    if (found.length > 0) this.charge(room, caller);
+    else caller.charge = undefined;
+    return found;
+  }
+
+  private charge(room: Room, caller: Caller) {
+    const charge = caller.charge;
+    if (!charge || charge.window) return;
+    room.calls ??= new MemoryLimiter(charge.max, charge.windowMs);
+    const { success, limit, remaining, reset } = room.calls.limitSync(caller.peerId, Date.now());
+    charge.window = { limit, remaining, reset };
+    if (!success) throw new RateLimited(charge.window);
   }
 
   /** What a joiner gets: the room, and the peers it deals with (in a star room the host and itself, in a mesh everyone). */

@@ -260,13 +260,14 @@ export class RedisStore implements SignalStore {
    * verified the caller (lib/store/lua.ts), and the charge's window is recorded on it.
    */
   private async run(name: ScriptName, keys: string[], args: (string | number)[], caller?: Caller): Promise<unknown> {
-    const charge = caller?.charge && !caller.charge.window ? `${caller.charge.max} ${caller.charge.windowMs} ${Date.now()}` : "";
+    const due = caller?.charge && !caller.charge.window ? caller.charge : undefined;
+    const charge = due ? `${due.max} ${due.windowMs} ${Date.now()}${due.ifMail ? " if-mail" : ""}` : "";
     const [charged, reply] = (await this.guard(() => this.transport.script(name, keys, [...args.map(String), charge]))) as [Reply, Reply?];
-    if (Array.isArray(charged) && caller?.charge) {
+    if (Array.isArray(charged) && due) {
       const [limit, remaining, reset, ok] = charged.map(Number);
-      caller.charge.window = { limit, remaining, reset };
-      if (!ok) throw new RateLimited(caller.charge.window);
-    }
+      due.window = { limit, remaining, reset };
+      if (!ok) throw new RateLimited(due.window);
+    } else if (due?.ifMail) caller!.charge = undefined;
     return reply ?? null;
   }
 

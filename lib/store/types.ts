@@ -66,6 +66,11 @@ export interface CallCharge {
   max: number;
   windowMs: number;
   window?: Window;
+  /**
+   * Only if the read it rides on returns mail (a waiting read's first read, which is a plain
+   * read when it finds some). A read that finds none drops it: the waiting after is free.
+   */
+  ifMail?: boolean;
 }
 
 /** A message as it sits in an inbox: `body` is the JSON the recipient will read, minus `id`. */
