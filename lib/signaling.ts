@@ -214,8 +214,8 @@ export interface ReadOptions {
   signal?: AbortSignal;
   /**
    * Charges the caller: a waiting read is charged when it answers at once (it was a plain
-   * read) or is superseded, never for the waiting itself. Reads without a wait are charged
-   * before they start, by the route.
+   * read: its first read's own step takes the charge, see CallCharge.ifMail) or is superseded
+   * (this), never for the waiting itself. Reads without a wait are charged like any request.
    */
   charge?: () => Promise<void>;
 }
@@ -252,10 +252,7 @@ async function receive(
   const listener = await ctx.store.listen(caller.roomId, caller.peerId);
   try {
     const first = await readOrDeny(mark);
-    if (first.length > 0) {
-      await charge?.();
-      return first;
-    }
+    if (first.length > 0) return first;
     let markSeen = false;
     for (;;) {
       const wake = await listener.next(deadline - ctx.now(), signal);
