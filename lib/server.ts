@@ -12,8 +12,7 @@ import { toNodeHandler } from "srvx/node";
 import { bindContext, createContext, type Context } from "./context.js";
 import { clientAddress } from "./http/client-address.js";
 import { PAGE_HEADERS } from "./http/security-headers.js";
-import type { Route } from "./http/route.js";
-import { problems } from "./problem.js";
+import { notFound, type Route } from "./http/route.js";
 import { AddressSlots } from "./ratelimit.js";
 
 export interface ServerOptions {
@@ -73,11 +72,6 @@ async function serveStatic(webRoot: string, pathname: string, res: ServerRespons
   return true;
 }
 
-function notFound(res: ServerResponse, pathname: string) {
-  const problem = problems.routeNotFound(pathname);
-  res.writeHead(404, { "content-type": "application/problem+json; charset=utf-8" }).end(JSON.stringify(problem));
-}
-
 /**
  * With no proxy in front, one address may hold at most `connectionsPerAddress` sockets; more
  * are closed at once. Behind a proxy every socket comes from the proxy, which must do this.
@@ -95,10 +89,10 @@ function limitConnectionsPerAddress(server: Server, context: Context) {
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const context = options.context ?? createContext(options.env ?? process.env);
   // Each function as Vercel would call it (`fetch`), on this server's context.
-  type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
-  const handlers = new Map(
-    [...(await loadFunctions())].map(([name, fn]) => [name, toNodeHandler((request) => (bindContext(request, context), fn.fetch(request))) as NodeHandler]),
-  );
+  const served = (fetch: (request: Request) => Promise<Response>) =>
+    toNodeHandler((request) => (bindContext(request, context), fetch(request))) as (req: IncomingMessage, res: ServerResponse) => unknown;
+  const handlers = new Map([...(await loadFunctions())].map(([name, fn]) => [name, served(fn.fetch)]));
+  const missing = served(notFound);
   const webRoot = join(root, "web", "dist");
 
   const { requestTimeoutMs } = context.config;
@@ -110,7 +104,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     try {
       pathname = new URL(req.url ?? "/", "http://localhost").pathname;
     } catch {
-      return notFound(res, String(req.url));
+      return missing(req, res);
     }
     const name = /^\/api\/([a-z.-]+(?:\/[a-z.-]+)*)\/?$/.exec(pathname)?.[1];
     const handler = name ? handlers.get(name) : undefined;
@@ -122,7 +116,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         // a malformed path: fall through to 404
       }
     }
-    notFound(res, pathname);
+    return missing(req, res);
   });
   // Long-polls hold a request for up to 25 s; keep idle sockets a little longer than that.
   server.keepAliveTimeout = 30_000;

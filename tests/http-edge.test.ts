@@ -134,6 +134,18 @@ describe("the HTTP edge", () => {
     const closed = await raw(h.url, "DELETE", `/api/rooms?roomId=${created.body.roomId}`, { authorization: `Bearer ${created.body.token}` });
     expect([closed.status, closed.headers["cache-control"], closed.headers["content-type"], closed.body]).toEqual([204, "no-store", undefined, ""]);
   });
+
+  test("answers a path nothing serves with a 404 problem a browser on another origin can read, with its request id", async () => {
+    for (const path of ["/api/nothing-here", "/api/offer/extra", "/no-such-page.html"]) {
+      const missing = await raw(h.url, "GET", path, { origin: "https://app.example" });
+      expect([missing.status, missing.body.code, missing.body.detail], path).toEqual([404, "not_found", `No route for ${path}`]);
+      expect(missing.headers["x-request-id"], path).toMatch(/^[0-9a-f-]{36}$/);
+      expect([missing.headers["access-control-allow-origin"], missing.headers["x-content-type-options"]], path).toEqual(["*", "nosniff"]);
+    }
+    // A request line no URL can be made of is answered too, and the server goes on.
+    expect(await headOnly(h.url, "GET //[ HTTP/1.1\r\n\r\n")).toMatch(/^HTTP\/1\.1 (400|404) /);
+    expect((await raw(h.url, "GET", "/api/diagnostics", {})).status).toBe(200);
+  });
 });
 
 describe("rate-limit headers", () => {

@@ -101,30 +101,8 @@ export function route(spec: Spec): Route {
   const allowed = Object.keys(spec) as Method[];
 
   const fetch = async (request: Request): Promise<Response> => {
-    const ctx = contextOf(request);
-    const requestId = randomUUID();
-    const started = performance.now();
-    // srvx hands over the URL it has parsed already (`_url`); elsewhere it is parsed here.
-    const url = (request as { _url?: URL })._url ?? new URL(request.url);
+    const { ctx, requestId, url, headers, logged } = answering(request, allowed);
     let roomId: string | undefined;
-    const headers: Record<string, string> = {
-      "x-request-id": requestId,
-      ...API_HEADERS,
-      ...corsHeaders(request, ctx.config.allowedOrigins, allowed),
-      "cache-control": "no-store",
-    };
-    // One line per request, once answered: never the query's values, the body, or any header but the method.
-    const logged = (response: Response) => {
-      ctx.log.info({
-        requestId,
-        method: request.method,
-        route: url.pathname,
-        status: response.status,
-        durationMs: Math.round((performance.now() - started) * 10) / 10,
-        ...(roomId ? { roomId } : {}),
-      });
-      return response;
-    };
     if (request.method === "OPTIONS") return logged(new FastResponse(null, { status: 204, headers }));
 
     // Aborts when the client goes away (the request's own signal, or the event stream cancelled):
@@ -196,7 +174,7 @@ export function route(spec: Spec): Route {
           // The stream holds its waiting slot, and is logged, until it ends.
           const ends = release;
           release = undefined;
-          const response = new FastResponse(eventStream(reply.events, (error) => toProblem(error, requestId, ctx), aborted, () => (ends?.(), logged(response))), {
+          const response = new FastResponse(eventStream(reply.events, (error) => toProblem(error, requestId, ctx), aborted, () => (ends?.(), logged(response, roomId))), {
             status: 200,
             headers: {
               ...headers,
@@ -207,7 +185,7 @@ export function route(spec: Spec): Route {
           });
           return response;
         }
-        return logged(respond(reply, headers));
+        return logged(respond(reply, headers), roomId);
       } catch (error) {
         // Failed token guesses count against the guesser's address (once); so do room ID guesses.
         const chargedAddress = upFront && !inStore && limitKey === address;
@@ -220,12 +198,48 @@ export function route(spec: Spec): Route {
         throw error;
       }
     } catch (error) {
-      return logged(problemResponse(toProblem(error, requestId, ctx), headers));
+      return logged(problemResponse(toProblem(error, requestId, ctx), headers), roomId);
     } finally {
       release?.();
     }
   };
   return { fetch, spec };
+}
+
+/**
+ * What every answer starts from: the request's id, the API's security and CORS headers, and its
+ * one log line once answered — never the query's values, the body, or any header but the method.
+ */
+function answering(request: Request, allowed: string[]) {
+  const ctx = contextOf(request);
+  const requestId = randomUUID();
+  const started = performance.now();
+  // srvx hands over the URL it has parsed already (`_url`); elsewhere it is parsed here.
+  const url = (request as { _url?: URL })._url ?? new URL(request.url);
+  const headers: Record<string, string> = {
+    "x-request-id": requestId,
+    ...API_HEADERS,
+    ...corsHeaders(request, ctx.config.allowedOrigins, allowed),
+    "cache-control": "no-store",
+  };
+  const logged = (response: Response, roomId?: string) => {
+    ctx.log.info({
+      requestId,
+      method: request.method,
+      route: url.pathname,
+      status: response.status,
+      durationMs: Math.round((performance.now() - started) * 10) / 10,
+      ...(roomId ? { roomId } : {}),
+    });
+    return response;
+  };
+  return { ctx, requestId, url, headers, logged };
+}
+
+/** A path no function serves (the self-hosted server's; Vercel answers these itself). */
+export async function notFound(request: Request): Promise<Response> {
+  const { url, headers, logged } = answering(request, []);
+  return logged(problemResponse(problems.routeNotFound(url.pathname), headers));
 }
 
 /** Refusals that count against a lookup's guessing budget. */
