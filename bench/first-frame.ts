@@ -1,7 +1,7 @@
 /**
  * Benchmark 4 — time to first frame in headless Chromium: from a viewer page starting to load to
- * its first decoded video frame, with the pages long-polling and with the seed's interval
- * polling; against the floor of handing the SDP over directly between two pages of the same
+ * its first decoded video frame, with the pages on the event stream (their default), forced onto
+ * long-poll, and on the seed's interval polling; against the floor of handing the SDP over directly between two pages of the same
  * browser (no signaling server at all). Each run is a fresh room; the host shares first.
  */
 import type { Browser, BrowserContext } from "playwright-core";
@@ -86,12 +86,12 @@ export async function firstFrameBenchmark() {
       const store = await startStore(kind);
       const server = await startServer(store.env);
       try {
-        const runs: Record<string, number[]> = { "long-poll": [], interval: [] };
+        const modes = { "event stream": "", "long-poll": "?poll=long-poll", interval: "?poll=interval" };
+        const runs: Record<string, number[]> = { "event stream": [], "long-poll": [], interval: [] };
         const floor: number[] = [];
         for (let i = 0; i < RUNS; i++) {
-          // Interleaved, so drift on a shared machine hits all three alike.
-          runs["long-poll"].push(await throughSignalbox(browser, server.url, ""));
-          runs.interval.push(await throughSignalbox(browser, server.url, "?poll=interval"));
+          // Interleaved, so drift on a shared machine hits all alike.
+          for (const [mode, query] of Object.entries(modes)) runs[mode].push(await throughSignalbox(browser, server.url, query));
           floor.push(await directHandover(browser, server.url));
         }
         const f = summarize(floor);
