@@ -30,7 +30,7 @@ export interface Input<Q, B> {
   /** The raw bearer token, if any (for routes that check it themselves). */
   bearer: string | null;
   headers: Headers;
-  /** Aborts when the client goes away: long-polls stop waiting. */
+  /** For requests that wait: aborts when the client goes away, so long-polls and streams stop waiting. */
   signal: AbortSignal;
   /** The request's body was raw SDP (routes that accept it answer in kind). */
   sentSdp: boolean;
