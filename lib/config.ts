@@ -13,7 +13,7 @@ const iceServer = z.object({
   credential: z.string().optional(),
 });
 
-const EnvSchema = z.object({
+export const EnvSchema = z.object({
   UPSTASH_REDIS_REST_URL: z.url().optional(),
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
   KV_REST_API_URL: z.url().optional(),
@@ -43,7 +43,9 @@ const EnvSchema = z.object({
   REQUEST_TIMEOUT_MS: positiveInt(10_000),
   // Under api/events.ts's maxDuration (300 s in vercel.json), so the stream ends itself first.
   EVENTS_STREAM_SECONDS: z.coerce.number().int().min(5, "must be at least 5").max(3600, "must be at most 3600").default(250),
-  EVENTS_HEARTBEAT_SECONDS: z.coerce.number().int().min(1, "must be at least 1").max(60, "must be at most 60").default(15),
+  // Well inside the client's stall limit (45 s of silence: lib/client) and the idle timeouts of
+  // common proxies (60 s), or quiet streams would be cut and reopened over and over.
+  EVENTS_HEARTBEAT_SECONDS: z.coerce.number().int().min(1, "must be at least 1").max(30, "must be at most 30").default(15),
   CONNECTIONS_PER_ADDRESS: positiveInt(128),
   REDIS_TIMEOUT_MS: positiveInt(3000),
   REDIS_MAX_IN_FLIGHT: positiveInt(256),

@@ -115,21 +115,26 @@ describe.each(STORES)("client library [%s]", (kind) => {
   });
 
   for (const mode of ["stream", "long-poll", "interval"] as const) {
-    test(`a lobby [${mode}]: join resolves once the host lets it in, with the room; the host's offer right after it is not lost`, { timeout: 30_000 }, async () => {
+    test(`a lobby [${mode}]: join resolves once the host lets it in, with the room; the host's offer in the same batch is not lost`, { timeout: 30_000 }, async () => {
       const host = await SignalingClient.createRoom({ access: "lobby" }, { baseUrl: h.url });
-      host.onKnock(async (knock) => {
-        await host.admit(knock.peer.peerId);
-        await host.sendDescription(knock.peer.peerId, offer(1)); // before the joiner has a listener
-      });
-      host.start();
+      // The host lets the joiner in and sends its offer before the joiner's first read, so both
+      // arrive in one batch (one poll answer, or one stream's first events): the joiner's loop
+      // stops at `admitted`, and the offer must still be there for the caller's own start().
+      let answered: Promise<void> | undefined;
       let waited: { peerId: string } | null = null;
-      const viewer = await SignalingClient.joinRoom(host.roomId, { name: "Ada", onWaiting: (w) => (waited = w) }, { baseUrl: h.url, mode });
-      host.stop();
+      const onWaiting = (w: { peerId: string; expiresAt: number }) => {
+        waited = w;
+        answered = host.admit(w.peerId).then(() => host.sendDescription(w.peerId, offer(1)));
+      };
+      const readsAfterAnswer: typeof fetch = async (input, init) => {
+        if (/\/api\/(poll|events)\?/.test(String(input))) await answered;
+        return fetch(input, init);
+      };
+      const viewer = await SignalingClient.joinRoom(host.roomId, { name: "Ada", onWaiting }, { baseUrl: h.url, mode, fetch: readsAfterAnswer });
       expect(waited).toEqual({ peerId: viewer.peerId, expiresAt: expect.any(Number) });
       expect(viewer.session.room).toMatchObject({ roomId: host.roomId, hostId: host.peerId, access: "lobby", lobby: true });
       expect(viewer.session.peers.map((p) => p.peerId)).toEqual([host.peerId, viewer.peerId]);
       expect(viewer.session.iceServers).toEqual(expect.any(Array));
-      await new Promise((r) => setTimeout(r, 300)); // the offer is in its inbox by now
       const got = inbox(viewer);
       viewer.start();
       expect((await got.until(1)).map((m) => m.type)).toEqual(["offer"]);

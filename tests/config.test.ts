@@ -1,6 +1,8 @@
 /** Configuration: defaults with no environment, and a clear refusal of every bad value. */
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../lib/config.js";
+import { STREAM_STALL_MS } from "../lib/client/signaling-client.js";
+import { readFileSync } from "node:fs";
+import { ConfigError, EnvSchema, loadConfig } from "../lib/config.js";
 
 const refusal = (env: Record<string, string>) => {
   try {
@@ -61,6 +63,10 @@ describe("configuration", () => {
     expect(refusal({ ROOM_TTL_SECONDS: "-5" })).toContain("ROOM_TTL_SECONDS");
     expect(refusal({ EVENTS_STREAM_SECONDS: "2" })).toContain("EVENTS_STREAM_SECONDS");
     expect(refusal({ EVENTS_HEARTBEAT_SECONDS: "0" })).toContain("EVENTS_HEARTBEAT_SECONDS");
+    expect(refusal({ EVENTS_HEARTBEAT_SECONDS: "31" })).toContain("EVENTS_HEARTBEAT_SECONDS: must be at most 30");
+    expect(refusal({ EVENTS_HEARTBEAT_SECONDS: "90" })).toContain("EVENTS_HEARTBEAT_SECONDS");
+    // The longest heartbeat allowed keeps a quiet stream alive in the client's eyes, with room to spare.
+    expect(loadConfig({ EVENTS_HEARTBEAT_SECONDS: "30" }).eventsHeartbeatMs).toBeLessThanOrEqual(STREAM_STALL_MS * 2 / 3);
     expect(refusal({ REDIS_MAX_IN_FLIGHT: "none" })).toContain("REDIS_MAX_IN_FLIGHT");
     expect(refusal({ UPSTASH_REDIS_REST_URL: "https://u.example" })).toContain("must be set together");
     expect(refusal({ VERCEL: "1" })).toContain("on Vercel");
@@ -150,5 +156,11 @@ describe("configuration", () => {
       expect(message).toContain(name);
       expect(message).not.toContain(value);
     }
+  });
+
+  it("lists every variable it reads in .env.example (but those the platform sets)", () => {
+    const listed = new Set([...readFileSync(".env.example", "utf8").matchAll(/^#? ?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
+    const unlisted = Object.keys(EnvSchema.shape).filter((name) => !listed.has(name) && !name.startsWith("VERCEL"));
+    expect(unlisted).toEqual([]);
   });
 });

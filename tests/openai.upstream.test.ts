@@ -3,6 +3,7 @@
  * boundary; and how its failures come back to our clients (retries, timeouts, error codes),
  * never carrying the key.
  */
+import { createServer, type AddressInfo } from "node:net";
 import { http, HttpResponse, delay, passthrough } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -219,6 +220,32 @@ describe("OpenAI Realtime upstream (msw)", () => {
     server.use(http.post(`${closed}/realtime/calls`, () => (calls++, passthrough())));
     expect((await problemOf(upstream({ baseUrl: closed }).connect(OFFER, DEFAULT_PRESETS.assistant))).code).toBe("upstream_unavailable");
     expect(calls).toBe(3);
+
+    // A server that read the whole offer and then reset the connection may have started a call:
+    // a reset is not a refusal, so no second request (a real socket reset, not a mocked error).
+    let received = 0;
+    const resetting = createServer((socket) => {
+      let request = "";
+      socket.on("data", (chunk) => {
+        request += chunk;
+        const head = request.indexOf("\r\n\r\n");
+        const length = Number(/content-length: *(\d+)/i.exec(request)?.[1] ?? 0);
+        if (head >= 0 && Buffer.byteLength(request) - head - 4 >= length) {
+          received++;
+          socket.resetAndDestroy();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve));
+    const resets = `http://127.0.0.1:${(resetting.address() as AddressInfo).port}/v1`;
+    server.use(http.post(`${resets}/realtime/calls`, () => passthrough()));
+    try {
+      const reset = await problemOf(upstream({ baseUrl: resets }).connect(OFFER, DEFAULT_PRESETS.assistant));
+      expect([reset.status, reset.code]).toEqual([503, "upstream_unavailable"]);
+      expect(received, "requests that reached the resetting server").toBe(1);
+    } finally {
+      resetting.close();
+    }
 
     // Minting a secret starts nothing billed: a dropped connection is retried.
     calls = 0;

@@ -591,6 +591,35 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     expect(await send(host, v, msg("candidate", 99))).toEqual({ id: expect.any(String) });
   });
 
+  it.skipIf(!available(kind))("every kind of mail counts against the inbox cap: notices of joins and leaves stop at it for a peer not reading", async () => {
+    const { roomId, host } = await makeRoom({ maxPeers: INBOX_MAX + 10 });
+    const joined: Caller[] = [];
+    for (let n = 0; n < INBOX_MAX - 5; n++) joined.push(await join(roomId));
+    for (const v of joined.slice(0, 3)) expect(await store.leaveRoom(v, v.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("ok");
+    for (let n = 0; n < 10; n++) await join(roomId);
+    // The host read nothing: it holds the first INBOX_MAX notices, and no more.
+    const held = (await read(host)) as { body: string }[];
+    expect(held.map((m) => JSON.parse(m.body).type)).toEqual([...Array(INBOX_MAX - 5).fill("peer-joined"), ...Array(3).fill("peer-left"), "peer-joined", "peer-joined"]);
+  });
+
+  it.skipIf(!available(kind))("knocks count against the host's inbox cap: a knock it has no room to hear is refused", async () => {
+    const { roomId, host } = await makeRoom({ access: "lobby", lobby: true });
+    const knocked = async () => {
+      const peerId = newPeerId();
+      const now = Date.now();
+      const knock = { type: "knock", body: JSON.stringify({ type: "knock", peerId }) };
+      const joined = await store.joinRoom(roomId, { peerId, role: "viewer", joinedAt: now + 1 }, hashToken(`token-${peerId}`), msg("peer-joined"), now, { lobby: { knock, until: now + LOBBY_WAIT_MS } });
+      return { joined, caller: { roomId, peerId, tokenHash: hashToken(`token-${peerId}`) } };
+    };
+    const first = await knocked();
+    expect(await store.admit(host, first.caller.peerId, true, ANSWERS, Date.now())).toBe("ok"); // the host: a knock and a peer-joined
+    for (let n = 0; n < INBOX_MAX - 4; n++) expect(await send(first.caller, host, msg("candidate", n))).toEqual({ id: expect.any(String) });
+    expect((await knocked()).joined).toMatchObject({ waiting: true });
+    expect((await knocked()).joined).toMatchObject({ waiting: true });
+    expect((await knocked()).joined, "the host's inbox holds INBOX_MAX").toBe("room-busy");
+    expect((await read(host)) as unknown[]).toHaveLength(INBOX_MAX);
+  });
+
   it.skipIf(!available(kind))("chat fills at most half of an inbox, and never keeps an offer out", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
@@ -769,6 +798,23 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     expect((await store.chatHistory(host)) as string[]).toHaveLength(3);
     // The next window but one starts afresh (the one after still counts part of this one).
     expect(await store.chat(viewers[0], msg("chat"), 50, now + 120_000, limits)).toMatchObject({ sent: true, window: { remaining: 1 } });
+  });
+
+  it.skipIf(!available(kind))("chat's sliding window weighs the window before by the part of it still covered: just past an edge and late in a window", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1 });
+    await ackAll(host);
+    const limits = { perSender: 2, perRoom: 1000, windowMs: 60_000 };
+    // Windows are aligned to the minute; the next one starts at `edge`.
+    const edge = Math.floor(Date.now() / 60_000) * 60_000 + 60_000;
+    const chatAt = (ms: number) => store.chat(viewers[0], msg("chat"), 50, ms, limits);
+    expect(await chatAt(edge - 1000)).toMatchObject({ sent: true });
+    expect(await chatAt(edge - 1000)).toMatchObject({ sent: true });
+    // A second past the edge the last window still covers 59/60 of the window: 2 × 59/60 counts as 1.
+    expect(await chatAt(edge + 1000)).toMatchObject({ sent: true, window: { remaining: 0 } });
+    expect(await chatAt(edge + 1000), "past the budget just after the edge").toEqual({ sent: false, window: { limit: 2, remaining: 0, reset: edge + 60_000 } });
+    // Late in the window the one before hardly counts (2 × 1/60 rounds down to nothing): one more fits.
+    expect(await chatAt(edge + 59_000), "refused too early late in the window").toMatchObject({ sent: true, window: { remaining: 0 } });
+    expect(await chatAt(edge + 59_000)).toMatchObject({ sent: false });
   });
 
   it.skipIf(!available(kind))("the host records AI sessions up to a cap; they go with the room", async () => {
