@@ -19,6 +19,7 @@ import { apiClient, createRoom, drain, joinRoom, TEST_ENV, until } from "./suppo
 import { startCluster, type RunningCluster } from "./support/redis-cluster.js";
 import { answers, freePort, hasRedisServer } from "./support/redis-server.js";
 import { openStream } from "./support/events.js";
+import { childEnv, removedOnExit } from "./support/processes.js";
 
 
 /** Whether the server on `port` answers a PING within `ms` (connecting included: a stalled server accepts, then says nothing). */
@@ -79,12 +80,14 @@ describe.skipIf(!hasRedisServer() && process.env.CI !== "true")("faults [redis]"
   }
 
   async function startRedis() {
-    redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--enable-debug-command", "local"], { stdio: "ignore" });
+    redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--enable-debug-command", "local"], { stdio: "ignore", env: childEnv() });
+    removedOnExit({ child: redis });
     await until("redis-server to answer", () => answers(`redis://127.0.0.1:${port}`));
   }
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "signalbox-faults-"));
+    removedOnExit({ dir });
     port = await freePort();
     await startRedis();
     bridge = await startUpstashBridge({ redisUrl: `redis://127.0.0.1:${port}` });

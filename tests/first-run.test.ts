@@ -7,12 +7,14 @@ import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { startUpstashBridge } from "../scripts/upstash-bridge.js";
 import { hasRedis, redisUrl } from "./support/harness.js";
+import { childEnv, removedOnExit } from "./support/processes.js";
 
 const root = new URL("../", import.meta.url).pathname;
 
 /** Runs scripts/serve.ts until it prints its store line (or exits); returns what it printed and its exit code. */
 function serve(env: Record<string, string>): Promise<{ out: string; code: number | null }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/serve.ts"], { cwd: root, env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "warn", ...env } });
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/serve.ts"], { cwd: root, env: childEnv({ HOST: "127.0.0.1", LOG_LEVEL: "warn", ...env }) });
+  removedOnExit({ child });
   let out = "";
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill(), 15_000);

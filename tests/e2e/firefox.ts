@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import type { Tab } from "./browser.js";
+import { childEnv } from "../support/processes.js";
 
 export const FIREFOX = process.env.FIREFOX_PATH ?? "/usr/bin/firefox-esr";
 export const hasFirefox = existsSync(FIREFOX);
@@ -21,6 +22,7 @@ export function launchFirefox(): Promise<Browser> {
     protocol: "webDriverBiDi",
     executablePath: FIREFOX,
     headless: true,
+    env: childEnv(),
     extraPrefsFirefox: {
       "media.navigator.streams.fake": true,
       "media.navigator.permission.disabled": true,

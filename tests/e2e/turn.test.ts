@@ -10,6 +10,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHarness, type Harness } from "../support/harness.js";
 import { firstFrameAt, hasChromium, launchBrowser } from "./browser.js";
+import { childEnv, removedOnExit } from "../support/processes.js";
 
 const TURNSERVER = "/usr/bin/turnserver";
 const hasCoturn = existsSync(TURNSERVER);
@@ -49,7 +50,8 @@ describe.skipIf(!hasChromium || !hasCoturn)("TURN relay through coturn", () => {
       "--use-auth-secret", `--static-auth-secret=${SECRET}`, "--realm=signalbox.test",
       "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--fingerprint",
       "--min-port=49160", "--max-port=49300", "--log-file=stdout", "--simple-log",
-    ], { stdio: "ignore" });
+    ], { stdio: "ignore", env: childEnv() });
+    removedOnExit({ child: coturn });
     await new Promise((r) => setTimeout(r, 1000));
     h = await startHarness("memory", { TURN_URLS: `turn:127.0.0.1:${PORT}?transport=udp`, TURN_SECRET: SECRET, TURN_TTL_SECONDS: "600" });
     browser = await launchBrowser();

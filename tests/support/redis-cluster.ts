@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "redis";
+import { childEnv, removedOnExit } from "./processes.js";
 import { answers, freePort } from "./redis-server.js";
 
 export interface RunningCluster {
@@ -15,6 +16,8 @@ export interface RunningCluster {
   url: string;
   /** Every node's port, masters and replicas. */
   ports: number[];
+  /** The nodes' folder (their cluster configuration), removed by stop(). */
+  dir: string;
   /** Kills the node on `port`, as a crash would. */
   kill(port: number): void;
   stop(): void;
@@ -42,32 +45,36 @@ async function clusterOk(port: number): Promise<boolean> {
  */
 export async function startCluster(masters = 3, extra: string[] = [], replicas = 0): Promise<RunningCluster | null> {
   const dir = mkdtempSync(join(tmpdir(), "signalbox-cluster-"));
+  removedOnExit({ dir });
   const ports: number[] = [];
   const children: ChildProcess[] = [];
   const stop = () => {
     children.forEach((c) => c.kill());
     rmSync(dir, { recursive: true, force: true });
   };
-  for (let i = 0; i < masters * (1 + replicas); i++) {
-    const port = await freePort();
-    ports.push(port);
-    children.push(
-      spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--save", "", "--appendonly", "no", "--dir", dir, ...extra], { stdio: "ignore" }),
-    );
-  }
-  for (const port of ports) {
-    for (let i = 0; i < 50 && !(await answers(`redis://127.0.0.1:${port}`)); i++) await new Promise((r) => setTimeout(r, 100));
-  }
-  const created = spawnSync("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(replicas), "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
-  if (created.status !== 0) {
-    stop();
-    return null;
-  }
-  for (let i = 0; i < 150; i++) {
-    if ((await Promise.all(ports.map(clusterOk))).every(Boolean)) {
-      return { url: `redis://127.0.0.1:${ports[0]}`, ports, stop, kill: (port) => children[ports.indexOf(port)].kill("SIGKILL") };
+  try {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
+      const port = await freePort();
+      ports.push(port);
+      const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--save", "", "--appendonly", "no", "--dir", dir, ...extra], { stdio: "ignore", env: childEnv() });
+      removedOnExit({ child });
+      children.push(child);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    for (const port of ports) {
+      for (let i = 0; i < 50 && !(await answers(`redis://127.0.0.1:${port}`)); i++) await new Promise((r) => setTimeout(r, 100));
+    }
+    const created = spawnSync("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(replicas), "--cluster-yes"], { encoding: "utf8", timeout: 30_000, env: childEnv() });
+    if (created.status === 0) {
+      for (let i = 0; i < 150; i++) {
+        if ((await Promise.all(ports.map(clusterOk))).every(Boolean)) {
+          return { url: `redis://127.0.0.1:${ports[0]}`, ports, dir, stop, kill: (port) => children[ports.indexOf(port)].kill("SIGKILL") };
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } catch (error) {
+    stop();
+    throw error;
   }
   stop();
   return null;

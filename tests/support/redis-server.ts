@@ -5,6 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { createClient } from "redis";
+import { childEnv, removedOnExit } from "./processes.js";
 
 export async function answers(url: string): Promise<boolean> {
   const client = createClient({ url, socket: { connectTimeout: 1000, reconnectStrategy: false } });
@@ -32,7 +33,8 @@ export function freePort(): Promise<number> {
 
 export async function startRedis(): Promise<{ url: string; child: ChildProcess } | null> {
   const port = await freePort();
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore", env: childEnv() });
+  removedOnExit({ child });
   const spawned = await new Promise<boolean>((resolve) => {
     child.once("error", () => resolve(false));
     child.once("spawn", () => resolve(true));
