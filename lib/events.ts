@@ -16,8 +16,9 @@
  */
 import { nanoid } from "nanoid";
 import type { Context } from "./context.js";
-import { deny, toMessage, type Message } from "./signaling.js";
-import { CLOSED_MESSAGE_ID, READ_BATCH, StoreUnavailable, type Caller, type Listener, type StoredMessage } from "./store/types.js";
+import { deny, toMessage, uncharged, type Message } from "./signaling.js";
+import { messageId } from "./store/message-id.js";
+import { CLOSED_MESSAGE_ID, READ_BATCH, StoreUnavailable, type Answer, type Call, type Listener } from "./store/types.js";
 
 export type EndReason = "reconnect" | "replaced" | "room-closed" | "gone";
 
@@ -26,39 +27,32 @@ export type StreamEvent = { kind: "message"; message: Message } | { kind: "heart
 /** Messages a stream sends before it asks its client to reconnect (and so acknowledge them). */
 export const UNACKED_MAX = 100;
 
-/** Whether message id `id` comes after `cursor` (null: the start). */
-function isAfter(id: string, cursor: string | null): boolean {
-  if (!cursor) return true;
-  const [ms, seq] = id.split("-").map(Number);
-  const [cms, cseq] = cursor.split("-").map(Number);
-  return ms > cms || (ms === cms && seq > cseq);
-}
-
 /**
  * Opens the caller's stream: subscribes, acknowledges `after`, and reads what is waiting — all
- * before the first byte, so a bad token or a missing room is still a plain 401 problem.
+ * before the first byte, so a bad token or a missing room is still a plain 401 problem. That
+ * first read takes the call's charge (the Answer's window).
  */
-export async function openEventStream(ctx: Context, caller: Caller, after: string | null, signal: AbortSignal): Promise<AsyncGenerator<StreamEvent>> {
+export async function openEventStream(ctx: Context, call: Call, after: string | null, signal: AbortSignal): Promise<Answer<AsyncGenerator<StreamEvent>>> {
   const mark = `events.${nanoid(12)}`;
-  const listener = await ctx.store.listen(caller.roomId, caller.peerId);
+  const listener = await ctx.store.listen(call.roomId, call.peerId);
   try {
-    const first = await readFrom(ctx, caller, after, after, mark);
-    return follow(ctx, caller, listener, first, after, mark, signal);
+    const first = await readFrom(ctx, call, after, after, mark);
+    return { ...first, value: follow(ctx, uncharged(call), listener, first.value, after, mark, signal) };
   } catch (error) {
     listener.close();
     throw error;
   }
 }
 
-async function readFrom(ctx: Context, caller: Caller, ack: string | null, from: string | null, mark?: string): Promise<Message[]> {
-  const found = await ctx.store.read(caller, ack, ctx.now(), mark, from ?? undefined);
-  if (typeof found === "string") deny(found);
-  return found.map(toMessage);
+async function readFrom(ctx: Context, call: Call, ack: string | null, from: string | null, mark?: string): Promise<Answer<Message[]>> {
+  const found = await ctx.store.read(call, ack, ctx.now(), mark, from ?? undefined);
+  if (typeof found.value === "string") deny(found.value);
+  return { ...found, value: found.value.map(toMessage) };
 }
 
 async function* follow(
   ctx: Context,
-  caller: Caller,
+  caller: Call,
   listener: Listener,
   first: Message[],
   after: string | null,
@@ -84,7 +78,7 @@ async function* follow(
       if (unacked >= UNACKED_MAX) return yield { kind: "end", reason: "reconnect" };
       // A full batch may have more behind it.
       if (batch.length === READ_BATCH) {
-        batch = await readFrom(ctx, caller, null, cursor);
+        batch = (await readFrom(ctx, caller, null, cursor)).value;
         continue;
       }
       batch = [];
@@ -113,8 +107,8 @@ async function* follow(
           break;
         case "message":
           // The wake carries the message when it fits; one already read (it raced the first read) is skipped.
-          if (wake.message) batch = isAfter(wake.message.id, cursor) ? [toMessage(wake.message as StoredMessage)] : [];
-          else batch = await readFrom(ctx, caller, null, cursor);
+          if (wake.message) batch = messageId.isAfter(wake.message.id, cursor) ? [toMessage(wake.message)] : [];
+          else batch = (await readFrom(ctx, caller, null, cursor)).value;
           break;
       }
     }

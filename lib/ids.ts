@@ -8,6 +8,15 @@ const TOKEN_PATTERN = new RegExp(`^([${ID_ALPHABET}]{${ID_LENGTH}})\\.[A-Za-z0-9
 export const newRoomId = customAlphabet(ID_ALPHABET, ID_LENGTH);
 export const newPeerId = customAlphabet(ID_ALPHABET, ID_LENGTH);
 
+/**
+ * A room or peer ID derived from a request's idempotency key (Once.key) and what it is for, so a
+ * repeat of the request names the same room or peer. As unguessable as the key it comes from.
+ */
+export function idFor(key: string, purpose: string): string {
+  const digest = createHash("sha256").update(`${purpose}\n${key}`).digest();
+  return Array.from(digest.subarray(0, ID_LENGTH), (byte) => ID_ALPHABET[byte % ID_ALPHABET.length]).join("");
+}
+
 /** A peer's token names the peer it belongs to; only its SHA-256 is stored. */
 export function newToken(peerId: string): string {
   return `${peerId}.${nanoid(32)}`;

@@ -72,5 +72,9 @@ export const problems = {
     new Problem(503, "store_busy", "Store busy", "The signaling store is answering slower than requests arrive; retry after Retry-After", {}, { "retry-after": String(1 + Math.floor(random() * 3)) }),
   authUnavailable: () =>
     new Problem(503, "auth_unavailable", "Authentication unavailable", "The identity provider's keys could not be fetched; retry shortly", {}, { "retry-after": "5" }),
+  invalidIdempotencyKey: () =>
+    new Problem(400, "invalid_idempotency_key", "Invalid Idempotency-Key", "Idempotency-Key must be 16 to 255 visible ASCII characters (a random UUID, say), the same for every retry of one request"),
+  idempotencyKeyReused: () =>
+    new Problem(422, "idempotency_key_reused", "Idempotency-Key reused", "This Idempotency-Key was sent with a different request: use a new key for each request, and the same key only to retry it"),
   internal: () => new Problem(500, "internal_error", "Internal error", "Something went wrong on our side"),
 };

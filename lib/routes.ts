@@ -4,12 +4,11 @@
  */
 import type { Context } from "./context.js";
 import { authorizeCron, authorizeRoomCreation } from "./deployment-auth.js";
-import { noContent, ok, route, type Reply } from "./http/route.js";
+import { answered, noContent, ok, route, type Reply } from "./http/route.js";
 import { eventText, openEventStream } from "./events.js";
 import * as bridge from "./openai/bridge.js";
 import { openApiDocument } from "./openapi.js";
 import { problems } from "./problem.js";
-import { rateLimitHeaders } from "./ratelimit.js";
 import {
   AdmitBody,
   AgentBody,
@@ -32,12 +31,13 @@ import {
   cursor,
 } from "./schemas.js";
 import * as signaling from "./signaling.js";
-import { StoreUnavailable } from "./store/types.js";
+import { StoreUnavailable, type Answer } from "./store/types.js";
 import { VERSION } from "./version.js";
 
 let document: ReturnType<typeof openApiDocument> | undefined;
 
-const mail = (result: { messages: unknown[] }): Reply => (result.messages.length ? ok(result) : noContent());
+/** Mail read: 200 with it, 204 when none came (with the window, if the read was charged). */
+const mail = (result: Answer<{ messages: unknown[] }>): Reply => ({ ...answered(result), ...(result.value.messages.length ? {} : { status: 204, body: undefined }) });
 
 const waits = (query: { wait: number }) => query.wait > 0;
 
@@ -56,7 +56,7 @@ function descriptionRoute(type: "offer" | "answer") {
       responses: { 201: "Queued for the recipient: `{id}`" },
       body: DescriptionBody(type),
       auth: "peer",
-      handle: async ({ ctx, caller, body }) => ok(await signaling.sendDescription(ctx, caller, body.to, body.description), 201),
+      handle: async ({ ctx, call, body }) => answered(await signaling.sendDescription(ctx, call, body.to, body.description), 201),
     },
     GET: {
       summary: `Take the ${type}s addressed to me (each goes to exactly one request); waits up to \`wait\` seconds`,
@@ -64,7 +64,7 @@ function descriptionRoute(type: "offer" | "answer") {
       query: TakeQuery,
       auth: "peer",
       waits,
-      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, type, { waitMs: query.wait * 1000, signal })),
+      handle: async ({ ctx, call, query, signal }) => mail(await signaling.take(ctx, call, type, { waitMs: query.wait * 1000, signal })),
     },
   });
 }
@@ -103,9 +103,9 @@ export const routes = {
       responses: { 201: "`{roomId, peerId, token, expiresAt, room, iceServers}`" },
       body: CreateRoomBody,
       limit: "rooms",
-      handle: async ({ ctx, body, bearer }) => {
+      handle: async ({ ctx, body, bearer, once }) => {
         await authorizeRoomCreation(ctx.config, bearer);
-        return ok(await signaling.createRoom(ctx, body), 201);
+        return answered(await signaling.createRoom(ctx, body, once), 201);
       },
     },
     PATCH: {
@@ -114,17 +114,17 @@ export const routes = {
       problems: { 403: "Not the host (`forbidden`)" },
       body: LockBody,
       auth: "peer",
-      handle: async ({ ctx, caller, body }) => (await signaling.setLocked(ctx, caller, body.locked), noContent()),
+      handle: async ({ ctx, call, body }) => answered(await signaling.setLocked(ctx, call, body.locked), 204),
     },
     DELETE: {
       summary: "Close the room (host only): waiting peers get `room-closed`, every key goes",
       responses: { 204: "Closed" },
       query: RoomQuery,
       auth: "peer",
-      handle: async ({ ctx, caller }) => {
-        const { sessions } = await signaling.closeRoom(ctx, caller);
-        await bridge.hangupClosed(ctx, caller.roomId, sessions);
-        return noContent();
+      handle: async ({ ctx, call }) => {
+        const closed = await signaling.closeRoom(ctx, call);
+        await bridge.hangupClosed(ctx, call.roomId, closed.value.sessions);
+        return answered(closed, 204);
       },
     },
   }),
@@ -136,7 +136,7 @@ export const routes = {
       problems: { 403: "Not the host (`forbidden`)", 409: "The room has no join key (`open_room`)" },
       body: RoomBody,
       auth: "peer",
-      handle: async ({ ctx, caller }) => ok(await signaling.rotateJoinKey(ctx, caller), 201),
+      handle: async ({ ctx, call }) => answered(await signaling.rotateJoinKey(ctx, call), 201),
     },
   }),
 
@@ -153,9 +153,9 @@ export const routes = {
       },
       body: JoinBody,
       limit: "joins",
-      handle: async ({ ctx, body }) => {
-        const joined = await signaling.joinRoom(ctx, body);
-        return ok(joined, "status" in joined ? 202 : 201);
+      handle: async ({ ctx, body, once }) => {
+        const joined = await signaling.joinRoom(ctx, body, once);
+        return answered(joined, "status" in joined.value ? 202 : 201);
       },
     },
     GET: {
@@ -163,17 +163,17 @@ export const routes = {
       responses: { 200: "`{room, peers}`" },
       query: RoomQuery,
       auth: "peer",
-      handle: async ({ ctx, caller }) => ok(await signaling.listPeers(ctx, caller)),
+      handle: async ({ ctx, call }) => answered(await signaling.listPeers(ctx, call)),
     },
     DELETE: {
       summary: "Leave, or (the host) remove a peer; the host leaving closes the room",
       responses: { 204: "Gone" },
       query: PeerQuery,
       auth: "peer",
-      handle: async ({ ctx, caller, query }) => {
-        const { sessions } = await signaling.leaveRoom(ctx, caller, query.peerId);
-        await bridge.hangupClosed(ctx, caller.roomId, sessions);
-        return noContent();
+      handle: async ({ ctx, call, query }) => {
+        const left = await signaling.leaveRoom(ctx, call, query.peerId);
+        await bridge.hangupClosed(ctx, call.roomId, left.value.sessions);
+        return answered(left, 204);
       },
     },
   }),
@@ -185,7 +185,7 @@ export const routes = {
       problems: { 403: "Not the host (`forbidden`)", 404: "No such peer waiting (`peer_not_found`)", 409: "The room is full (`room_full`)" },
       body: AdmitBody,
       auth: "peer",
-      handle: async ({ ctx, caller, body }) => (await signaling.admit(ctx, caller, body.peerId, body.allow), noContent()),
+      handle: async ({ ctx, call, body }) => answered(await signaling.admit(ctx, call, body.peerId, body.allow), 204),
     },
   }),
 
@@ -198,7 +198,7 @@ export const routes = {
       responses: { 201: "Queued for the recipient: `{id}`" },
       body: CandidateBody,
       auth: "peer",
-      handle: async ({ ctx, caller, body }) => ok(await signaling.sendCandidates(ctx, caller, body), 201),
+      handle: async ({ ctx, call, body }) => answered(await signaling.sendCandidates(ctx, call, body), 201),
     },
     GET: {
       summary: "Take the candidates addressed to me (each goes to exactly one request); waits up to `wait` seconds",
@@ -206,7 +206,7 @@ export const routes = {
       query: TakeQuery,
       auth: "peer",
       waits,
-      handle: async ({ ctx, caller, query, signal }) => mail(await signaling.take(ctx, caller, "candidate", { waitMs: query.wait * 1000, signal })),
+      handle: async ({ ctx, call, query, signal }) => mail(await signaling.take(ctx, call, "candidate", { waitMs: query.wait * 1000, signal })),
     },
   }),
 
@@ -218,9 +218,8 @@ export const routes = {
       auth: "peer",
       waits,
       // A waiting poll is charged when it answers at once or is superseded, never for waiting.
-      chargesItself: waits,
-      handle: async ({ ctx, caller, query, signal, chargeCall }) =>
-        mail(await signaling.poll(ctx, caller, query.after ?? null, { waitMs: query.wait * 1000, signal, charge: chargeCall })),
+      charge: (query) => (waits(query) ? "if-mail" : "up-front"),
+      handle: async ({ ctx, call, query, signal }) => mail(await signaling.poll(ctx, call, query.after ?? null, { waitMs: query.wait * 1000, signal })),
     },
   }),
 
@@ -235,11 +234,12 @@ export const routes = {
       acceptsTicket: true,
       eventStream: true,
       waits: () => true,
-      handle: async ({ ctx, caller, query, headers, signal }) => {
+      handle: async ({ ctx, call, query, headers, signal }) => {
         // EventSource resends the last event id as a header on its own reconnects: that wins over the URL's.
         const lastEventId = headers.get("last-event-id");
         const after = lastEventId ? validateCursor(lastEventId) : (query.after ?? null);
-        return { status: 200, events: eventText(await openEventStream(ctx, caller, after, signal)) };
+        const opened = await openEventStream(ctx, call, after, signal);
+        return { status: 200, events: eventText(opened.value), window: opened.window };
       },
     },
   }),
@@ -250,7 +250,7 @@ export const routes = {
       responses: { 201: "`{ticket, expiresAt, url}`: open `url` (it carries the ticket) within a minute" },
       body: TicketBody,
       auth: "peer",
-      handle: async ({ ctx, caller }) => ok(await signaling.issueTicket(ctx, caller), 201),
+      handle: async ({ ctx, call }) => answered(await signaling.issueTicket(ctx, call), 201),
     },
   }),
 
@@ -261,18 +261,15 @@ export const routes = {
       body: ChatBody,
       auth: "peer",
       // Per sender and per room, inside the chat's own step (lib/signaling.ts).
-      chargesItself: () => true,
-      handle: async ({ ctx, caller, body }) => {
-        const { message, window } = await signaling.chat(ctx, caller, body.text);
-        return { status: 201, body: message, headers: window ? rateLimitHeaders(window, ctx.now()) : {} };
-      },
+      charge: () => "none",
+      handle: async ({ ctx, call, body }) => answered(await signaling.chat(ctx, call, body.text), 201),
     },
     GET: {
       summary: "The room's last 50 chat messages",
       responses: { 200: "`{messages}`" },
       query: RoomQuery,
       auth: "peer",
-      handle: async ({ ctx, caller }) => ok(await signaling.chatHistory(ctx, caller)),
+      handle: async ({ ctx, call }) => answered(await signaling.chatHistory(ctx, call)),
     },
   }),
 
@@ -282,7 +279,7 @@ export const routes = {
       responses: { 200: "`{iceServers}`" },
       query: RoomQuery,
       auth: "peer",
-      handle: async ({ ctx, caller }) => ok(await signaling.iceServers(ctx, caller)),
+      handle: async ({ ctx, call }) => answered(await signaling.iceServers(ctx, call)),
     },
   }),
 
@@ -294,9 +291,9 @@ export const routes = {
       acceptsSdp: true,
       auth: "peer",
       limit: "sessions",
-      handle: async ({ ctx, caller, body, sentSdp }): Promise<Reply> => {
-        const started = await bridge.startSession(ctx, caller, body.sdp, body.preset);
-        const location = `/api/session?roomId=${caller.roomId}&id=${started.sessionId}`;
+      handle: async ({ ctx, call, body, sentSdp }): Promise<Reply> => {
+        const started = await bridge.startSession(ctx, call, body.sdp, body.preset);
+        const location = `/api/session?roomId=${call.roomId}&id=${started.sessionId}`;
         // Raw SDP in, raw SDP out, as OpenAI's own calls endpoint answers.
         if (sentSdp) return { status: 201, body: started.sdp, contentType: "application/sdp", headers: { location, "x-session-id": started.sessionId } };
         return { status: 201, body: started, headers: { location } };
@@ -307,7 +304,7 @@ export const routes = {
       responses: { 204: "Hung up" },
       query: SessionQuery,
       auth: "peer",
-      handle: async ({ ctx, caller, query }) => (await bridge.hangup(ctx, caller, query.id), noContent()),
+      handle: async ({ ctx, call, query }) => (await bridge.hangup(ctx, call, query.id), noContent()),
     },
   }),
 
@@ -318,7 +315,7 @@ export const routes = {
       body: AgentBody,
       auth: "peer",
       limit: "sessions",
-      handle: async ({ ctx, caller, body, signal }) => ok(await bridge.addAgent(ctx, caller, body.preset, signal), 201),
+      handle: async ({ ctx, call, body, signal }) => ok(await bridge.addAgent(ctx, call, body.preset, signal), 201),
     },
   }),
 
@@ -329,7 +326,7 @@ export const routes = {
       body: AgentBody,
       auth: "peer",
       limit: "sessions",
-      handle: async ({ ctx, caller, body }) => ok(await bridge.mintSecret(ctx, caller, body.preset), 201),
+      handle: async ({ ctx, call, body }) => ok(await bridge.mintSecret(ctx, call, body.preset), 201),
     },
   }),
 

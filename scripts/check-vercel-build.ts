@@ -105,7 +105,7 @@ else {
   try {
     const post = async (at: string, body: unknown, token?: string) =>
       (await fetch(at, { method: "POST", headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })).json();
-    const host = await createRoom(ctx, { topology: "star", access: "open" });
+    const { value: host } = await createRoom(ctx, { topology: "star", access: "open" });
     const viewer = await post(`${peers.url}/api/peers`, { roomId: host.roomId });
     const stream = await fetch(`${events.url}/api/events?roomId=${host.roomId}`, { headers: { authorization: `Bearer ${viewer.token}` } });
     check(stream.status === 200 && stream.headers.get("content-type") === "text/event-stream; charset=utf-8", `built api/events opens a stream: ${stream.status} ${stream.headers.get("content-type")}`);

@@ -5,13 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken, newPeerId, newRoomId } from "../lib/ids.js";
 import { MemoryStore } from "../lib/store/memory.js";
-import { idAfter, RedisStore } from "../lib/store/redis.js";
+import { RedisStore } from "../lib/store/redis.js";
 import { RestTransport } from "../lib/store/transport.js";
-import { CLOSED_MESSAGE_ID, DENIED_NOTICE_MS, ENTRY_OVERHEAD, LOBBY_MAX, LOBBY_WAIT_MS, RateLimited, type Access, type Caller, type Outgoing, type RoomView, type Waiting, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
+import { CLOSED_MESSAGE_ID, DENIED_NOTICE_MS, ENTRY_OVERHEAD, RECIPIENT_OVERHEAD, LOBBY_MAX, LOBBY_WAIT_MS, RateLimited, type Access, type Answer, type Call, type Caller, type Outgoing, type RoomView, type Waiting, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { createClient } from "redis";
 import { ALL_STORES, available, clusterUrl, redisUrl } from "./support/harness.js";
 import { TcpTransport } from "../lib/store/tcp.js";
+
+/** A step's value (most cases look at that alone; the charge cases at the whole Answer). */
+const value = <T>(answer: Promise<Answer<T>>) => answer.then((a) => a.value);
 
 /** Message ids in order: by millisecond, then sequence. */
 const byId = (a: string, b: string) => {
@@ -74,7 +77,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const hostId = newPeerId();
     const host: PeerInfo = { peerId: hostId, role: "host", joinedAt: now };
     const ttlMs = opts.ttlMs ?? HOUR;
-    const created = await store.createRoom(
+    const created = await value(store.createRoom(
       {
         room: { roomId, topology: opts.topology ?? "star", maxPeers: opts.maxPeers ?? 10, hostId, createdAt: now, access: opts.access ?? (opts.joinKeyHash ? "key" : "open"), lobby: opts.lobby ?? false },
         ...(opts.joinKeyHash ? { joinKeyHash: opts.joinKeyHash } : {}),
@@ -84,8 +87,8 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
         hostTokenHash: hashToken(`token-${hostId}`),
       },
       now,
-    );
-    expect(created).toBe("ok");
+    ));
+    expect(created).toEqual({ room: expect.objectContaining({ roomId, hostId, expiresAt: now + ttlMs, locked: false }) });
     const viewers: Caller[] = [];
     for (let i = 0; i < (opts.viewers ?? 0); i++) viewers.push(await join(roomId));
     return { roomId, host: { roomId, peerId: hostId, tokenHash: hashToken(`token-${hostId}`) }, viewers };
@@ -97,14 +100,14 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const peerId = newPeerId();
     lastJoin = Math.max(Date.now() + 1, lastJoin + 1);
     const peer: PeerInfo = { peerId, role: "viewer", joinedAt: lastJoin, ...(name ? { name } : {}) };
-    const joined = await store.joinRoom(roomId, peer, hashToken(`token-${peerId}`), msg("peer-joined"), Date.now());
+    const joined = await value(store.joinRoom(roomId, peer, hashToken(`token-${peerId}`), msg("peer-joined"), Date.now()));
     if (typeof joined === "string") throw new Error(joined);
     return { roomId, peerId, tokenHash: hashToken(`token-${peerId}`) };
   }
 
-  const send = (from: Caller, to: Caller, m: Outgoing) => store.send(from, to.peerId, m, Date.now());
-  const read = (c: Caller, after: string | null = null) => store.read(c, after, Date.now());
-  const take = (c: Caller, type: string) => store.take(c, type, Date.now());
+  const send = (from: Caller, to: Caller, m: Outgoing) => value(store.send(from, to.peerId, m, Date.now()));
+  const read = (c: Caller, after: string | null = null) => value(store.read(c, after, Date.now()));
+  const take = (c: Caller, type: string) => value(store.take(c, type, Date.now()));
   /** Reads and acknowledges everything pending. */
   async function ackAll(c: Caller) {
     const pending = (await read(c)) as { id: string }[];
@@ -118,10 +121,10 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     expect(view?.room.expiresAt).toBeGreaterThan(Date.now() + HOUR - 60_000);
     expect(view?.peers).toEqual([expect.objectContaining({ peerId: host.peerId, role: "host" })]);
     expect(JSON.stringify(view)).not.toContain(host.tokenHash);
-    const again = await store.createRoom(
+    const again = await value(store.createRoom(
       { room: { roomId, topology: "mesh", maxPeers: 2, hostId: "x", createdAt: 0, access: "open", lobby: false }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: "x", role: "host", joinedAt: 0 }, hostTokenHash: "h" },
       Date.now(),
-    );
+    ));
     expect(again).toBe("exists");
     expect((await store.describeRoom(roomId, Date.now()))?.room.topology).toBe("star");
     expect(await store.describeRoom(newRoomId(), Date.now())).toBeNull();
@@ -130,43 +133,43 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
   it.skipIf(!available(kind))("a star viewer's join carries the host and itself, however full the room; a mesh join carries everyone", async () => {
     const star = await makeRoom({ viewers: 5 });
     const peer = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() };
-    const joined = inRoom(await store.joinRoom(star.roomId, peer, "h", msg("peer-joined"), Date.now()));
+    const joined = inRoom(await value(store.joinRoom(star.roomId, peer, "h", msg("peer-joined"), Date.now())));
     expect(joined.peers.map((p) => p.peerId)).toEqual([star.host.peerId, peer.peerId]);
     expect(joined.room).toMatchObject({ roomId: star.roomId, topology: "star", hostId: star.host.peerId, expiresAt: expect.any(Number) });
     const mesh = await makeRoom({ topology: "mesh", viewers: 3 });
     const other = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Math.max(Date.now(), lastJoin) + 1 };
-    const meshJoined = inRoom(await store.joinRoom(mesh.roomId, other, "h", msg("peer-joined"), Date.now()));
+    const meshJoined = inRoom(await value(store.joinRoom(mesh.roomId, other, "h", msg("peer-joined"), Date.now())));
     expect(meshJoined.peers.map((p) => p.peerId)).toEqual([mesh.host.peerId, ...mesh.viewers.map((v) => v.peerId), other.peerId]);
   });
 
   it.skipIf(!available(kind))("a key room lets in only who has its key, the current one; a locked room no one new", async () => {
     const { roomId, host, viewers } = await makeRoom({ joinKeyHash: hashToken("key-1"), viewers: 0 });
     const newcomer = () => ({ peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() });
-    const joinWith = (key?: string) => store.joinRoom(roomId, newcomer(), "h", msg("peer-joined"), Date.now(), key ? { joinKeyHash: hashToken(key) } : {});
+    const joinWith = (key?: string) => value(store.joinRoom(roomId, newcomer(), "h", msg("peer-joined"), Date.now(), key ? { joinKeyHash: hashToken(key) } : {}));
     expect(await joinWith()).toBe("join-key-required");
     expect(await joinWith("key-0")).toBe("join-key-invalid");
     const joined = inRoom(await joinWith("key-1"));
     expect(joined.room).toMatchObject({ access: "key", locked: false });
     expect(JSON.stringify(joined)).not.toContain(hashToken("key-1"));
 
-    expect(await store.rotateJoinKey(host, hashToken("key-2"), Date.now())).toBe("ok");
+    expect(await value(store.rotateJoinKey(host, hashToken("key-2"), Date.now()))).toBe("ok");
     expect(await joinWith("key-1"), "the replaced key").toBe("join-key-invalid");
     expect(typeof (await joinWith("key-2"))).toBe("object");
 
     const viewer = { roomId, peerId: joined.peers.at(-1)!.peerId, tokenHash: "h" };
-    expect(await store.setLocked(viewer, true, Date.now()), "a viewer").toBe("forbidden");
-    expect(await store.rotateJoinKey(viewer, hashToken("mine"), Date.now()), "a viewer").toBe("forbidden");
-    expect(await store.setLocked(host, true, Date.now())).toBe("ok");
+    expect(await value(store.setLocked(viewer, true, Date.now())), "a viewer").toBe("forbidden");
+    expect(await value(store.rotateJoinKey(viewer, hashToken("mine"), Date.now())), "a viewer").toBe("forbidden");
+    expect(await value(store.setLocked(host, true, Date.now()))).toBe("ok");
     expect(await joinWith("key-2"), "locked").toBe("room-locked");
     expect((await store.describeRoom(roomId, Date.now()))!.room).toMatchObject({ access: "key", locked: true });
-    expect(await store.listPeers(viewer, Date.now()), "the peers inside are unaffected").toMatchObject({ room: { locked: true } });
-    expect(await store.setLocked(host, false, Date.now())).toBe("ok");
+    expect(await value(store.listPeers(viewer, Date.now())), "the peers inside are unaffected").toMatchObject({ room: { locked: true } });
+    expect(await value(store.setLocked(host, false, Date.now()))).toBe("ok");
     expect(typeof (await joinWith("key-2"))).toBe("object");
     expect(viewers).toEqual([]);
 
     const open = await makeRoom();
-    expect(await store.rotateJoinKey(open.host, hashToken("k"), Date.now())).toBe("open-room");
-    expect(typeof (await store.joinRoom(open.roomId, newcomer(), "h", msg("peer-joined"), Date.now(), { joinKeyHash: hashToken("any") }))).toBe("object");
+    expect(await value(store.rotateJoinKey(open.host, hashToken("k"), Date.now()))).toBe("open-room");
+    expect(typeof (await value(store.joinRoom(open.roomId, newcomer(), "h", msg("peer-joined"), Date.now(), { joinKeyHash: hashToken("any") })))).toBe("object");
     expect((await store.describeRoom(open.roomId, Date.now()))!.room).toMatchObject({ access: "open", locked: false });
   });
 
@@ -175,9 +178,9 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const a = await join(roomId, "Ada");
     const b = await join(roomId);
     const peer = { peerId: newPeerId(), role: "viewer" as const, joinedAt: Date.now() };
-    expect(await store.joinRoom(roomId, peer, "h", msg("peer-joined"), Date.now())).toBe("room-full");
-    expect(await store.joinRoom(newRoomId(), peer, "h", msg("peer-joined"), Date.now())).toBe("room-missing");
-    const view = await store.listPeers(a, Date.now());
+    expect(await value(store.joinRoom(roomId, peer, "h", msg("peer-joined"), Date.now()))).toBe("room-full");
+    expect(await value(store.joinRoom(newRoomId(), peer, "h", msg("peer-joined"), Date.now()))).toBe("room-missing");
+    const view = await value(store.listPeers(a, Date.now()));
     if (typeof view === "string") throw new Error(view);
     expect(view.peers.map((p) => p.peerId)).toEqual([host.peerId, a.peerId, b.peerId]);
     expect(view.peers[1]).toMatchObject({ name: "Ada", role: "viewer" });
@@ -193,14 +196,14 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       const peer: PeerInfo = { peerId, role: "viewer", joinedAt: now + 1, ...(opts.name ? { name: opts.name } : {}) };
       const until = opts.until ?? now + LOBBY_WAIT_MS;
       const knocked = { type: "knock", body: JSON.stringify({ type: "knock", peer: { peerId, name: opts.name ?? null }, expiresAt: until }) };
-      const joined = await store.joinRoom(roomId, peer, hashToken(`token-${peerId}`), msg("peer-joined"), now, {
+      const joined = await value(store.joinRoom(roomId, peer, hashToken(`token-${peerId}`), msg("peer-joined"), now, {
         lobby: { knock: knocked, until },
         ...(opts.joinKeyHash ? { joinKeyHash: opts.joinKeyHash } : {}),
-      });
+      }));
       return { caller: { roomId, peerId, tokenHash: hashToken(`token-${peerId}`) } as Caller, joined };
     }
     const bodies = async (c: Caller, now = Date.now()) => {
-      const found = await store.read(c, null, now);
+      const found = await value(store.read(c, null, now));
       return typeof found === "string" ? found : found.map((m) => JSON.parse(m.body) as Record<string, unknown>);
     };
     const lobbyRoom = (opts: Parameters<typeof makeRoom>[0] = {}) => makeRoom({ access: "lobby", lobby: true, ...opts });
@@ -214,11 +217,11 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       await ackAll(host);
       // Out of sight: in no list, not addressable, no count.
       expect((await store.describeRoom(roomId, Date.now()))!.peers.map((p) => p.peerId)).toEqual([host.peerId]);
-      expect(await store.send(host, w.peerId, msg("offer"), Date.now())).toBe("peer-missing");
+      expect(await value(store.send(host, w.peerId, msg("offer"), Date.now()))).toBe("peer-missing");
       // Its own mail only.
       expect(await read(w)).toEqual([]);
       expect(await take(w, "offer")).toEqual([]);
-      expect(await store.issueTicket(w, hashToken("t"), 60_000, Date.now())).toBe("ok");
+      expect(await value(store.issueTicket(w, hashToken("t"), 60_000, Date.now()))).toBe("ok");
       expect(await store.redeemTicket(roomId, w.peerId, hashToken("t"), Date.now())).toEqual(w);
       for (const [name, op] of Object.entries(callerOps({ roomId, host, viewers: [host] }))) {
         if (["read", "take", "issueTicket", "leaveRoom", "chargeCall"].includes(name)) continue;
@@ -227,7 +230,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       expect(await bodies(host), "nothing reached the host").toEqual([]);
 
       const listener = await store.listen(roomId, w.peerId);
-      expect(await store.admit(host, w.peerId, true, ANSWERS, Date.now())).toBe("ok");
+      expect(await value(store.admit(host, w.peerId, true, ANSWERS, Date.now()))).toBe("ok");
       expect((await listener.next(2000)).kind).toBe("message");
       listener.close();
       const [admitted, ...rest] = (await bodies(w)) as Record<string, unknown>[];
@@ -236,26 +239,26 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       expect((admitted.peers as PeerInfo[]).map((p) => p.peerId)).toEqual([host.peerId, w.peerId]);
       expect(await bodies(host)).toEqual([{ type: "peer-joined", n: 0, peer: expect.objectContaining({ peerId: w.peerId, name: "Ada", role: "viewer" }) }]);
       expect(await send(w, host, msg("answer"))).toEqual({ id: expect.any(String) });
-      expect((await store.listPeers(host, Date.now()) as RoomView).peers.map((p) => p.peerId)).toEqual([host.peerId, w.peerId]);
+      expect((await value(store.listPeers(host, Date.now())) as RoomView).peers.map((p) => p.peerId)).toEqual([host.peerId, w.peerId]);
 
       // The same answer again (a retried request) does nothing more; the other one is to no one waiting.
-      expect(await store.admit(host, w.peerId, true, ANSWERS, Date.now())).toBe("ok");
-      expect(await store.admit(host, w.peerId, false, ANSWERS, Date.now())).toBe("peer-missing");
+      expect(await value(store.admit(host, w.peerId, true, ANSWERS, Date.now()))).toBe("ok");
+      expect(await value(store.admit(host, w.peerId, false, ANSWERS, Date.now()))).toBe("peer-missing");
       expect(await bodies(w)).toHaveLength(1);
       expect(await bodies(host)).toHaveLength(2); // peer-joined and the answer: no second peer-joined
       // Only the host answers knocks.
       const { caller: next } = await knock(roomId);
-      expect(await store.admit(w, next.peerId, true, ANSWERS, Date.now())).toBe("forbidden");
-      expect(await store.admit(host, newPeerId(), true, ANSWERS, Date.now())).toBe("peer-missing");
+      expect(await value(store.admit(w, next.peerId, true, ANSWERS, Date.now()))).toBe("forbidden");
+      expect(await value(store.admit(host, newPeerId(), true, ANSWERS, Date.now()))).toBe("peer-missing");
     });
 
     it.skipIf(skip)("a mesh room's admitted joiner gets everyone, and everyone hears of it", async () => {
       const { roomId, host, viewers } = await lobbyRoom({ topology: "mesh" });
       expect(viewers).toEqual([]);
       const { caller: a } = await knock(roomId);
-      await store.admit(host, a.peerId, true, ANSWERS, Date.now());
+      await value(store.admit(host, a.peerId, true, ANSWERS, Date.now()));
       const { caller: b } = await knock(roomId);
-      await store.admit(host, b.peerId, true, ANSWERS, Date.now());
+      await value(store.admit(host, b.peerId, true, ANSWERS, Date.now()));
       const admittedB = (await bodies(b))[0] as { peers: PeerInfo[] };
       expect(admittedB.peers.map((p) => p.peerId).sort()).toEqual([host.peerId, a.peerId, b.peerId].sort());
       expect(((await bodies(a)) as { type: string }[]).map((m) => m.type)).toEqual(["admitted", "peer-joined"]);
@@ -265,12 +268,12 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       const { roomId, host } = await lobbyRoom();
       const { caller: w } = await knock(roomId);
       const now = Date.now();
-      expect(await store.admit(host, w.peerId, false, ANSWERS, now)).toBe("ok");
-      expect(await store.admit(host, w.peerId, false, ANSWERS, now), "again").toBe("ok");
-      expect(await store.admit(host, w.peerId, true, ANSWERS, now), "then let in").toBe("peer-missing");
+      expect(await value(store.admit(host, w.peerId, false, ANSWERS, now))).toBe("ok");
+      expect(await value(store.admit(host, w.peerId, false, ANSWERS, now)), "again").toBe("ok");
+      expect(await value(store.admit(host, w.peerId, true, ANSWERS, now)), "then let in").toBe("peer-missing");
       expect(await bodies(w)).toEqual([{ type: "denied", n: 0 }]);
-      expect(await store.send(w, host.peerId, msg("offer"), now)).toBe("not-admitted");
-      expect(await store.read(w, null, now + DENIED_NOTICE_MS + 1)).toBe("unauthorized");
+      expect(await value(store.send(w, host.peerId, msg("offer"), now))).toBe("not-admitted");
+      expect(await value(store.read(w, null, now + DENIED_NOTICE_MS + 1))).toBe("unauthorized");
       expect((await store.describeRoom(roomId, now))!.peers).toHaveLength(1);
     });
 
@@ -281,9 +284,9 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       for (let i = 1; i < LOBBY_MAX; i++) expect((await knock(roomId, { now })).joined).toMatchObject({ waiting: true });
       expect((await knock(roomId, { now })).joined).toBe("lobby-full");
       const listener = await store.listen(roomId, soon.caller.peerId);
-      expect(await store.read(soon.caller, null, now + 999)).toEqual([]);
-      expect(await store.read(soon.caller, null, now + 1000), "its wait is over").toBe("unauthorized");
-      expect(await store.admit(host, soon.caller.peerId, true, ANSWERS, now + 1000)).toBe("peer-missing");
+      expect(await value(store.read(soon.caller, null, now + 999))).toEqual([]);
+      expect(await value(store.read(soon.caller, null, now + 1000)), "its wait is over").toBe("unauthorized");
+      expect(await value(store.admit(host, soon.caller.peerId, true, ANSWERS, now + 1000))).toBe("peer-missing");
       expect(await listener.next(2000), "pruned by the host's answer: its reads end").toEqual({ kind: "gone" });
       listener.close();
       await ackAll(host); // (the host's inbox holds INBOX_MAX knocks here: a knock it cannot hear is refused)
@@ -291,24 +294,24 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       expect((await knock(roomId, { now: now + 1002 })).joined, "full again").toBe("lobby-full");
       await ackAll(host);
       expect((await knock(roomId, { now: now + LOBBY_WAIT_MS + 1002 })).joined, "once the others' waits end, a knock clears them").toMatchObject({ waiting: true });
-      expect(await store.read(soon.caller, null, now), "gone, whatever the clock says").toBe("unauthorized");
+      expect(await value(store.read(soon.caller, null, now)), "gone, whatever the clock says").toBe("unauthorized");
     });
 
     it.skipIf(skip)("a joiner may leave the lobby (its knock goes with it), or the host remove it; an answer after that finds no one", async () => {
       const { roomId, host } = await lobbyRoom();
       const { caller: w } = await knock(roomId);
       await ackAll(host);
-      expect(await store.leaveRoom(w, w.peerId, msg("peer-left", 1), msg("room-closed"), Date.now())).toBe("ok");
+      expect(await value(store.leaveRoom(w, w.peerId, msg("peer-left", 1), msg("room-closed"), Date.now()))).toBe("ok");
       expect(await bodies(host)).toEqual([{ type: "peer-left", n: 1 }]);
       expect(await read(w)).toBe("unauthorized");
-      expect(await store.admit(host, w.peerId, true, ANSWERS, Date.now())).toBe("peer-missing");
+      expect(await value(store.admit(host, w.peerId, true, ANSWERS, Date.now()))).toBe("peer-missing");
       await ackAll(host);
       const { caller: x } = await knock(roomId);
-      expect(await store.leaveRoom(x, host.peerId, msg("peer-left"), msg("room-closed"), Date.now()), "not the host").toBe("not-admitted");
-      expect(await store.leaveRoom(host, x.peerId, msg("peer-left", 2), msg("room-closed"), Date.now())).toBe("ok");
+      expect(await value(store.leaveRoom(x, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())), "not the host").toBe("not-admitted");
+      expect(await value(store.leaveRoom(host, x.peerId, msg("peer-left", 2), msg("room-closed"), Date.now()))).toBe("ok");
       expect(await read(x)).toBe("unauthorized");
       expect(((await bodies(host)) as { type: string }[]).map((m) => m.type)).toEqual(["knock", "peer-left"]);
-      expect(await store.listPeers(host, Date.now())).toMatchObject({ peers: [{ peerId: host.peerId }] });
+      expect(await value(store.listPeers(host, Date.now()))).toMatchObject({ peers: [{ peerId: host.peerId }] });
     });
 
     it.skipIf(skip)("a lock, a full room or a missing key refuse before anyone knocks; the host's own AI peer walks past every gate", async () => {
@@ -318,15 +321,15 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       const a = await knock(keyed.roomId, { joinKeyHash: hashToken("k") });
       const b = await knock(keyed.roomId, { joinKeyHash: hashToken("k") });
       expect(b.joined).toMatchObject({ waiting: true });
-      expect(await store.admit(keyed.host, a.caller.peerId, true, ANSWERS, Date.now())).toBe("ok");
-      expect(await store.setLocked(keyed.host, true, Date.now())).toBe("ok");
+      expect(await value(store.admit(keyed.host, a.caller.peerId, true, ANSWERS, Date.now()))).toBe("ok");
+      expect(await value(store.setLocked(keyed.host, true, Date.now()))).toBe("ok");
       expect((await knock(keyed.roomId, { joinKeyHash: hashToken("k") })).joined).toBe("room-locked");
       // Locked or not, who waits may still be let in: the host chooses.
       const agent = { peerId: newPeerId(), role: "agent" as const, joinedAt: Date.now() };
-      expect(inRoom(await store.joinRoom(keyed.roomId, agent, "h", msg("peer-joined"), Date.now(), { byHost: true })).room.hostId).toBe(keyed.host.peerId);
-      expect(await store.admit(keyed.host, b.caller.peerId, true, ANSWERS, Date.now()), "3 peers already").toBe("room-full");
+      expect(inRoom(await value(store.joinRoom(keyed.roomId, agent, "h", msg("peer-joined"), Date.now(), { byHost: true }))).room.hostId).toBe(keyed.host.peerId);
+      expect(await value(store.admit(keyed.host, b.caller.peerId, true, ANSWERS, Date.now())), "3 peers already").toBe("room-full");
       expect(await read(b.caller), "still waiting").toEqual([]);
-      await store.setLocked(keyed.host, false, Date.now());
+      await value(store.setLocked(keyed.host, false, Date.now()));
       expect((await knock(keyed.roomId, { joinKeyHash: hashToken("k") })).joined).toBe("room-full");
       expect((await store.describeRoom(keyed.roomId, Date.now()))!.room).toMatchObject({ access: "key", lobby: true });
     });
@@ -335,7 +338,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       const { roomId, host } = await lobbyRoom();
       const { caller: w } = await knock(roomId);
       const listener = await store.listen(roomId, w.peerId);
-      expect(await store.closeRoom(host, msg("room-closed", 7), Date.now())).toEqual({ sessions: [] });
+      expect(await value(store.closeRoom(host, msg("room-closed", 7), Date.now()))).toEqual({ sessions: [] });
       expect(await listener.next(2000)).toMatchObject({ kind: "closed" });
       listener.close();
       expect(await read(w)).toEqual([{ id: CLOSED_MESSAGE_ID, body: msg("room-closed", 7).body }]);
@@ -350,27 +353,27 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const now = Date.now();
     const [viewer] = room.viewers;
     return {
-      listPeers: (c) => store.listPeers(c, now),
-      leaveRoom: (c) => store.leaveRoom(c, viewer.peerId, msg("peer-left"), msg("room-closed"), now),
-      closeRoom: (c) => store.closeRoom(c, msg("room-closed"), now),
-      send: (c) => store.send(c, c.peerId === room.host.peerId ? viewer.peerId : room.host.peerId, msg("offer"), now),
-      chat: (c) => store.chat(c, msg("chat"), 50, now, null),
-      chatHistory: (c) => store.chatHistory(c),
-      chargeCall: (c) => store.chargeCall(c, now),
-      read: (c) => store.read(c, null, now, "mark"),
-      take: (c) => store.take(c, "offer", now, "mark"),
-      putSession: (c) => store.putSession(c, "ses_x", "{}", 5, now),
-      removeSession: (c) => store.removeSession(c, "ses_x"),
-      issueTicket: (c) => store.issueTicket(c, hashToken("ticket"), 60_000, now),
-      setLocked: (c) => store.setLocked(c, true, now),
-      rotateJoinKey: (c) => store.rotateJoinKey(c, hashToken("key"), now),
-      admit: (c) => store.admit(c, viewer.peerId, true, ANSWERS, now),
+      listPeers: (c) => value(store.listPeers(c, now)),
+      leaveRoom: (c) => value(store.leaveRoom(c, viewer.peerId, msg("peer-left"), msg("room-closed"), now)),
+      closeRoom: (c) => value(store.closeRoom(c, msg("room-closed"), now)),
+      send: (c) => value(store.send(c, c.peerId === room.host.peerId ? viewer.peerId : room.host.peerId, msg("offer"), now)),
+      chat: (c) => value(store.chat(c, msg("chat"), 50, now, null)),
+      chatHistory: (c) => value(store.chatHistory(c, Date.now())),
+      chargeCall: (c) => value(store.chargeCall(c, now)),
+      read: (c) => value(store.read(c, null, now, "mark")),
+      take: (c) => value(store.take(c, "offer", now, "mark")),
+      putSession: (c) => value(store.putSession(c, "ses_x", "{}", 5, now)),
+      removeSession: (c) => value(store.removeSession(c, "ses_x", Date.now())),
+      issueTicket: (c) => value(store.issueTicket(c, hashToken("ticket"), 60_000, now)),
+      setLocked: (c) => value(store.setLocked(c, true, now)),
+      rotateJoinKey: (c) => value(store.rotateJoinKey(c, hashToken("key"), now)),
+      admit: (c) => value(store.admit(c, viewer.peerId, true, ANSWERS, now)),
     };
   };
 
   it.skipIf(!available(kind))("refuses a wrong token hash, and a missing room, on every operation that takes a caller, changing nothing", async () => {
     const room = await makeRoom({ viewers: 1 });
-    const before = { peers: await store.listPeers(room.host, Date.now()), mail: await read(room.host) };
+    const before = { peers: await value(store.listPeers(room.host, Date.now())), mail: await read(room.host) };
     const listener = await store.listen(room.roomId, room.viewers[0].peerId);
     for (const who of [room.host, room.viewers[0]]) {
       const forged = { ...who, tokenHash: hashToken("guess") };
@@ -380,10 +383,10 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
         expect(await op(missing), `${name}, no room`).toBe("room-missing");
       }
     }
-    expect(await store.listPeers(room.host, Date.now())).toEqual(before.peers);
+    expect(await value(store.listPeers(room.host, Date.now()))).toEqual(before.peers);
     expect(await read(room.host)).toEqual(before.mail);
-    expect(await store.chatHistory(room.host)).toEqual([]);
-    expect(await store.removeSession(room.host, "ses_x")).toEqual({ record: null });
+    expect(await value(store.chatHistory(room.host, Date.now()))).toEqual([]);
+    expect(await value(store.removeSession(room.host, "ses_x", Date.now()))).toEqual({ record: null });
     expect(await listener.next(200)).toEqual({ kind: "timeout" }); // no mark, no mail reached the viewer
     listener.close();
   });
@@ -391,49 +394,53 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
   it.skipIf(!available(kind))("a caller's charge is taken in the step that verifies it: once a request, per peer; past the limit the step does nothing", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [viewer] = viewers;
-    const request = (c: Caller): Caller => ({ ...c, charge: { max: 2, windowMs: 3_600_000 } });
-    const first = request(host);
-    expect(await store.send(first, viewer.peerId, msg("offer", 1), Date.now())).toEqual({ id: expect.any(String) });
-    expect(first.charge!.window).toEqual({ limit: 2, remaining: 1, reset: expect.any(Number) });
-    const reset = first.charge!.window!.reset;
-    expect(reset - Date.now()).toBeGreaterThan(0);
-    expect(reset - Date.now()).toBeLessThanOrEqual(3_600_000);
-    // The same request's further steps are not charged again.
-    expect(await store.listPeers(first, Date.now())).toMatchObject({ peers: expect.any(Array) });
-    expect(first.charge!.window!.remaining).toBe(1);
+    const charged = (c: Caller): Call => ({ ...c, charge: { max: 2, windowMs: 3_600_000 } });
+    const now = Date.now();
+    const first = await store.send(charged(host), viewer.peerId, msg("offer", 1), now);
+    expect(first).toEqual({ value: { id: expect.any(String) }, window: { limit: 2, remaining: 1, reset: expect.any(Number) } });
+    // The window is the hour the step's own clock falls in.
+    const reset = first.window!.reset;
+    expect(reset).toBe(now - (now % 3_600_000) + 3_600_000);
+    // A step given no charge (a request's further steps) is not charged.
+    expect(await store.listPeers(host, now)).toEqual({ value: expect.objectContaining({ peers: expect.any(Array) }) });
     // A forged token spends nothing.
-    const forged = request({ ...host, tokenHash: hashToken("guess") });
-    expect(await store.send(forged, viewer.peerId, msg("offer"), Date.now())).toBe("unauthorized");
-    expect(forged.charge!.window).toBeUndefined();
-    const second = request(host);
-    expect(await store.send(second, viewer.peerId, msg("offer", 2), Date.now())).toEqual({ id: expect.any(String) });
-    expect(second.charge!.window).toEqual({ limit: 2, remaining: 0, reset });
-    const third = request(host);
-    await expect(store.send(third, viewer.peerId, msg("offer", 3), Date.now())).rejects.toEqual(new RateLimited({ limit: 2, remaining: 0, reset }));
-    await expect(store.chargeCall(request(host), Date.now())).rejects.toBeInstanceOf(RateLimited);
+    expect(await store.send(charged({ ...host, tokenHash: hashToken("guess") }), viewer.peerId, msg("offer"), now)).toEqual({ value: "unauthorized" });
+    expect(await store.send(charged(host), viewer.peerId, msg("offer", 2), now)).toEqual({ value: { id: expect.any(String) }, window: { limit: 2, remaining: 0, reset } });
+    await expect(store.send(charged(host), viewer.peerId, msg("offer", 3), now)).rejects.toEqual(new RateLimited({ limit: 2, remaining: 0, reset }));
+    await expect(store.chargeCall(charged(host), now)).rejects.toBeInstanceOf(RateLimited);
     expect(((await read(viewer)) as { body: string }[]).map(bodyN)).toEqual([1, 2]);
     // Another peer has its own; what it is refused is charged too (else refusals would be free to repeat).
-    expect(await store.chargeCall(request(viewer), Date.now())).toBe("ok");
-    const refused = request(viewer);
-    expect(await store.setLocked(refused, true, Date.now())).toBe("forbidden");
-    expect(refused.charge!.window).toMatchObject({ limit: 2, remaining: 0 });
+    expect(await store.chargeCall(charged(viewer), now)).toMatchObject({ value: "ok", window: { remaining: 1 } });
+    expect(await store.setLocked(charged(viewer), true, now)).toEqual({ value: "forbidden", window: { limit: 2, remaining: 0, reset } });
   });
 
-  it.skipIf(!available(kind))("a waiting read's first read takes its charge only if it finds mail, in the same step; finding none, it drops it", async () => {
+  it.skipIf(!available(kind))("a caller's call limit is a sliding window on the step's clock: just past an hour's edge the hour before still counts", async () => {
+    const { host, viewers } = await makeRoom({ viewers: 1, ttlMs: 3 * HOUR });
+    const charged: Call = { ...host, charge: { max: 4, windowMs: 3_600_000 } };
+    const edge = Math.floor(Date.now() / 3_600_000) * 3_600_000 + 3_600_000;
+    const sendAt = (ms: number) => store.send(charged, viewers[0].peerId, msg("candidate"), ms);
+    for (let n = 0; n < 4; n++) await sendAt(edge - 60_000);
+    await expect(sendAt(edge - 60_000)).rejects.toBeInstanceOf(RateLimited);
+    // A minute past the edge, 59/60 of the hour before is still covered: 4 × 59/60 counts as 3.
+    expect(await sendAt(edge + 60_000)).toMatchObject({ window: { limit: 4, remaining: 0, reset: edge + 3_600_000 } });
+    await expect(sendAt(edge + 60_000), "a budget and a half just past the edge").rejects.toBeInstanceOf(RateLimited);
+    // Late in the hour it hardly counts: 4 × 1/60 is nothing, and the hour's own one leaves three.
+    expect(await sendAt(edge + 3_540_000), "refused too early late in the hour").toMatchObject({ window: { remaining: 2 } });
+  });
+
+  it.skipIf(!available(kind))("a waiting read's first read takes its charge only if it finds mail, in the same step; finding none, it is free", async () => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [viewer] = viewers;
-    const firstRead = (): Caller => ({ ...viewer, charge: { max: 1, windowMs: 3_600_000, ifMail: true } });
-    const empty = firstRead();
-    expect(await store.read(empty, null, Date.now(), "poll.mark1")).toEqual([]);
-    expect(empty.charge).toBeUndefined(); // free, and nothing left to take later in the request
+    const firstRead: Call = { ...viewer, charge: { max: 1, windowMs: 3_600_000, ifMail: true } };
+    expect(await store.read(firstRead, null, Date.now(), "poll.mark1")).toEqual({ value: [] }); // free: no window
     expect(await send(host, viewer, msg("offer", 1))).toEqual({ id: expect.any(String) });
-    const found = firstRead();
-    expect(((await store.read(found, null, Date.now(), "poll.mark2")) as { body: string }[]).map(bodyN)).toEqual([1]);
-    expect(found.charge!.window).toMatchObject({ limit: 1, remaining: 0 });
+    const found = await store.read(firstRead, null, Date.now(), "poll.mark2");
+    expect((found.value as { body: string }[]).map(bodyN)).toEqual([1]);
+    expect(found.window).toMatchObject({ limit: 1, remaining: 0 });
     // Past the limit, a read that finds mail is refused; one that finds none still is not.
-    await expect(store.read(firstRead(), null, Date.now(), "poll.mark3")).rejects.toBeInstanceOf(RateLimited);
-    const [{ id }] = (await store.read(viewer, null, Date.now())) as { id: string }[];
-    expect(await store.read(firstRead(), id, Date.now(), "poll.mark4")).toEqual([]);
+    await expect(store.read(firstRead, null, Date.now(), "poll.mark3")).rejects.toBeInstanceOf(RateLimited);
+    const [{ id }] = (await value(store.read(viewer, null, Date.now()))) as { id: string }[];
+    expect(await store.read(firstRead, id, Date.now(), "poll.mark4")).toEqual({ value: [] });
   });
 
   it.skipIf(!available(kind))("in a star room a viewer may address only the host; the host anyone", async () => {
@@ -443,7 +450,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     expect(await send(a, host, msg("answer"))).toEqual({ id: expect.any(String) });
     expect(await send(host, b, msg("offer"))).toEqual({ id: expect.any(String) });
     expect(await send(a, a, msg("offer"))).toBe("peer-missing");
-    expect(await store.send(a, newPeerId(), msg("offer"), Date.now())).toBe("peer-missing");
+    expect(await value(store.send(a, newPeerId(), msg("offer"), Date.now()))).toBe("peer-missing");
     expect(await read(b)).toHaveLength(1);
   });
 
@@ -497,7 +504,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     // Messages sent at once share a millisecond (ms-0, ms-1, …): look for two that do.
     for (let round = 0; round < 10; round++) {
       const now = Date.now();
-      const sent = (await Promise.all(Array.from({ length: 10 }, (_, n) => store.send(host, v.peerId, msg("candidate", n), now)))) as { id: string }[];
+      const sent = (await Promise.all(Array.from({ length: 10 }, (_, n) => value(store.send(host, v.peerId, msg("candidate", n), now))))) as { id: string }[];
       const ids = sent.map((s) => s.id).sort(byId);
       const i = ids.findIndex((id, k) => k + 1 < ids.length && id.split("-")[0] === ids[k + 1].split("-")[0]);
       if (i < 0) {
@@ -517,10 +524,10 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const ids: string[] = [];
     for (let n = 0; n < 4; n++) ids.push(((await send(host, v, msg("candidate", n))) as { id: string }).id);
     // Sent up to the second, acknowledged nothing: the last two come back, and all four stay.
-    expect(((await store.read(v, null, Date.now(), undefined, ids[1])) as { id: string }[]).map((m) => m.id)).toEqual(ids.slice(2));
+    expect(((await value(store.read(v, null, Date.now(), undefined, ids[1]))) as { id: string }[]).map((m) => m.id)).toEqual(ids.slice(2));
     expect(((await read(v)) as unknown[]).length).toBe(4);
     // Acknowledged the first, sent up to the third: the fourth comes back; the first is gone.
-    expect(((await store.read(v, ids[0], Date.now(), undefined, ids[2])) as { id: string }[]).map((m) => m.id)).toEqual([ids[3]]);
+    expect(((await value(store.read(v, ids[0], Date.now(), undefined, ids[2]))) as { id: string }[]).map((m) => m.id)).toEqual([ids[3]]);
     expect(((await read(v)) as { id: string }[]).map((m) => m.id)).toEqual(ids.slice(1));
   });
 
@@ -528,17 +535,17 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;
     await send(host, a, msg("offer", 1));
-    await store.leaveRoom(b, b.peerId, msg("peer-left"), msg("room-closed"), Date.now());
-    expect(await store.closeRoom(host, msg("room-closed", 9), Date.now())).toEqual({ sessions: [] });
+    await value(store.leaveRoom(b, b.peerId, msg("peer-left"), msg("room-closed"), Date.now()));
+    expect(await value(store.closeRoom(host, msg("room-closed", 9), Date.now()))).toEqual({ sessions: [] });
     for (const peer of [host, a]) {
       expect(await read(peer), peer === host ? "the host" : "a viewer").toEqual([{ id: CLOSED_MESSAGE_ID, body: msg("room-closed", 9).body }]);
     }
     expect(await read(b), "a peer that had left").toBe("room-missing");
     expect(await read({ ...a, tokenHash: hashToken("guess") }), "a forged token").toBe("room-missing");
-    expect(await store.listPeers(a, Date.now()), "only reads carry the notice").toBe("room-missing");
+    expect(await value(store.listPeers(a, Date.now())), "only reads carry the notice").toBe("room-missing");
     // A room made again under the ID (vanishingly rare) starts without it.
-    await store.createRoom({ room: { roomId, topology: "star", maxPeers: 2, hostId: host.peerId, createdAt: 0, access: "open", lobby: false }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: host.peerId, role: "host", joinedAt: 0 }, hostTokenHash: "other" }, Date.now());
-    await store.leaveRoom({ ...host, tokenHash: "other" }, host.peerId, msg("peer-left"), msg("room-closed"), Date.now());
+    await value(store.createRoom({ room: { roomId, topology: "star", maxPeers: 2, hostId: host.peerId, createdAt: 0, access: "open", lobby: false }, ttlMs: HOUR, capAt: Date.now() + HOUR, host: { peerId: host.peerId, role: "host", joinedAt: 0 }, hostTokenHash: "other" }, Date.now()));
+    await value(store.leaveRoom({ ...host, tokenHash: "other" }, host.peerId, msg("peer-left"), msg("room-closed"), Date.now()));
     expect(await read(a)).toBe("room-missing");
   });
 
@@ -546,23 +553,23 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;
     const now = Date.now();
-    expect(await store.issueTicket(a, hashToken("t1"), 60_000, now)).toBe("ok");
+    expect(await value(store.issueTicket(a, hashToken("t1"), 60_000, now))).toBe("ok");
     expect(await store.redeemTicket(roomId, b.peerId, hashToken("t1"), now), "another peer's name").toBeNull();
     expect(await store.redeemTicket(roomId, a.peerId, hashToken("guess"), now), "a wrong ticket").toBeNull();
     expect(await store.redeemTicket(roomId, a.peerId, hashToken("t1"), now), "the real one, after a wrong guess").toEqual(a);
     expect(await store.redeemTicket(roomId, a.peerId, hashToken("t1"), now), "twice").toBeNull();
 
-    await store.issueTicket(a, hashToken("t2"), 60_000, now);
-    await store.issueTicket(a, hashToken("t3"), 60_000, now);
+    await value(store.issueTicket(a, hashToken("t2"), 60_000, now));
+    await value(store.issueTicket(a, hashToken("t3"), 60_000, now));
     expect(await store.redeemTicket(roomId, a.peerId, hashToken("t2"), now), "replaced").toBeNull();
     expect(await store.redeemTicket(roomId, a.peerId, hashToken("t3"), now + 59_000)).toEqual(a);
 
-    await store.issueTicket(b, hashToken("t4"), 1_000, now);
+    await value(store.issueTicket(b, hashToken("t4"), 1_000, now));
     expect(await store.redeemTicket(roomId, b.peerId, hashToken("t4"), now + 1_000), "expired").toBeNull();
-    await store.issueTicket(b, hashToken("t5"), 60_000, now);
-    await store.leaveRoom(b, b.peerId, msg("peer-left"), msg("room-closed"), now);
+    await value(store.issueTicket(b, hashToken("t5"), 60_000, now));
+    await value(store.leaveRoom(b, b.peerId, msg("peer-left"), msg("room-closed"), now));
     expect(await store.redeemTicket(roomId, b.peerId, hashToken("t5"), now), "its peer left").toBeNull();
-    await store.issueTicket(host, hashToken("t6"), 60_000, now);
+    await value(store.issueTicket(host, hashToken("t6"), 60_000, now));
     expect(await store.redeemTicket(newRoomId(), host.peerId, hashToken("t6"), now), "another room").toBeNull();
   });
 
@@ -595,7 +602,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const { roomId, host } = await makeRoom({ maxPeers: INBOX_MAX + 10 });
     const joined: Caller[] = [];
     for (let n = 0; n < INBOX_MAX - 5; n++) joined.push(await join(roomId));
-    for (const v of joined.slice(0, 3)) expect(await store.leaveRoom(v, v.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("ok");
+    for (const v of joined.slice(0, 3)) expect(await value(store.leaveRoom(v, v.peerId, msg("peer-left"), msg("room-closed"), Date.now()))).toBe("ok");
     for (let n = 0; n < 10; n++) await join(roomId);
     // The host read nothing: it holds the first INBOX_MAX notices, and no more.
     const held = (await read(host)) as { body: string }[];
@@ -608,11 +615,11 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       const peerId = newPeerId();
       const now = Date.now();
       const knock = { type: "knock", body: JSON.stringify({ type: "knock", peerId }) };
-      const joined = await store.joinRoom(roomId, { peerId, role: "viewer", joinedAt: now + 1 }, hashToken(`token-${peerId}`), msg("peer-joined"), now, { lobby: { knock, until: now + LOBBY_WAIT_MS } });
+      const joined = await value(store.joinRoom(roomId, { peerId, role: "viewer", joinedAt: now + 1 }, hashToken(`token-${peerId}`), msg("peer-joined"), now, { lobby: { knock, until: now + LOBBY_WAIT_MS } }));
       return { joined, caller: { roomId, peerId, tokenHash: hashToken(`token-${peerId}`) } };
     };
     const first = await knocked();
-    expect(await store.admit(host, first.caller.peerId, true, ANSWERS, Date.now())).toBe("ok"); // the host: a knock and a peer-joined
+    expect(await value(store.admit(host, first.caller.peerId, true, ANSWERS, Date.now()))).toBe("ok"); // the host: a knock and a peer-joined
     for (let n = 0; n < INBOX_MAX - 4; n++) expect(await send(first.caller, host, msg("candidate", n))).toEqual({ id: expect.any(String) });
     expect((await knocked()).joined).toMatchObject({ waiting: true });
     expect((await knocked()).joined).toMatchObject({ waiting: true });
@@ -624,10 +631,10 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const { host, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     await ackAll(host);
-    for (let n = 0; n < INBOX_MAX; n++) expect(await store.chat(v, msg("chat", n), 50, Date.now(), null)).toMatchObject({ sent: true });
+    for (let n = 0; n < INBOX_MAX; n++) expect(await value(store.chat(v, msg("chat", n), 50, Date.now(), null))).toMatchObject({ sent: true });
     // The host is not reading: it got half an inbox of chat, the rest only went to the history.
     expect(((await read(host)) as { body: string }[]).map(bodyN)).toEqual([...Array(INBOX_MAX / 2).keys()]);
-    expect(((await store.chatHistory(host)) as string[])).toHaveLength(INBOX_MAX);
+    expect(((await value(store.chatHistory(host, Date.now()))) as string[])).toHaveLength(INBOX_MAX);
     // Its inbox still takes answers and candidates, up to the whole cap, fan-out included.
     for (let n = 0; n < INBOX_MAX / 2; n++) expect(await send(v, host, msg("candidate", n))).toEqual({ id: expect.any(String) });
     expect(await send(v, host, msg("answer"))).toBe("inbox-full");
@@ -640,10 +647,14 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     for (const c of [host, ...viewers]) await ackAll(c);
     const big = (type: string, n: number): Outgoing => ({ type, body: JSON.stringify({ type, n, pad: "x".repeat(3000) }) });
     const size = ENTRY_OVERHEAD + "chat".length + big("chat", 0).body.length;
-    // Each chat is three copies; the room refuses the one that would pass half the budget.
-    const fits = Math.floor(MAIL_MAX_BYTES / 2 / (3 * size));
-    for (let n = 0; n < fits; n++) expect(await store.chat(viewers[0], big("chat", n), 50, Date.now(), null)).toMatchObject({ sent: true });
-    expect(await store.chat(viewers[0], big("chat", fits), 50, Date.now(), null)).toBe("room-busy");
+    // A chat is kept once, with a place in each of its three recipients' mail; an offer has two
+    // places in its one recipient's (in order, and by type). The room refuses the chat that would
+    // pass half the budget.
+    const chatCost = size + 3 * RECIPIENT_OVERHEAD;
+    const offerCost = size + "offer".length - "chat".length + 2 * RECIPIENT_OVERHEAD;
+    const fits = Math.floor(MAIL_MAX_BYTES / 2 / chatCost);
+    for (let n = 0; n < fits; n++) expect(await value(store.chat(viewers[0], big("chat", n), 50, Date.now(), null))).toMatchObject({ sent: true });
+    expect(await value(store.chat(viewers[0], big("chat", fits), 50, Date.now(), null))).toBe("room-busy");
     // Offers still fit in the other half, and only until the whole budget is spent.
     let sent = 0;
     for (let n = 0; ; n++) {
@@ -654,16 +665,19 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       }
       sent++;
     }
-    expect(sent).toBeGreaterThanOrEqual(Math.floor(MAIL_MAX_BYTES / 2 / size) - 1);
-    expect((fits * 3 + sent) * size).toBeLessThanOrEqual(MAIL_MAX_BYTES);
+    expect(sent).toBeGreaterThanOrEqual(Math.floor(MAIL_MAX_BYTES / 2 / offerCost) - 1);
+    expect(fits * chatCost + sent * offerCost).toBeLessThanOrEqual(MAIL_MAX_BYTES);
     // Reading gives the bytes back: acknowledged mail no longer counts, nor does a taken offer.
     const mail = (await read(viewers[1])) as { id: string }[];
     await read(viewers[1], mail.at(-1)!.id);
     expect(((await take(viewers[2], "offer")) as unknown[]).length).toBeGreaterThan(0);
     expect(await send(host, viewers[1], big("offer", 99))).toEqual({ id: expect.any(String) });
-    // So does a peer leaving with unread mail.
-    expect(await store.leaveRoom(viewers[2], viewers[2].peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("ok");
-    expect(await store.chat(viewers[0], big("chat", 100), 50, Date.now(), null)).toMatchObject({ sent: true });
+    // So does a peer leaving with unread mail: a room full of mail for one peer has room again once it goes.
+    await ackAll(host);
+    while (typeof (await send(host, viewers[2], big("offer", 0))) !== "string");
+    expect(await value(store.chat(viewers[0], big("chat", 100), 50, Date.now(), null))).toBe("room-busy");
+    expect(await value(store.leaveRoom(viewers[2], viewers[2].peerId, msg("peer-left"), msg("room-closed"), Date.now()))).toBe("ok");
+    expect(await value(store.chat(viewers[0], big("chat", 100), 50, Date.now(), null))).toMatchObject({ sent: true });
   });
 
   it.skipIf(!available(kind))("a take skips what was acknowledged since, and takes oldest first", async () => {
@@ -682,11 +696,11 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const { roomId, viewers } = await makeRoom({ viewers: 1 });
     const [v] = viewers;
     const listener = await store.listen(roomId, v.peerId);
-    expect(await store.read({ ...v, tokenHash: hashToken("guess") }, null, Date.now(), "forged")).toBe("unauthorized");
-    expect(await store.take({ ...v, tokenHash: hashToken("guess") }, "offer", Date.now(), "forged")).toBe("unauthorized");
-    expect(await store.read(v, null, Date.now(), "first")).toEqual([]);
-    expect(await store.take(v, "offer", Date.now(), "second")).toEqual([]);
-    expect(await store.read(v, null, Date.now())).toEqual([]); // no mark: not a waiting read
+    expect(await value(store.read({ ...v, tokenHash: hashToken("guess") }, null, Date.now(), "forged"))).toBe("unauthorized");
+    expect(await value(store.take({ ...v, tokenHash: hashToken("guess") }, "offer", Date.now(), "forged"))).toBe("unauthorized");
+    expect(await value(store.read(v, null, Date.now(), "first"))).toEqual([]);
+    expect(await value(store.take(v, "offer", Date.now(), "second"))).toEqual([]);
+    expect(await value(store.read(v, null, Date.now()))).toEqual([]); // no mark: not a waiting read
     expect(await listener.next(5000)).toEqual({ kind: "waiter", mark: "first" });
     expect(await listener.next(5000)).toEqual({ kind: "waiter", mark: "second" });
     expect(await listener.next(200)).toEqual({ kind: "timeout" });
@@ -697,27 +711,27 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const { host, viewers } = await makeRoom({ viewers: 2 });
     const [a, b] = viewers;
     await read(host, null);
-    expect(await store.leaveRoom(a, b.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("forbidden");
+    expect(await value(store.leaveRoom(a, b.peerId, msg("peer-left"), msg("room-closed"), Date.now()))).toBe("forbidden");
     await send(host, a, msg("offer"));
-    expect(await store.leaveRoom(a, a.peerId, msg("peer-left", 7), msg("room-closed"), Date.now())).toBe("ok");
+    expect(await value(store.leaveRoom(a, a.peerId, msg("peer-left", 7), msg("room-closed"), Date.now()))).toBe("ok");
     expect(await read(a)).toBe("unauthorized");
     const hostMail = (await read(host)) as { body: string }[];
     expect(JSON.parse(hostMail.at(-1)!.body)).toEqual({ type: "peer-left", n: 7 });
-    expect(await store.leaveRoom(host, a.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("peer-missing");
+    expect(await value(store.leaveRoom(host, a.peerId, msg("peer-left"), msg("room-closed"), Date.now()))).toBe("peer-missing");
     // The host removes b.
-    expect(await store.leaveRoom(host, b.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toBe("ok");
-    const view = await store.listPeers(host, Date.now());
+    expect(await value(store.leaveRoom(host, b.peerId, msg("peer-left"), msg("room-closed"), Date.now()))).toBe("ok");
+    const view = await value(store.listPeers(host, Date.now()));
     expect(typeof view !== "string" && view.peers.map((p) => p.peerId)).toEqual([host.peerId]);
   });
 
   it.skipIf(!available(kind))("closing wakes every listener with the closing message and removes the room", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 2 });
     const listeners = await Promise.all(viewers.map((v) => store.listen(roomId, v.peerId)));
-    expect(await store.closeRoom(viewers[0], msg("room-closed"), Date.now())).toBe("forbidden");
-    await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5, Date.now());
-    await store.putSession(host, "ses_b", '{"callId":"rtc_b"}', 5, Date.now());
+    expect(await value(store.closeRoom(viewers[0], msg("room-closed"), Date.now()))).toBe("forbidden");
+    await value(store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5, Date.now()));
+    await value(store.putSession(host, "ses_b", '{"callId":"rtc_b"}', 5, Date.now()));
     // Closing hands back the room's session records, so their calls can be hung up.
-    const closed = await store.closeRoom(host, msg("room-closed", 5), Date.now());
+    const closed = await value(store.closeRoom(host, msg("room-closed", 5), Date.now()));
     expect(closed).toEqual({ sessions: expect.arrayContaining(['{"callId":"rtc_a"}', '{"callId":"rtc_b"}']) });
     expect(typeof closed === "object" && closed.sessions).toHaveLength(2);
     for (const l of listeners) {
@@ -726,13 +740,13 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       l.close();
     }
     expect(await store.describeRoom(roomId, Date.now())).toBeNull();
-    expect(await store.listPeers(viewers[0], Date.now())).toBe("room-missing");
+    expect(await value(store.listPeers(viewers[0], Date.now()))).toBe("room-missing");
   });
 
   it.skipIf(!available(kind))("the host leaving closes the room", async () => {
     const { roomId, host } = await makeRoom({ viewers: 1 });
-    await store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5, Date.now());
-    expect(await store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now())).toEqual({ sessions: ['{"callId":"rtc_a"}'] });
+    await value(store.putSession(host, "ses_a", '{"callId":"rtc_a"}', 5, Date.now()));
+    expect(await value(store.leaveRoom(host, host.peerId, msg("peer-left"), msg("room-closed"), Date.now()))).toEqual({ sessions: ['{"callId":"rtc_a"}'] });
     expect(await store.describeRoom(roomId, Date.now())).toBeNull();
   });
 
@@ -746,7 +760,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const woke = listener.next(5000);
     const sent = await send(host, v, msg("offer", 4));
     expect(await woke).toEqual({ kind: "message", message: { id: (sent as { id: string }).id, type: "offer", body: msg("offer", 4).body } });
-    await store.leaveRoom(host, v.peerId, msg("peer-left"), msg("room-closed"), Date.now());
+    await value(store.leaveRoom(host, v.peerId, msg("peer-left"), msg("room-closed"), Date.now()));
     expect(await listener.next(5000)).toEqual({ kind: "gone" });
     const aborted = new AbortController();
     const pending = listener.next(10_000, aborted.signal);
@@ -758,13 +772,13 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
   it.skipIf(!available(kind))("chat reaches every other peer, even in a star room, and keeps the last messages", async () => {
     const { host, viewers } = await makeRoom({ viewers: 2 });
     await read(host, null).then((m) => read(host, (m as { id: string }[]).at(-1)!.id));
-    for (let n = 1; n <= 4; n++) expect(await store.chat(viewers[0], msg("chat", n), 3, Date.now(), null)).toMatchObject({ sent: true });
+    for (let n = 1; n <= 4; n++) expect(await value(store.chat(viewers[0], msg("chat", n), 3, Date.now(), null))).toMatchObject({ sent: true });
     expect(((await read(host)) as { body: string }[]).map(bodyN)).toEqual([1, 2, 3, 4]);
     expect(((await read(viewers[1])) as { body: string }[]).map(bodyN)).toEqual([1, 2, 3, 4]);
     expect(await read(viewers[0])).toEqual([]); // not to the sender
-    expect(((await store.chatHistory(viewers[1])) as string[]).map((b) => JSON.parse(b).n)).toEqual([2, 3, 4]);
-    expect(await store.chat({ ...viewers[0], tokenHash: "x" }, msg("chat"), 3, Date.now(), null)).toBe("unauthorized");
-    expect(await store.chatHistory({ ...viewers[0], tokenHash: "x" })).toBe("unauthorized");
+    expect(((await value(store.chatHistory(viewers[1], Date.now()))) as string[]).map((b) => JSON.parse(b).n)).toEqual([2, 3, 4]);
+    expect(await value(store.chat({ ...viewers[0], tokenHash: "x" }, msg("chat"), 3, Date.now(), null))).toBe("unauthorized");
+    expect(await value(store.chatHistory({ ...viewers[0], tokenHash: "x" }, Date.now()))).toBe("unauthorized");
   });
 
   it.skipIf(!available(kind))("chat adds the sender's name as the room knows it, whatever its characters", async () => {
@@ -773,12 +787,12 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     for (const name of names) {
       const sender = await join(roomId, name || undefined);
       await ackAll(host);
-      const sent = await store.chat(sender, msg("chat"), 50, Date.now(), null);
+      const sent = await value(store.chat(sender, msg("chat"), 50, Date.now(), null));
       expect(sent).toEqual({ sent: true, name: name || null });
       const [delivered] = (await read(host)) as { body: string }[];
       expect(JSON.parse(delivered.body)).toEqual({ type: "chat", n: 0, name: name || null });
     }
-    expect(((await store.chatHistory(host)) as string[]).map((b) => JSON.parse(b).name)).toEqual(["Zoë \"Z\" \\ O'Neil /\u0001 😀", '"name":"x"', null]);
+    expect(((await value(store.chatHistory(host, Date.now()))) as string[]).map((b) => JSON.parse(b).name)).toEqual(["Zoë \"Z\" \\ O'Neil /\u0001 😀", '"name":"x"', null]);
   });
 
   it.skipIf(!available(kind))("chat charges its limits in the same step: per sender, then per room; past either nothing is sent or kept", async () => {
@@ -787,17 +801,17 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const limits = { perSender: 2, perRoom: 3, windowMs: 60_000 };
     // Clear of a window's edge, so that all of it falls in one window.
     const now = Math.floor(Date.now() / 60_000) * 60_000 + 1000;
-    const chat = (c: Caller) => store.chat(c, msg("chat"), 50, now, limits);
+    const chat = (c: Caller) => value(store.chat(c, msg("chat"), 50, now, limits));
     expect(await chat(viewers[0])).toEqual({ sent: true, name: null, window: { limit: 2, remaining: 1, reset: now - 1000 + 60_000 } });
     expect(await chat(viewers[0])).toMatchObject({ sent: true, window: { limit: 2, remaining: 0 } });
     expect(await chat(viewers[0])).toEqual({ sent: false, window: { limit: 2, remaining: 0, reset: now - 1000 + 60_000 } }); // its own limit
     expect(await chat(viewers[1])).toMatchObject({ sent: true, window: { limit: 3, remaining: 0 } }); // the room's third
     expect(await chat(viewers[1])).toEqual({ sent: false, window: { limit: 3, remaining: 0, reset: now - 1000 + 60_000 } }); // the room's limit
-    expect(await store.chat({ ...viewers[1], tokenHash: "x" }, msg("chat"), 50, now, limits)).toBe("unauthorized");
+    expect(await value(store.chat({ ...viewers[1], tokenHash: "x" }, msg("chat"), 50, now, limits))).toBe("unauthorized");
     expect((await read(host)) as unknown[]).toHaveLength(3);
-    expect((await store.chatHistory(host)) as string[]).toHaveLength(3);
+    expect((await value(store.chatHistory(host, Date.now()))) as string[]).toHaveLength(3);
     // The next window but one starts afresh (the one after still counts part of this one).
-    expect(await store.chat(viewers[0], msg("chat"), 50, now + 120_000, limits)).toMatchObject({ sent: true, window: { remaining: 1 } });
+    expect(await value(store.chat(viewers[0], msg("chat"), 50, now + 120_000, limits))).toMatchObject({ sent: true, window: { remaining: 1 } });
   });
 
   it.skipIf(!available(kind))("chat's sliding window weighs the window before by the part of it still covered: just past an edge and late in a window", async () => {
@@ -806,7 +820,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const limits = { perSender: 2, perRoom: 1000, windowMs: 60_000 };
     // Windows are aligned to the minute; the next one starts at `edge`.
     const edge = Math.floor(Date.now() / 60_000) * 60_000 + 60_000;
-    const chatAt = (ms: number) => store.chat(viewers[0], msg("chat"), 50, ms, limits);
+    const chatAt = (ms: number) => value(store.chat(viewers[0], msg("chat"), 50, ms, limits));
     expect(await chatAt(edge - 1000)).toMatchObject({ sent: true });
     expect(await chatAt(edge - 1000)).toMatchObject({ sent: true });
     // A second past the edge the last window still covers 59/60 of the window: 2 × 59/60 counts as 1.
@@ -819,53 +833,53 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
 
   it.skipIf(!available(kind))("the host records AI sessions up to a cap; they go with the room", async () => {
     const { roomId, host, viewers } = await makeRoom({ viewers: 1 });
-    expect(await store.putSession(viewers[0], "s1", "{}", 2, Date.now())).toBe("forbidden");
-    expect(await store.removeSession(viewers[0], "s1")).toBe("forbidden");
-    expect(await store.putSession(host, "s1", '{"n":1}', 2, Date.now())).toBe("ok");
-    expect(await store.putSession(host, "s2", '{"n":2}', 2, Date.now())).toBe("ok");
-    expect(await store.putSession(host, "s3", '{"n":3}', 2, Date.now())).toBe("limit");
-    expect(await store.putSession(host, "s1", '{"n":11}', 2, Date.now())).toBe("ok"); // updating is not adding
-    expect(await store.removeSession(host, "s1")).toEqual({ record: '{"n":11}' });
-    expect(await store.removeSession(host, "s1")).toEqual({ record: null });
-    expect(await store.putSession(host, "s3", '{"n":3}', 2, Date.now())).toBe("ok");
-    expect(await store.removeSession({ ...host, tokenHash: "x" }, "s2")).toBe("unauthorized");
+    expect(await value(store.putSession(viewers[0], "s1", "{}", 2, Date.now()))).toBe("forbidden");
+    expect(await value(store.removeSession(viewers[0], "s1", Date.now()))).toBe("forbidden");
+    expect(await value(store.putSession(host, "s1", '{"n":1}', 2, Date.now()))).toBe("ok");
+    expect(await value(store.putSession(host, "s2", '{"n":2}', 2, Date.now()))).toBe("ok");
+    expect(await value(store.putSession(host, "s3", '{"n":3}', 2, Date.now()))).toBe("limit");
+    expect(await value(store.putSession(host, "s1", '{"n":11}', 2, Date.now()))).toBe("ok"); // updating is not adding
+    expect(await value(store.removeSession(host, "s1", Date.now()))).toEqual({ record: '{"n":11}' });
+    expect(await value(store.removeSession(host, "s1", Date.now()))).toEqual({ record: null });
+    expect(await value(store.putSession(host, "s3", '{"n":3}', 2, Date.now()))).toBe("ok");
+    expect(await value(store.removeSession({ ...host, tokenHash: "x" }, "s2", Date.now()))).toBe("unauthorized");
     const view = await store.describeRoom(roomId, Date.now());
     expect(view?.peers).toHaveLength(2); // sessions are not peers
-    await store.closeRoom(host, msg("room-closed"), Date.now());
-    expect(await store.removeSession(host, "s2")).toBe("room-missing");
+    await value(store.closeRoom(host, msg("room-closed"), Date.now()));
+    expect(await value(store.removeSession(host, "s2", Date.now()))).toBe("room-missing");
   });
 
   it.skipIf(!available(kind))("a session record given an expiry stops counting toward the cap once it passes", async () => {
     const { host } = await makeRoom();
     const now = Date.now();
-    expect(await store.putSession(host, "secret1", '{"mode":"secret"}', 2, now, now + 60_000)).toBe("ok");
-    expect(await store.putSession(host, "call1", '{"callId":"rtc_1"}', 2, now)).toBe("ok");
-    expect(await store.putSession(host, "call2", "{}", 2, now)).toBe("limit");
+    expect(await value(store.putSession(host, "secret1", '{"mode":"secret"}', 2, now, now + 60_000))).toBe("ok");
+    expect(await value(store.putSession(host, "call1", '{"callId":"rtc_1"}', 2, now))).toBe("ok");
+    expect(await value(store.putSession(host, "call2", "{}", 2, now))).toBe("limit");
     // A minute on, the secret can no longer be redeemed: its place is free, the call's is not.
-    expect(await store.putSession(host, "call2", "{}", 2, now + 60_000)).toBe("ok");
-    expect(await store.putSession(host, "call3", "{}", 2, now + 60_000)).toBe("limit");
-    expect(await store.removeSession(host, "secret1")).toEqual({ record: null });
+    expect(await value(store.putSession(host, "call2", "{}", 2, now + 60_000))).toBe("ok");
+    expect(await value(store.putSession(host, "call3", "{}", 2, now + 60_000))).toBe("limit");
+    expect(await value(store.removeSession(host, "secret1", Date.now()))).toEqual({ record: null });
   });
 
   it.skipIf(!available(kind))("AI calls past their deadline are listed, and each ends once, whoever asks", async () => {
     const { roomId, host } = await makeRoom();
     const now = Date.now();
-    await store.putSession(host, "ses_due", '{"callId":"rtc_due"}', 5, now);
-    await store.putSession(host, "ses_later", '{"callId":"rtc_later"}', 5, now);
+    await value(store.putSession(host, "ses_due", '{"callId":"rtc_due"}', 5, now));
+    await value(store.putSession(host, "ses_later", '{"callId":"rtc_later"}', 5, now));
     await store.scheduleSessionEnd(roomId, "ses_due", now + 1000);
     await store.scheduleSessionEnd(roomId, "ses_later", now + 60_000);
     // The index is shared with other rooms (and, in Redis, other runs): look at this room's entries only.
     const due = (at: number) => store.dueSessions(at, 1_000_000).then((list) => list.filter((d) => d.roomId === roomId));
     expect(await due(now)).toEqual([]);
     expect(await due(now + 1000)).toEqual([{ roomId, sessionId: "ses_due" }]);
-    expect(await store.endSession(roomId, "ses_due")).toBe('{"callId":"rtc_due"}');
-    expect(await store.endSession(roomId, "ses_due")).toBeNull();
+    expect(await store.endSession(roomId, "ses_due", Date.now())).toBe('{"callId":"rtc_due"}');
+    expect(await store.endSession(roomId, "ses_due", Date.now())).toBeNull();
     expect(await due(now + 1000)).toEqual([]);
-    expect(await store.removeSession(host, "ses_due")).toEqual({ record: null });
+    expect(await value(store.removeSession(host, "ses_due", Date.now()))).toEqual({ record: null });
     expect(await due(now + 60_000)).toEqual([{ roomId, sessionId: "ses_later" }]);
     // A room gone first: the entry is still listed until ended, and ends with nothing.
-    await store.closeRoom(host, msg("room-closed"), now);
-    expect(await store.endSession(roomId, "ses_later")).toBeNull();
+    await value(store.closeRoom(host, msg("room-closed"), now));
+    expect(await store.endSession(roomId, "ses_later", Date.now())).toBeNull();
     expect(await due(now + 60_000)).toEqual([]);
   });
 
@@ -880,9 +894,9 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const lively = await makeRoom({ ttlMs: 2000, capMs: 3000, viewers: 1 });
     const before = (await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt;
     const created = before - 2000;
-    expect(await store.send(lively.host, lively.viewers[0].peerId, msg("offer"), created + 900)).toEqual({ id: expect.any(String) });
+    expect(await value(store.send(lively.host, lively.viewers[0].peerId, msg("offer"), created + 900))).toEqual({ id: expect.any(String) });
     expect((await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt).toBe(before); // more than half was left
-    await store.send(lively.host, lively.viewers[0].peerId, msg("offer"), created + 1100);
+    await value(store.send(lively.host, lively.viewers[0].peerId, msg("offer"), created + 1100));
     expect((await store.describeRoom(lively.roomId, Date.now()))!.room.expiresAt).toBe(created + 3000); // the cap, not created + 3100
     // The recipient's mail lives as long as the room.
     expect(await read(lively.viewers[0])).toHaveLength(2);
@@ -892,7 +906,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     const bySend = await makeRoom({ ttlMs: 3000, viewers: 1 });
     const byReading = await makeRoom({ ttlMs: 3000, viewers: 1 });
     await send(byReading.host, byReading.viewers[0], msg("offer")); // an inbox, so it has a key to expire
-    await store.chat(byReading.host, msg("chat"), 50, Date.now(), null);
+    await value(store.chat(byReading.host, msg("chat"), 50, Date.now(), null));
     await new Promise((r) => setTimeout(r, 1700)); // less than half the TTL left
     await send(bySend.host, bySend.viewers[0], msg("offer"));
     expect(await read(byReading.viewers[0])).toHaveLength(2);
@@ -902,13 +916,14 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       expect(await read(room.viewers[0])).toHaveLength(room === bySend ? 1 : 2);
     }
     if (kind === "redis" || kind === "redis-tcp") {
-      // Every key of the room expires with it: the hash, inboxes, indexes and chat alike.
+      // Every key of the room expires with it: the hash, its mail and who has which, the chat
+      // alike (the replies kept for retries go sooner, each at the end of its own window).
       const redis = createClient({ url: redisUrl() });
       await redis.connect();
       try {
         for (const room of [bySend, byReading]) {
           const keys: string[] = [];
-          for await (const batch of redis.scanIterator({ MATCH: `sb:{${room.roomId}}*` })) keys.push(...batch);
+          for await (const batch of redis.scanIterator({ MATCH: `sb:{${room.roomId}}*` })) keys.push(...batch.filter((k) => !k.includes("}:op:")));
           expect(keys.length).toBeGreaterThanOrEqual(3);
           const roomTtl = await redis.pTTL(`sb:{${room.roomId}}`);
           for (const key of keys) expect(Math.abs((await redis.pTTL(key)) - roomTtl), key).toBeLessThan(250);
@@ -920,7 +935,3 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
   });
 });
 
-it("computes the id just past a cursor", () => {
-  expect(idAfter("1700000000000-0")).toBe("1700000000000-1");
-  expect(idAfter("1700000000000-9007199254740993")).toBe("1700000000000-9007199254740994");
-});

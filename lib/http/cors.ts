@@ -1,4 +1,4 @@
-const EXPOSED = ["x-request-id", "x-session-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "location"];
+const EXPOSED = ["x-request-id", "x-session-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "location", "idempotent-replayed"];
 
 /** CORS headers for every response, preflight included; `allowed` is "*" or a list of exact origins. */
 export function corsHeaders(request: Request, allowed: "*" | string[], methods: string[]): Record<string, string> {
@@ -13,7 +13,7 @@ export function corsHeaders(request: Request, allowed: "*" | string[], methods: 
   headers["access-control-expose-headers"] = EXPOSED.join(", ");
   if (request.method === "OPTIONS") {
     headers["access-control-allow-methods"] = [...methods, "OPTIONS"].join(", ");
-    headers["access-control-allow-headers"] = "authorization, content-type";
+    headers["access-control-allow-headers"] = "authorization, content-type, idempotency-key, last-event-id";
     headers["access-control-max-age"] = "600";
   }
   return headers;

@@ -13,10 +13,11 @@ import { Problem, problems } from "../problem.js";
 import { rateLimitHeaders, retryAfter, type RateLimits } from "../ratelimit.js";
 import { LIMITS, SIZE_LIMITED_FIELDS } from "../schemas.js";
 import { callerFor, callerForTicket } from "../signaling.js";
-import { RateLimited, StoreBusy, StoreUnavailable, type Caller } from "../store/types.js";
+import { IdempotencyMismatch, RateLimited, StoreBusy, StoreUnavailable, type Answer, type Call, type Caller, type Once, type Window } from "../store/types.js";
 import { contentTypeOf, readBody } from "./body.js";
 import { clientAddress } from "./client-address.js";
 import { corsHeaders } from "./cors.js";
+import { requestOnce } from "./idempotency.js";
 import { API_HEADERS } from "./security-headers.js";
 
 type Method = "GET" | "POST" | "PATCH" | "DELETE";
@@ -25,8 +26,13 @@ export interface Input<Q, B> {
   ctx: Context;
   query: Q;
   body: B;
-  /** The authenticated caller, for routes with `auth: "peer"`. */
-  caller: Caller;
+  /**
+   * The authenticated caller, for routes with `auth: "peer"`, with what its request costs
+   * (its charge) and which request it is (its idempotency key), for the store's steps.
+   */
+  call: Call;
+  /** The request's idempotency key (the client's Idempotency-Key), for a route without a caller. */
+  once?: Once;
   /** The raw bearer token, if any (for routes that check it themselves). */
   bearer: string | null;
   headers: Headers;
@@ -34,11 +40,6 @@ export interface Input<Q, B> {
   signal: AbortSignal;
   /** The request's body was raw SDP (routes that accept it answer in kind). */
   sentSdp: boolean;
-  /**
-   * Charges the (by now verified) caller's call, for routes that charge only once they know the
-   * request does work (`chargesItself`); throws 429 past the limit.
-   */
-  chargeCall(): Promise<void>;
 }
 
 export interface Reply {
@@ -52,6 +53,10 @@ export interface Reply {
   events?: AsyncIterable<string>;
   contentType?: string;
   headers?: Record<string, string>;
+  /** Where the caller's call limit stands, when the request was charged (RateLimit headers). */
+  window?: Window;
+  /** The first answer to this request, given again (Idempotent-Replayed). */
+  replayed?: boolean;
 }
 
 export interface MethodSpec<Q, B> {
@@ -71,10 +76,11 @@ export interface MethodSpec<Q, B> {
   /** Which rate limit applies: room creation or joins per address, AI sessions per host, or calls (the default). */
   limit?: "rooms" | "joins" | "calls" | "sessions";
   /**
-   * Requests this says yes to are not charged up front: their first read is, if it finds mail
-   * (CallCharge.ifMail), and the handler charges them through `chargeCall` when they otherwise do work.
+   * How a peer's request is charged against its call limit, in the store's step that verifies it:
+   * "up-front" (the default: its first step); "if-mail" (a waiting read: by its first read if that
+   * finds mail, else if a newer read supersedes it; CallCharge.ifMail); "none" (limits of its own).
    */
-  chargesItself?: (query: Q) => boolean;
+  charge?: (query: Q) => "up-front" | "if-mail" | "none";
   /** Requests this says yes to may wait (long-poll): they count against the address's waiting reads. */
   waits?: (query: Q) => boolean;
   /** Also take the body as raw `application/sdp` (query parameters fill in the other fields). */
@@ -87,6 +93,13 @@ export type Spec = Partial<Record<Method, MethodSpec<any, any>>>;
 
 export const ok = (body: unknown, status = 200): Reply => ({ status, body });
 export const noContent = (): Reply => ({ status: 204 });
+/** A store's answer as a reply: its value as the body (none for 204), its window and whether it was a repeat. */
+export const answered = ({ value, window, replayed }: Answer<unknown>, status = 200): Reply => ({
+  status,
+  ...(status === 204 ? {} : { body: value }),
+  ...(window ? { window } : {}),
+  ...(replayed ? { replayed } : {}),
+});
 
 /**
  * A function of api/ in Web-standard form: Vercel calls `fetch` as `export default { fetch }`
@@ -130,7 +143,7 @@ export function route(spec: Spec): Route {
         if (refused) throw problems.rateLimited(refused);
       }
 
-      let caller = undefined as unknown as Caller;
+      let caller: Caller | undefined;
       if (method.auth === "peer") {
         try {
           const ticket = method.acceptsTicket && !bearer ? (query as { ticket?: string }).ticket : undefined;
@@ -142,34 +155,28 @@ export function route(spec: Spec): Route {
       }
       // Per verified peer; anyone else per address, so that forged tokens mint no limiter keys.
       // (Room creation and joins carry no token: they are always per address.)
-      const peerKey = caller ? `peer:${caller.tokenHash.slice(0, 24)}` : address;
-      const perPeer = caller && ctx.verified.has(caller.tokenHash);
-      const limitKey = perPeer ? peerKey : address;
-      const upFront = !method.chargesItself?.(query);
+      const limitKey = caller && ctx.verified.has(caller.tokenHash) ? `peer:${caller.tokenHash.slice(0, 24)}` : address;
       const limit = method.limit ?? "calls";
       // A peer's calls are charged by the store, in the step that verifies its token (one round
       // trip; a forged token spends nothing there, and its address is charged below instead).
       const inStore = limit === "calls" && Boolean(caller);
-      const callCharge = () => ({ max: ctx.config.rateLimits.callsPerHour, windowMs: 3_600_000 });
-      // One that charges itself (a waiting read) is charged by its first read if that finds mail.
-      if (inStore && ctx.config.rateLimits.enabled) caller.charge = upFront ? callCharge() : { ...callCharge(), ifMail: true };
-      else if (upFront && !inStore) await charge(ctx, limitKey, limit, headers);
+      const charging = method.charge?.(query) ?? "up-front";
+      if (!inStore && charging === "up-front") await charge(ctx, limitKey, limit, headers);
+      const callCharge = inStore && ctx.config.rateLimits.enabled && charging !== "none"
+        ? { max: ctx.config.rateLimits.callsPerHour, windowMs: 3_600_000, ...(charging === "if-mail" ? { ifMail: true } : {}) }
+        : undefined;
+      const once = requestOnce(request, url, body ?? raw, caller);
+      const call: Call = caller ? { ...caller, ...(callCharge ? { charge: callCharge } : {}), ...(once ? { once } : {}) } : (undefined as unknown as Call);
 
       release = method.waits?.(query) ? ctx.waiting.enter(address) : undefined;
       if (release === null) throw problems.tooManyWaiting(ctx.config.waitingReadsPerAddress);
       if (release) request.signal?.addEventListener("abort", () => aborted.abort(), { once: true });
 
       try {
-        const reply = await method.handle({
-          ctx, query, body, caller, bearer, headers: request.headers, signal: aborted.signal, sentSdp,
-          chargeCall: async () => {
-            if (!ctx.config.rateLimits.enabled || caller.charge?.window) return; // charged already
-            caller.charge = callCharge();
-            await ctx.store.chargeCall(caller, ctx.now());
-          },
-        });
+        const reply = await method.handle({ ctx, query, body, call, once, bearer, headers: request.headers, signal: aborted.signal, sentSdp });
         if (caller && reply.status < 300) ctx.verified.add(caller.tokenHash);
-        if (caller?.charge?.window) Object.assign(headers, rateLimitHeaders(caller.charge.window, ctx.now()));
+        if (reply.window) Object.assign(headers, rateLimitHeaders(reply.window, ctx.now()));
+        if (reply.replayed) headers["idempotent-replayed"] = "true";
         if (reply.events) {
           // The stream holds its waiting slot, and is logged, until it ends.
           const ends = release;
@@ -188,7 +195,7 @@ export function route(spec: Spec): Route {
         return logged(respond(reply, headers), roomId);
       } catch (error) {
         // Failed token guesses count against the guesser's address (once); so do room ID guesses.
-        const chargedAddress = upFront && !inStore && limitKey === address;
+        const chargedAddress = charging === "up-front" && !inStore && limitKey === address;
         if (error instanceof Problem && error.code === "invalid_token" && !chargedAddress) await charge(ctx, address, "calls", headers);
         // A wrong or missing join key is a guess like a wrong room ID.
         if (error instanceof Problem && GUESSES.has(error.code) && lookup) {
@@ -251,6 +258,7 @@ function toProblem(error: unknown, requestId: string, ctx: Context): Problem {
     return error;
   }
   if (error instanceof RateLimited) return problems.rateLimited(retryAfter(error.window.reset, ctx.now()), rateLimitHeaders(error.window, ctx.now()));
+  if (error instanceof IdempotencyMismatch) return problems.idempotencyKeyReused();
   if (error instanceof StoreBusy) return problems.storeBusy();
   if (error instanceof StoreUnavailable) {
     // Upstash errors quote the whole command (token hashes, SDP): log only what went wrong.

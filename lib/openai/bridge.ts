@@ -13,6 +13,7 @@ import { hashToken, newPeerId, newToken } from "../ids.js";
 import { Problem, problems } from "../problem.js";
 import type { CandidateInput } from "../schemas.js";
 import * as signaling from "../signaling.js";
+import { uncharged } from "../signaling.js";
 import { StoreUnavailable, type Caller, type PeerInfo } from "../store/types.js";
 import type { Preset } from "./presets.js";
 import { endsGathering, withCandidates } from "./sdp.js";
@@ -43,8 +44,12 @@ export function choosePreset(ctx: Context, name: string | undefined): { name: st
   return { name: chosen, preset: o.presets[chosen] };
 }
 
+/**
+ * The bridge's store steps go as the host's plain calls: a session takes several (its record is
+ * claimed, then filled in), none with the request's charge or idempotency key.
+ */
 async function record(ctx: Context, caller: Caller, sessionId: string, value: SessionRecord, expiresAt?: number) {
-  const put = await ctx.store.putSession(caller, sessionId, JSON.stringify(value), ctx.config.openai.maxSessionsPerRoom, ctx.now(), expiresAt);
+  const { value: put } = await ctx.store.putSession(uncharged(caller), sessionId, JSON.stringify(value), ctx.config.openai.maxSessionsPerRoom, ctx.now(), expiresAt);
   if (put === "limit") {
     throw new Problem(429, "too_many_sessions", "Too many AI sessions", `This room already has ${ctx.config.openai.maxSessionsPerRoom} AI sessions; hang one up first`);
   }
@@ -53,7 +58,7 @@ async function record(ctx: Context, caller: Caller, sessionId: string, value: Se
 }
 
 async function forget(ctx: Context, caller: Caller, sessionId: string): Promise<SessionRecord | null> {
-  const removed = await ctx.store.removeSession(caller, sessionId);
+  const { value: removed } = await ctx.store.removeSession(uncharged(caller), sessionId, ctx.now());
   if (removed === "forbidden") throw problems.forbidden("Only the room's host may end AI sessions");
   if (typeof removed === "string") throw problems.invalidToken();
   return removed.record ? (JSON.parse(removed.record) as SessionRecord) : null;
@@ -81,7 +86,7 @@ async function offerFor(ctx: Context, agent: Caller, deadline: number, signal?: 
   for (let failures = 0; ctx.now() < deadline && !signal?.aborted; ) {
     try {
       const wait = Math.min(25_000, deadline - ctx.now());
-      const { messages } = await signaling.take(ctx, agent, "offer", { waitMs: wait, signal });
+      const { messages } = (await signaling.take(ctx, agent, "offer", { waitMs: wait, signal })).value;
       const offer = messages.at(-1);
       if (offer) return offer as signaling.Message & { description: { sdp: string } };
     } catch (error) {
@@ -98,7 +103,7 @@ async function trickledCandidates(ctx: Context, agent: Caller, signal?: AbortSig
   const collected: CandidateInput["candidates"] = [];
   const until = ctx.now() + CANDIDATE_WINDOW_MS;
   while (ctx.now() < until && !collected.some(endsGathering)) {
-    const { messages } = await signaling.take(ctx, agent, "candidate", { waitMs: until - ctx.now(), signal });
+    const { messages } = (await signaling.take(ctx, agent, "candidate", { waitMs: until - ctx.now(), signal })).value;
     for (const m of messages) collected.push(...(m.candidates as CandidateInput["candidates"]));
   }
   return collected;
@@ -120,7 +125,7 @@ export async function addAgent(ctx: Context, host: Caller, presetName?: string, 
   try {
     const announce = { type: "peer-joined", body: JSON.stringify({ type: "peer-joined", from: peer.peerId, at: now, peer }) };
     // The host brings it in: no key, lock or lobby applies to the host's own AI peer.
-    const join = await ctx.store.joinRoom(host.roomId, peer, agent.tokenHash, announce, now, { byHost: true });
+    const { value: join } = await ctx.store.joinRoom(host.roomId, peer, agent.tokenHash, announce, now, { byHost: true });
     if (join === "room-missing") throw problems.roomNotFound(host.roomId);
     if (typeof join === "string" || "waiting" in join) throw problems.roomFull(0);
     joined = true;
@@ -133,7 +138,7 @@ export async function addAgent(ctx: Context, host: Caller, presetName?: string, 
     return { sessionId, peerId: peer.peerId, preset: name, upstream: ctx.realtime.kind };
   } catch (error) {
     await forget(ctx, host, sessionId).catch(() => {});
-    if (joined) await signaling.leaveRoom(ctx, host, peer.peerId).catch(() => {});
+    if (joined) await signaling.leaveRoom(ctx, uncharged(host), peer.peerId).catch(() => {});
     throw error;
   }
 }
@@ -182,7 +187,7 @@ async function scheduleEnd(ctx: Context, roomId: string, sessionId: string) {
 
 /** Ends a session past its deadline (if it has not ended already): its call hangs up, its AI peer leaves. */
 async function endExpired(ctx: Context, roomId: string, sessionId: string): Promise<boolean> {
-  const stored = await ctx.store.endSession(roomId, sessionId);
+  const stored = await ctx.store.endSession(roomId, sessionId, ctx.now());
   if (!stored) return false;
   const session = JSON.parse(stored) as SessionRecord;
   ctx.log.info({ event: "session_expired", roomId, sessionId });
@@ -219,5 +224,5 @@ export async function hangup(ctx: Context, host: Caller, sessionId: string) {
   const session = await forget(ctx, host, sessionId);
   if (!session) throw new Problem(404, "session_not_found", "Session not found", `No AI session '${sessionId}' in this room`);
   if (session.callId) await ctx.realtime.hangup(session.callId);
-  if (session.peerId) await signaling.leaveRoom(ctx, host, session.peerId).catch(() => {});
+  if (session.peerId) await signaling.leaveRoom(ctx, uncharged(host), session.peerId).catch(() => {});
 }

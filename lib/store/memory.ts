@@ -1,32 +1,39 @@
 /**
  * The embedded store: the default when no Redis is configured, so `npm start` needs nothing.
  * Same semantics as the Redis store (tokens, topology rule, TTLs, single-use takes, waiting
- * reads) within one process. Each method runs synchronously to completion, which is what
- * makes it atomic here.
+ * reads, the mail budget, idempotent repeats) within one process. Each method runs
+ * synchronously to completion, which is what makes it atomic here. Its methods mirror the
+ * scripts of lib/store/lua.ts, in the same order, each naming the script it mirrors.
  */
 import { EventEmitter } from "node:events";
 import { timingSafeEqual } from "node:crypto";
 import { MemoryLimiter } from "../ratelimit.js";
+import { messageId } from "./message-id.js";
 import { messagePayload, parseWake, WakeQueue } from "./wake-queue.js";
 import {
   CLOSED_MESSAGE_ID,
   CLOSED_NOTICE_MS,
   DENIED_NOTICE_MS,
   ENTRY_OVERHEAD,
-  READ_BATCH,
+  IdempotencyMismatch,
   LOBBY_MAX,
   RateLimited,
+  READ_BATCH,
+  RECIPIENT_OVERHEAD,
   type AdmitMessages,
+  type Answer,
+  type Call,
   type Caller,
   type ChatLimits,
   type ChatSent,
-  type JoinGate,
-  type JoinRefused,
   type Closed,
   type Denied,
+  type JoinGate,
+  type JoinRefused,
   type Listener,
   type MailBudget,
   type NewRoom,
+  type Once,
   type Outgoing,
   type OverBudget,
   type PeerInfo,
@@ -36,26 +43,28 @@ import {
   type SignalStore,
   type StoredMessage,
   type Waiting,
+  type Window,
 } from "./types.js";
 
-interface Entry {
-  ms: number;
-  seq: number;
+/** A message, kept once however many peers it goes to (MAIL), until the last of them is done with it. */
+interface Mail {
+  id: string;
   type: string;
   body: string;
+  recipients: number;
 }
 
+/** A peer's unread mail (its part of BOX): by id, oldest first (ids only grow in a room). */
 interface Inbox {
-  /** By id, oldest first (ids only grow). */
-  entries: Map<string, Entry>;
+  entries: Map<string, Mail>;
   /** Ids of offers, answers and candidates, oldest first; ids acknowledged since are skipped when met. */
   takeable: Map<string, string[]>;
-  lastMs: number;
-  lastSeq: number;
 }
 
 const TAKEABLE = new Set(["offer", "answer", "candidate"]);
-const entrySize = (e: { type: string; body: string }) => Buffer.byteLength(e.type) + Buffer.byteLength(e.body) + ENTRY_OVERHEAD;
+const mailSize = (m: { type: string; body: string }) => Buffer.byteLength(m.type) + Buffer.byteLength(m.body) + ENTRY_OVERHEAD;
+/** What a message's places in one recipient's mail count (lib/store/lua.ts: by order, and by type for takes). */
+const places = (type: string) => (TAKEABLE.has(type) ? 2 : 1) * RECIPIENT_OVERHEAD;
 
 interface Member {
   info: PeerInfo;
@@ -83,21 +92,22 @@ interface Room {
   chat: string[];
   /** Chat's rate windows (Upstash's sliding window, as the Redis store keeps them in the room), per sender and for the room. */
   chatLimits?: { perSender: MemoryLimiter; perRoom: MemoryLimiter };
-  /** Each peer's calls (Caller.charge). */
+  /** Each peer's calls (Call.charge). */
   calls?: MemoryLimiter;
   budget: MailBudget;
-  /** Bytes of unread mail in all inboxes. */
+  /** Bytes of unread mail. */
   bytes: number;
+  /** The last message id's parts. */
+  lastMs: number;
+  seq: number;
 }
 
-const entryId = (e: Entry) => `${e.ms}-${e.seq}`;
-
-function parseId(id: string): [number, number] {
-  const [ms, seq] = id.split("-").map(Number);
-  return [ms, seq];
+/** A step's reply kept for repeats of its request (Once): until when, the request's fingerprint, and the reply. */
+interface Kept {
+  until: number;
+  fingerprint: string;
+  answer: Answer<unknown>;
 }
-
-const atOrBefore = (e: Entry, [ms, seq]: [number, number]) => e.ms < ms || (e.ms === ms && e.seq <= seq);
 
 const withFields = (m: Outgoing, fields: Record<string, unknown>): Outgoing => ({ type: m.type, body: JSON.stringify({ ...JSON.parse(m.body), ...fields }) });
 
@@ -105,6 +115,23 @@ function hashesEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** What a verified caller's step may act with: the room, and the caller's conditional charge. */
+interface Verified {
+  room: Room;
+  /** A read's conditional charge (CallCharge.ifMail), once it knows whether it found mail. */
+  chargeIfMail(found: unknown[]): void;
+}
+
+/** Why a step refuses its caller before acting. */
+type Refusal = Denied | "forbidden";
+
+interface StepOptions<T> {
+  /** Whether the step did something (its reply is then kept for repeats): by default, a value not a refusal, or "ok". */
+  succeeded?: (value: T) => boolean;
+  /** What a repeat of the request does before it answers the first reply. */
+  onRepeat?: (room: Room) => void;
 }
 
 export class MemoryStore implements SignalStore {
@@ -116,15 +143,28 @@ export class MemoryStore implements SignalStore {
   private readonly sessionEnds = new Map<string, number>();
   /** Rooms closed within CLOSED_NOTICE_MS: the room-closed message, and who may read it. */
   private readonly closedRooms = new Map<string, { body: string; tokens: Map<string, string>; until: number }>();
+  /** Replies kept for repeats (OP keys), by "<roomId>\n<once key>\n<step>". */
+  private readonly kept = new Map<string, Kept>();
 
   constructor(private readonly budget: MailBudget) {
     this.sweeper = setInterval(() => this.sweep(Date.now()), 60_000).unref();
   }
 
-  async createRoom(r: NewRoom, now: number): Promise<"ok" | "exists"> {
-    if (this.live(r.room.roomId, now)) return "exists";
-    this.closedRooms.delete(r.room.roomId);
-    this.rooms.set(r.room.roomId, {
+  /** Mirrors CREATE_ROOM. */
+  async createRoom(r: NewRoom, now: number, once?: Once): Promise<Answer<{ room: RoomInfo } | "exists">> {
+    const id = r.room.roomId;
+    const repeat = this.repeat<{ room: RoomInfo }>(id, once, "CREATE_ROOM", now);
+    if (repeat) {
+      // The same request again (its reply was lost): the same room, under this run's secrets.
+      const room = this.live(id, now);
+      const host = room?.peers.get(r.host.peerId);
+      if (host) host.tokenHash = r.hostTokenHash;
+      if (room && r.joinKeyHash) room.joinKeyHash = r.joinKeyHash;
+      return repeat;
+    }
+    if (this.live(id, now)) return { value: "exists" };
+    this.closedRooms.delete(id);
+    const room: Room = {
       info: r.room,
       ...(r.joinKeyHash ? { joinKeyHash: r.joinKeyHash } : {}),
       locked: false,
@@ -138,257 +178,229 @@ export class MemoryStore implements SignalStore {
       chat: [],
       budget: this.budget,
       bytes: 0,
-    });
-    return "ok";
+      lastMs: 0,
+      seq: 0,
+    };
+    this.rooms.set(id, room);
+    return this.keep(id, once, "CREATE_ROOM", now, { value: { room: this.view(room).room } });
   }
 
+  /** Mirrors DESCRIBE_ROOM. */
   async describeRoom(roomId: string, now: number): Promise<RoomView | null> {
     const room = this.live(roomId, now);
     return room ? this.view(room) : null;
   }
 
-  async listPeers(caller: Caller, now: number): Promise<RoomView | Denied> {
-    const room = this.authorize(caller, now);
-    return typeof room === "string" ? room : this.view(room);
+  /** Mirrors LIST_PEERS. */
+  async listPeers(call: Call, now: number) {
+    return this.step(call, now, "LIST_PEERS", "peer", ({ room }) => this.view(room));
   }
 
-  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate: JoinGate = {}): Promise<RoomView | Waiting | "room-missing" | JoinRefused> {
-    const room = this.live(roomId, now);
-    if (!room) return "room-missing";
-    const { joinKeyHash, byHost } = gate;
-    if (!byHost && room.locked) return "room-locked";
-    if (!byHost && room.joinKeyHash && !joinKeyHash) return "join-key-required";
-    if (!byHost && room.joinKeyHash && !hashesEqual(room.joinKeyHash, joinKeyHash!)) return "join-key-invalid";
-    if (room.peers.size >= room.info.maxPeers) return "room-full";
-    this.refresh(room, now);
-    if (room.info.lobby && !byHost) {
-      this.prune(room, now);
-      if (room.lobby.size >= LOBBY_MAX || !gate.lobby) return "lobby-full";
-      // The host must hear the knock, or nobody would answer it.
-      const knocked = this.deliver(room, room.info.hostId, gate.lobby.knock, now, 1);
-      if (knocked === "inbox-full" || knocked === "room-busy") return "room-busy";
-      room.lobby.set(peer.peerId, { info: peer, tokenHash, until: gate.lobby.until, denied: false });
-      return { waiting: true, expiresAt: gate.lobby.until };
+  /** Mirrors JOIN_ROOM. */
+  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate: JoinGate = {}, once?: Once) {
+    type Joined = RoomView | Waiting | "room-missing" | JoinRefused;
+    const repeat = this.repeat<Joined>(roomId, once, "JOIN_ROOM", now);
+    if (repeat) {
+      // The same join again (its reply was lost): the same peer, under this run's token.
+      const room = this.live(roomId, now);
+      const member = room?.peers.get(peer.peerId) ?? room?.lobby.get(peer.peerId);
+      if (member) member.tokenHash = tokenHash;
+      return repeat;
     }
-    room.peers.set(peer.peerId, { info: peer, tokenHash });
-    for (const to of this.audience(room, peer.peerId)) this.deliver(room, to, announce, now, 1);
-    return this.joinView(room, peer.peerId);
+    const joined = ((): Joined => {
+      const room = this.live(roomId, now);
+      if (!room) return "room-missing";
+      const { joinKeyHash, byHost } = gate;
+      if (!byHost && room.locked) return "room-locked";
+      if (!byHost && room.joinKeyHash && !joinKeyHash) return "join-key-required";
+      if (!byHost && room.joinKeyHash && !hashesEqual(room.joinKeyHash, joinKeyHash!)) return "join-key-invalid";
+      if (room.peers.size >= room.info.maxPeers) return "room-full";
+      this.refresh(room, now);
+      if (room.info.lobby && !byHost) {
+        this.prune(room, now);
+        if (room.lobby.size >= LOBBY_MAX || !gate.lobby) return "lobby-full";
+        // The host must hear the knock, or nobody would answer it.
+        if (typeof this.deliverTo(room, room.info.hostId, gate.lobby.knock, now, 1) === "string") return "room-busy";
+        room.lobby.set(peer.peerId, { info: peer, tokenHash, until: gate.lobby.until, denied: false });
+        return { waiting: true, expiresAt: gate.lobby.until };
+      }
+      room.peers.set(peer.peerId, { info: peer, tokenHash });
+      this.announce(room, peer.peerId, announce, now);
+      return this.joinView(room, peer.peerId);
+    })();
+    return typeof joined === "string" ? { value: joined } : this.keep(roomId, once, "JOIN_ROOM", now, { value: joined });
   }
 
-  async admit(caller: Caller, peerId: string, allow: boolean, messages: AdmitMessages, now: number) {
-    const room = this.authorize(caller, now);
-    if (typeof room === "string") return room;
-    if (caller.peerId !== room.info.hostId) return "forbidden" as const;
-    this.prune(room, now);
-    const waiter = room.lobby.get(peerId);
-    // The same answer twice does nothing more (a retried request); any other is to no one waiting.
-    if (!waiter) return allow && room.peers.has(peerId) ? ("ok" as const) : ("peer-missing" as const);
-    if (waiter.denied) return allow ? ("peer-missing" as const) : ("ok" as const);
-    if (!allow) {
-      waiter.denied = true;
-      waiter.until = now + DENIED_NOTICE_MS;
-      this.deliver(room, peerId, messages.denied, now, 1);
-      return "ok" as const;
-    }
-    if (room.peers.size >= room.info.maxPeers) return "room-full" as const;
-    room.lobby.delete(peerId);
-    room.peers.set(peerId, { info: waiter.info, tokenHash: waiter.tokenHash, ...(waiter.ticket ? { ticket: waiter.ticket } : {}) });
-    this.refresh(room, now);
-    const announce = withFields(messages.announce, { peer: waiter.info });
-    for (const to of this.audience(room, peerId)) this.deliver(room, to, announce, now, 1);
-    const view = this.joinView(room, peerId);
-    this.deliver(room, peerId, withFields(messages.admitted, { room: view.room, peers: view.peers }), now, 1);
-    return "ok" as const;
-  }
-
-  async setLocked(caller: Caller, locked: boolean, now: number): Promise<"ok" | Denied | "forbidden"> {
-    const room = this.authorize(caller, now);
-    if (typeof room === "string") return room;
-    if (caller.peerId !== room.info.hostId) return "forbidden";
-    room.locked = locked;
-    return "ok";
-  }
-
-  async rotateJoinKey(caller: Caller, joinKeyHash: string, now: number): Promise<"ok" | Denied | "forbidden" | "open-room"> {
-    const room = this.authorize(caller, now);
-    if (typeof room === "string") return room;
-    if (caller.peerId !== room.info.hostId) return "forbidden";
-    if (!room.joinKeyHash) return "open-room";
-    room.joinKeyHash = joinKeyHash;
-    return "ok";
-  }
-
-  async leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
-    const room = this.authorize(caller, now, peerId === caller.peerId);
-    if (typeof room === "string") return room;
-    if (peerId !== caller.peerId && caller.peerId !== room.info.hostId) return "forbidden" as const;
-    const waiter = room.lobby.get(peerId);
-    if (waiter) {
-      // From the lobby: the host's knock goes with it (a denied peer's is answered already).
+  /** Mirrors LEAVE_ROOM. */
+  async leaveRoom(call: Call, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
+    return this.step(call, now, "LEAVE_ROOM", peerId === call.peerId ? "own-mail" : "peer", ({ room }): "ok" | Closed | "forbidden" | "peer-missing" => {
+      if (peerId !== call.peerId && call.peerId !== room.info.hostId) return "forbidden";
+      const waiter = room.lobby.get(peerId);
+      if (waiter) {
+        // From the lobby: the host's knock goes with it (a denied peer's is answered already).
+        this.drop(room, peerId);
+        if (!waiter.denied) this.deliverTo(room, room.info.hostId, announce, now, 1);
+        return "ok";
+      }
+      if (!room.peers.has(peerId)) return "peer-missing";
+      if (peerId === room.info.hostId) return this.discard(room, closed, now);
       this.drop(room, peerId);
-      if (!waiter.denied) this.deliver(room, room.info.hostId, announce, now, 1);
+      this.refresh(room, now);
+      this.announce(room, peerId, announce, now);
+      return "ok";
+    });
+  }
+
+  /** Mirrors CLOSE_ROOM. */
+  async closeRoom(call: Call, closed: Outgoing, now: number) {
+    return this.step(call, now, "CLOSE_ROOM", "host", ({ room }) => this.discard(room, closed, now));
+  }
+
+  /** Mirrors SEND. */
+  async send(call: Call, to: string, message: Outgoing, now: number): Promise<Answer<SendResult>> {
+    return this.step(call, now, "SEND", "peer", ({ room }): { id: string } | "forbidden" | "peer-missing" | OverBudget => {
+      if (!room.peers.has(to) || to === call.peerId) return "peer-missing";
+      if (room.info.topology === "star" && call.peerId !== room.info.hostId && to !== room.info.hostId) return "forbidden";
+      this.refresh(room, now);
+      return this.deliverTo(room, to, message, now, 1);
+    });
+  }
+
+  /** Mirrors READ (which keeps no reply: reading again is reading). */
+  async read(call: Call, after: string | null, now: number, waiter?: string, from?: string): Promise<Answer<StoredMessage[] | Denied>> {
+    const notice = this.closedRooms.get(call.roomId);
+    if (!this.live(call.roomId, now) && notice && notice.until > now && hashesEqual(notice.tokens.get(call.peerId) ?? "", call.tokenHash)) {
+      return { value: [{ id: CLOSED_MESSAGE_ID, body: notice.body }] };
+    }
+    return this.step(call, now, null, "own-mail", ({ room, chargeIfMail }) => {
+      if (waiter) this.notify(room.info.roomId, call.peerId, `w:${waiter}`);
+      const inbox = room.inboxes.get(call.peerId);
+      if (inbox && after) {
+        const acknowledged: Mail[] = [];
+        for (const [id, m] of inbox.entries) {
+          if (messageId.compare(id, after) > 0) break;
+          acknowledged.push(m);
+        }
+        this.release(room, inbox, acknowledged);
+      }
+      this.refresh(room, now);
+      const unread: StoredMessage[] = [];
+      const start = from ?? after;
+      for (const [id, m] of inbox?.entries ?? []) {
+        if (unread.length >= READ_BATCH) break;
+        if (start && messageId.compare(id, start) <= 0) continue;
+        unread.push({ id, body: m.body });
+      }
+      chargeIfMail(unread);
+      return unread;
+    });
+  }
+
+  /** Mirrors TAKE. */
+  async take(call: Call, type: string, now: number, waiter?: string): Promise<Answer<StoredMessage[] | Denied>> {
+    return this.step(call, now, "TAKE", "own-mail", ({ room }) => {
+      if (waiter) this.notify(room.info.roomId, call.peerId, `w:${waiter}`);
+      this.refresh(room, now);
+      const inbox = room.inboxes.get(call.peerId);
+      const ids = inbox?.takeable.get(type);
+      if (!inbox || !ids) return [];
+      const taken: Mail[] = [];
+      let used = 0;
+      while (taken.length < READ_BATCH && used < ids.length) {
+        const entry = inbox.entries.get(ids[used++]);
+        if (entry) taken.push(entry); // else acknowledged since
+      }
+      ids.splice(0, used);
+      this.release(room, inbox, taken);
+      return taken.map((m) => ({ id: m.id, body: m.body }));
+    });
+  }
+
+  /** Mirrors PUT_SESSION. */
+  async putSession(call: Call, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
+    return this.step(call, now, "PUT_SESSION", "host", ({ room }) => {
+      if (!room.sessions.has(sessionId)) {
+        for (const [id, s] of room.sessions) if (s.expiresAt !== undefined && s.expiresAt <= now) room.sessions.delete(id);
+        if (room.sessions.size >= max) return "limit" as const;
+      }
+      room.sessions.set(sessionId, { record, expiresAt });
       return "ok" as const;
-    }
-    if (!room.peers.has(peerId)) return "peer-missing" as const;
-    if (peerId === room.info.hostId) return this.discard(room, closed, now);
-    this.drop(room, peerId);
-    this.refresh(room, now);
-    for (const to of this.audience(room, peerId)) this.deliver(room, to, announce, now, 1);
-    return "ok" as const;
+    });
   }
 
-  async closeRoom(caller: Caller, closed: Outgoing, now: number) {
-    const room = this.authorize(caller, now);
-    if (typeof room === "string") return room;
-    if (caller.peerId !== room.info.hostId) return "forbidden" as const;
-    return this.discard(room, closed, now);
+  /** Mirrors REMOVE_SESSION. */
+  async removeSession(call: Call, sessionId: string, now: number) {
+    return this.step(call, now, "REMOVE_SESSION", "host", ({ room }) => {
+      const record = room.sessions.get(sessionId)?.record ?? null;
+      room.sessions.delete(sessionId);
+      return { record };
+    });
   }
 
-  async send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {
-    const room = this.authorize(caller, now);
-    if (typeof room === "string") return room;
-    if (!room.peers.has(to) || to === caller.peerId) return "peer-missing";
-    if (room.info.topology === "star" && caller.peerId !== room.info.hostId && to !== room.info.hostId) return "forbidden";
-    this.refresh(room, now);
-    const id = this.deliver(room, to, message, now, 1);
-    return id === "inbox-full" || id === "room-busy" ? (id as OverBudget) : { id };
-  }
-
-  async read(caller: Caller, after: string | null, now: number, waiter?: string, from?: string): Promise<StoredMessage[] | Denied> {
-    const room = this.authorize(caller, now, true);
-    if (room === "room-missing") {
-      const notice = this.closedRooms.get(caller.roomId);
-      const known = notice && notice.until > now && hashesEqual(notice.tokens.get(caller.peerId) ?? "", caller.tokenHash);
-      return known ? [{ id: CLOSED_MESSAGE_ID, body: notice.body }] : room;
-    }
-    if (typeof room === "string") return room;
-    if (waiter) this.notify(room.info.roomId, caller.peerId, `w:${waiter}`);
-    this.refresh(room, now);
-    const inbox = room.inboxes.get(caller.peerId);
-    if (!inbox) return this.chargeIfMail(room, caller, []);
-    if (after) {
-      const upTo = parseId(after);
-      const acknowledged: Entry[] = [];
-      for (const [id, e] of inbox.entries) {
-        if (!atOrBefore(e, upTo)) break;
-        inbox.entries.delete(id);
-        acknowledged.push(e);
-      }
-      this.forget(room, acknowledged);
-    }
-    const unread: StoredMessage[] = [];
-    const skip = from ? parseId(from) : null;
-    for (const [id, e] of inbox.entries) {
-      if (unread.length >= READ_BATCH) break;
-      if (skip && atOrBefore(e, skip)) continue;
-      unread.push({ id, body: e.body });
-    }
-    return this.chargeIfMail(room, caller, unread);
-  }
-
-  async take(caller: Caller, type: string, now: number, waiter?: string): Promise<StoredMessage[] | Denied> {
-    const room = this.authorize(caller, now, true);
-    if (typeof room === "string") return room;
-    if (waiter) this.notify(room.info.roomId, caller.peerId, `w:${waiter}`);
-    this.refresh(room, now);
-    const inbox = room.inboxes.get(caller.peerId);
-    const ids = inbox?.takeable.get(type);
-    if (!inbox || !ids) return [];
-    const taken: Entry[] = [];
-    let used = 0;
-    while (taken.length < READ_BATCH && used < ids.length) {
-      const id = ids[used++];
-      const entry = inbox.entries.get(id);
-      if (!entry) continue; // acknowledged since
-      inbox.entries.delete(id);
-      taken.push(entry);
-    }
-    ids.splice(0, used);
-    this.forget(room, taken);
-    return taken.map((e) => ({ id: entryId(e), body: e.body }));
-  }
-
-  async chat(caller: Caller, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<ChatSent | Denied | "room-busy"> {
-    const room = this.authorize(caller, now);
-    if (typeof room === "string") return room;
-    let window: ChatSent["window"];
-    if (limits) {
-      room.chatLimits ??= { perSender: new MemoryLimiter(limits.perSender, limits.windowMs), perRoom: new MemoryLimiter(limits.perRoom, limits.windowMs) };
-      for (const [limiter, key] of [[room.chatLimits.perSender, caller.peerId], [room.chatLimits.perRoom, ""]] as const) {
-        const { success, limit, remaining, reset } = limiter.limitSync(key, now);
-        if (!success) return { sent: false, window: { limit, remaining, reset } };
-        if (!window || remaining < window.remaining) window = { limit, remaining, reset };
-      }
-    }
-    const name = room.peers.get(caller.peerId)?.info.name ?? null;
-    message = withFields(message, { name });
-    this.refresh(room, now);
-    // Chat has half the budget (see lib/store/lua.ts).
-    const { inboxMax, roomMailMaxBytes } = room.budget;
-    const to = [...room.peers.keys()].filter((id) => id !== caller.peerId && (room.inboxes.get(id)?.entries.size ?? 0) < inboxMax / 2);
-    if (room.bytes + to.length * entrySize(message) > roomMailMaxBytes / 2) return "room-busy" as const;
-    for (const id of to) this.deliver(room, id, message, now, 2);
-    room.chat.push(message.body);
-    room.chat.splice(0, Math.max(0, room.chat.length - historyMax));
-    return { sent: true, name, window };
-  }
-
-  async chargeCall(caller: Caller, now: number) {
-    const room = this.authorize(caller, now, true);
-    return typeof room === "string" ? room : ("ok" as const);
-  }
-
-  async chatHistory(caller: Caller) {
-    const room = this.authorize(caller, Date.now());
-    return typeof room === "string" ? room : [...room.chat];
-  }
-
-  async putSession(caller: Caller, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
-    const room = this.authorize(caller, Date.now());
-    if (typeof room === "string") return room;
-    if (caller.peerId !== room.info.hostId) return "forbidden" as const;
-    for (const [id, s] of room.sessions) if (s.expiresAt !== undefined && s.expiresAt <= now) room.sessions.delete(id);
-    if (!room.sessions.has(sessionId) && room.sessions.size >= max) return "limit" as const;
-    room.sessions.set(sessionId, { record, expiresAt });
-    return "ok" as const;
-  }
-
-  async removeSession(caller: Caller, sessionId: string) {
-    const room = this.authorize(caller, Date.now());
-    if (typeof room === "string") return room;
-    if (caller.peerId !== room.info.hostId) return "forbidden" as const;
-    const record = room.sessions.get(sessionId)?.record ?? null;
-    room.sessions.delete(sessionId);
-    return { record };
-  }
-
-  async scheduleSessionEnd(roomId: string, sessionId: string, at: number) {
-    this.sessionEnds.set(`${roomId}/${sessionId}`, at);
-  }
-
-  async dueSessions(now: number, max: number) {
-    return [...this.sessionEnds]
-      .filter(([, at]) => at <= now)
-      .sort((a, b) => a[1] - b[1])
-      .slice(0, max)
-      .map(([m]) => ({ roomId: m.slice(0, m.indexOf("/")), sessionId: m.slice(m.indexOf("/") + 1) }));
-  }
-
-  async endSession(roomId: string, sessionId: string) {
+  /** Mirrors END_SESSION, then UNSCHEDULE_END. */
+  async endSession(roomId: string, sessionId: string, now: number) {
     this.sessionEnds.delete(`${roomId}/${sessionId}`);
-    const room = this.live(roomId, Date.now());
+    const room = this.live(roomId, now);
     const record = room?.sessions.get(sessionId)?.record ?? null;
     room?.sessions.delete(sessionId);
     return record;
   }
 
-  async issueTicket(caller: Caller, ticketHash: string, ttlMs: number, now: number): Promise<"ok" | Denied> {
-    const room = this.authorize(caller, now, true);
-    if (typeof room === "string") return room;
-    (room.peers.get(caller.peerId) ?? room.lobby.get(caller.peerId))!.ticket = { hash: ticketHash, expiresAt: now + ttlMs };
-    return "ok";
+  /** Mirrors ADMIT. */
+  async admit(call: Call, peerId: string, allow: boolean, messages: AdmitMessages, now: number) {
+    return this.step(call, now, "ADMIT", "host", ({ room }): "ok" | "peer-missing" | "room-full" => {
+      this.prune(room, now);
+      const waiter = room.lobby.get(peerId);
+      // The same answer twice does nothing more (a retried request); any other is to no one waiting.
+      if (!waiter) return allow && room.peers.has(peerId) ? "ok" : "peer-missing";
+      if (waiter.denied) return allow ? "peer-missing" : "ok";
+      if (!allow) {
+        waiter.denied = true;
+        waiter.until = now + DENIED_NOTICE_MS;
+        this.deliverTo(room, peerId, messages.denied, now, 1);
+        return "ok";
+      }
+      if (room.peers.size >= room.info.maxPeers) return "room-full";
+      room.lobby.delete(peerId);
+      room.peers.set(peerId, { info: waiter.info, tokenHash: waiter.tokenHash, ...(waiter.ticket ? { ticket: waiter.ticket } : {}) });
+      this.refresh(room, now);
+      this.announce(room, peerId, withFields(messages.announce, { peer: waiter.info }), now);
+      const view = this.joinView(room, peerId);
+      this.deliverTo(room, peerId, withFields(messages.admitted, { room: view.room, peers: view.peers }), now, 1);
+      return "ok";
+    });
   }
 
+  /** Mirrors CHARGE_CALL. */
+  async chargeCall(call: Call, now: number) {
+    return this.step(call, now, null, "own-mail", () => "ok" as const);
+  }
+
+  /** Mirrors SET_LOCKED. */
+  async setLocked(call: Call, locked: boolean, now: number) {
+    return this.step(call, now, "SET_LOCKED", "host", ({ room }) => ((room.locked = locked), "ok" as const));
+  }
+
+  /** Mirrors ROTATE_JOIN_KEY. */
+  async rotateJoinKey(call: Call, joinKeyHash: string, now: number) {
+    const act = ({ room }: Verified) => {
+      if (!room.joinKeyHash) return "open-room" as const;
+      room.joinKeyHash = joinKeyHash;
+      return "ok" as const;
+    };
+    // A repeat: this run's key is the one the host will get.
+    return this.step(call, now, "ROTATE_JOIN_KEY", "host", act, { onRepeat: (room) => (room.joinKeyHash = joinKeyHash) });
+  }
+
+  /** Mirrors ISSUE_TICKET. */
+  async issueTicket(call: Call, ticketHash: string, ttlMs: number, now: number) {
+    return this.step(call, now, null, "own-mail", ({ room }) => {
+      (room.peers.get(call.peerId) ?? room.lobby.get(call.peerId))!.ticket = { hash: ticketHash, expiresAt: now + ttlMs };
+      return "ok" as const;
+    });
+  }
+
+  /** Mirrors REDEEM_TICKET. */
   async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number): Promise<Caller | null> {
     const room = this.live(roomId, now);
     const peer = room?.peers.get(peerId) ?? room?.lobby.get(peerId);
@@ -396,6 +408,57 @@ export class MemoryStore implements SignalStore {
     const { expiresAt } = peer.ticket;
     delete peer.ticket;
     return expiresAt > now ? { roomId, peerId, tokenHash: peer.tokenHash } : null;
+  }
+
+  /** Mirrors CHAT. */
+  async chat(call: Call, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null) {
+    const sent = (v: ChatSent | "room-busy") => typeof v === "object" && v.sent;
+    return this.step(
+      call,
+      now,
+      "CHAT",
+      "peer",
+      ({ room }): ChatSent | "room-busy" => {
+        let window: Window | undefined;
+        if (limits) {
+          room.chatLimits ??= { perSender: new MemoryLimiter(limits.perSender, limits.windowMs), perRoom: new MemoryLimiter(limits.perRoom, limits.windowMs) };
+          for (const [limiter, key] of [[room.chatLimits.perSender, call.peerId], [room.chatLimits.perRoom, ""]] as const) {
+            const { success, limit, remaining, reset } = limiter.limitSync(key, now);
+            if (!success) return { sent: false, window: { limit, remaining, reset } };
+            if (!window || remaining < window.remaining) window = { limit, remaining, reset };
+          }
+        }
+        const name = room.peers.get(call.peerId)?.info.name ?? null;
+        const named = withFields(message, { name });
+        this.refresh(room, now);
+        // Chat has half the budget (see lib/store/lua.ts).
+        const to = [...room.peers.keys()].filter((id) => id !== call.peerId && this.unread(room, id) < room.budget.inboxMax / 2);
+        if (this.deliver(room, to, named, now, 2) === "room-busy") return "room-busy";
+        room.chat.push(named.body);
+        room.chat.splice(0, Math.max(0, room.chat.length - historyMax));
+        return { sent: true, name, ...(window ? { window } : {}) };
+      },
+      { succeeded: sent },
+    );
+  }
+
+  /** Mirrors CHAT_HISTORY. */
+  async chatHistory(call: Call, now: number) {
+    return this.step(call, now, null, "peer", ({ room }) => [...room.chat]);
+  }
+
+  /** Mirrors SCHEDULE_END. */
+  async scheduleSessionEnd(roomId: string, sessionId: string, at: number) {
+    this.sessionEnds.set(`${roomId}/${sessionId}`, at);
+  }
+
+  /** Mirrors DUE_SESSIONS. */
+  async dueSessions(now: number, max: number) {
+    return [...this.sessionEnds]
+      .filter(([, at]) => at <= now)
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, max)
+      .map(([m]) => ({ roomId: m.slice(0, m.indexOf("/")), sessionId: m.slice(m.indexOf("/") + 1) }));
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {
@@ -422,39 +485,66 @@ export class MemoryStore implements SignalStore {
   }
 
   /**
-   * The caller's room if its token is right, or why not; `ownMail`: a peer in the lobby may act
-   * too (read its own mail, leave) until its wait ends. A verified caller's charge is taken here
-   * (see Caller.charge).
+   * A verified caller's step, as lib/store/lua.ts's `denied` and script wrapper run it: the room
+   * and the caller's token; a repeat of the request answers its first reply (`step` names the
+   * script, null for one that keeps none); the call is charged; the lobby and `need` are
+   * checked ('host', 'peer', or 'own-mail': a lobby peer too, until its wait ends); then `act`,
+   * whose reply is kept for repeats when `succeeded` says it did something.
    */
-  private authorize(caller: Caller, now: number, ownMail = false): Room | Denied {
-    const room = this.live(caller.roomId, now);
-    if (!room) return "room-missing";
-    const peer = room.peers.get(caller.peerId);
-    const waiter = room.lobby.get(caller.peerId);
+  private step<T>(call: Call, now: number, step: string | null, need: "host", act: (verified: Verified) => T, options?: StepOptions<T>): Answer<T | Denied | "forbidden">;
+  private step<T>(call: Call, now: number, step: string | null, need: "peer" | "own-mail", act: (verified: Verified) => T, options?: StepOptions<T>): Answer<T | Denied>;
+  private step<T>(
+    call: Call,
+    now: number,
+    step: string | null,
+    need: "host" | "peer" | "own-mail",
+    act: (verified: Verified) => T,
+    { succeeded = (v) => typeof v !== "string" || v === "ok", onRepeat }: StepOptions<T> = {},
+  ): Answer<T | Refusal> {
+    const room = this.live(call.roomId, now);
+    if (!room) return { value: "room-missing" };
+    const peer = room.peers.get(call.peerId);
+    const waiter = room.lobby.get(call.peerId);
     const member = peer ?? waiter;
-    if (!member || !hashesEqual(member.tokenHash, caller.tokenHash)) return "unauthorized";
+    if (!member || !hashesEqual(member.tokenHash, call.tokenHash)) return { value: "unauthorized" };
+    const repeat = step ? this.repeat<T>(call.roomId, call.once, step, now) : null;
+    if (repeat) return (onRepeat?.(room), repeat);
+    let window: Window | undefined;
+    const charge = () => {
+      if (!call.charge) return;
+      room.calls ??= new MemoryLimiter(call.charge.max, call.charge.windowMs);
+      const { success, limit, remaining, reset } = room.calls.limitSync(call.peerId, now);
+      window = { limit, remaining, reset };
+      if (!success) throw new RateLimited(window);
+    };
     // Verified: charge the call, whether or not what it asks is allowed.
-    if (!caller.charge?.ifMail) this.charge(room, caller);
-    if (peer) return room;
-    if (!ownMail) return "not-admitted";
-    return waiter!.until > now ? room : "unauthorized";
+    if (!call.charge?.ifMail) charge();
+    const refused = ((): Refusal | null => {
+      if (waiter && !peer) {
+        if (need !== "own-mail") return "not-admitted";
+        if (waiter.until <= now) return "unauthorized";
+      }
+      return need === "host" && call.peerId !== room.info.hostId ? "forbidden" : null;
+    })();
+    const answered = (value: T | Refusal): Answer<T | Refusal> => ({ value, ...(window ? { window } : {}) });
+    if (refused) return answered(refused);
+    const value = act({ room, chargeIfMail: (found) => found.length > 0 && call.charge?.ifMail && charge() });
+    return step && succeeded(value) ? this.keep(call.roomId, call.once, step, now, answered(value)) : answered(value);
   }
 
-  /** A read's conditional charge (CallCharge.ifMail): taken if it found mail, else dropped. */
-  private chargeIfMail(room: Room, caller: Caller, found: StoredMessage[]) {
-    if (!caller.charge?.ifMail) return found;
-    if (found.length > 0) this.charge(room, caller);
-    else caller.charge = undefined;
-    return found;
+  /** A repeat of a request whose reply is kept (OP), answered again; a different request under its key is refused. */
+  private repeat<T>(roomId: string, once: Once | undefined, step: string, now: number): Answer<T> | null {
+    if (!once) return null;
+    const kept = this.kept.get(`${roomId}\n${once.key}\n${step}`);
+    if (!kept || kept.until <= now) return null;
+    if (kept.fingerprint !== once.fingerprint) throw new IdempotencyMismatch();
+    return { ...(kept.answer as Answer<T>), replayed: true };
   }
 
-  private charge(room: Room, caller: Caller) {
-    const charge = caller.charge;
-    if (!charge || charge.window) return;
-    room.calls ??= new MemoryLimiter(charge.max, charge.windowMs);
-    const { success, limit, remaining, reset } = room.calls.limitSync(caller.peerId, Date.now());
-    charge.window = { limit, remaining, reset };
-    if (!success) throw new RateLimited(charge.window);
+  /** Keeps a step's reply for repeats of its request (nothing to keep without a Once: no transport retries here). */
+  private keep<T>(roomId: string, once: Once | undefined, step: string, now: number, answer: Answer<T>): Answer<T> {
+    if (once) this.kept.set(`${roomId}\n${once.key}\n${step}`, { until: now + once.ttlMs, fingerprint: once.fingerprint, answer });
+    return answer;
   }
 
   /** What a joiner gets: the room, and the peers it deals with (in a star room the host and itself, in a mesh everyone). */
@@ -468,7 +558,8 @@ export class MemoryStore implements SignalStore {
   private drop(room: Room, peerId: string) {
     room.peers.delete(peerId);
     room.lobby.delete(peerId);
-    this.forget(room, [...(room.inboxes.get(peerId)?.entries.values() ?? [])]);
+    const inbox = room.inboxes.get(peerId);
+    if (inbox) this.release(room, inbox, [...inbox.entries.values()]);
     room.inboxes.delete(peerId);
     this.notify(room.info.roomId, peerId, "gone");
   }
@@ -478,10 +569,13 @@ export class MemoryStore implements SignalStore {
     for (const [peerId, waiter] of room.lobby) if (waiter.until <= now) this.drop(room, peerId);
   }
 
-  /** Who hears of a peer joining or leaving: in a star room only the host, in a mesh everyone. */
-  private audience(room: Room, about: string): string[] {
-    const others = [...room.peers.keys()].filter((id) => id !== about);
-    return room.info.topology === "star" ? others.filter((id) => id === room.info.hostId) : others;
+  /**
+   * Who hears of a peer joining or leaving: in a star room only the host, in a mesh everyone
+   * else; a recipient whose inbox is full misses the notice rather than fail the join or leave.
+   */
+  private announce(room: Room, about: string, message: Outgoing, now: number) {
+    const others = [...room.peers.keys()].filter((id) => id !== about && (room.info.topology === "mesh" || id === room.info.hostId));
+    this.deliver(room, others.filter((id) => this.unread(room, id) < room.budget.inboxMax), message, now, 1);
   }
 
   private refresh(room: Room, now: number) {
@@ -489,37 +583,52 @@ export class MemoryStore implements SignalStore {
     room.exp = Math.max(room.exp, Math.min(now + room.ttlMs, room.capAt));
   }
 
-  /** Appends within the budget (share 1: all of it; 2: half, for chat): the id, or why not. */
-  private deliver(room: Room, to: string, message: Outgoing, now: number, share: 1 | 2): string {
-    let inbox = room.inboxes.get(to);
-    if (!inbox) {
-      inbox = { entries: new Map(), takeable: new Map(), lastMs: 0, lastSeq: -1 };
-      room.inboxes.set(to, inbox);
-    }
-    const bytes = entrySize(message);
-    if (inbox.entries.size >= room.budget.inboxMax / share) return "inbox-full";
-    if (room.bytes + bytes > room.budget.roomMailMaxBytes / share) return "room-busy";
-    const ms = Math.max(now, inbox.lastMs);
-    const seq = ms === inbox.lastMs ? inbox.lastSeq + 1 : 0;
-    inbox.lastMs = ms;
-    inbox.lastSeq = seq;
-    const entry = { ms, seq, type: message.type, body: message.body };
-    const id = entryId(entry);
-    inbox.entries.set(id, entry);
-    room.bytes += bytes;
-    if (TAKEABLE.has(message.type)) {
-      const ids = inbox.takeable.get(message.type) ?? [];
-      ids.push(id);
-      // Live ids are always the newest of their type, and an inbox holds at most inboxMax.
-      if (ids.length > room.budget.inboxMax) ids.splice(0, ids.length - room.budget.inboxMax);
-      inbox.takeable.set(message.type, ids);
-    }
-    this.notify(room.info.roomId, to, messagePayload(id, message.type, message.body));
-    return id;
+  private unread(room: Room, peerId: string) {
+    return room.inboxes.get(peerId)?.entries.size ?? 0;
   }
 
-  private forget(room: Room, entries: Entry[]) {
-    for (const e of entries) room.bytes -= entrySize(e);
+  /** Delivers to one peer, if its inbox has room (share 2: half of it, for chat): the id, or why not. */
+  private deliverTo(room: Room, to: string, message: Outgoing, now: number, share: 1 | 2): { id: string } | OverBudget {
+    if (this.unread(room, to) >= room.budget.inboxMax / share) return "inbox-full";
+    const delivered = this.deliver(room, [to], message, now, share);
+    return delivered === "no-one" ? "room-busy" : delivered;
+  }
+
+  /**
+   * Stores one message for every peer in `to` (once), within the room's bytes (share 1: all of
+   * them; 2: half, for chat), and wakes each one's waiting reads: the id, or why not.
+   */
+  private deliver(room: Room, to: string[], message: Outgoing, now: number, share: 1 | 2): { id: string } | "room-busy" | "no-one" {
+    if (to.length === 0) return "no-one";
+    const bytes = mailSize(message) + to.length * places(message.type);
+    if (room.bytes + bytes > room.budget.roomMailMaxBytes / share) return "room-busy";
+    room.lastMs = Math.max(now, room.lastMs);
+    room.seq++;
+    room.bytes += bytes;
+    const mail: Mail = { id: messageId.format(room.lastMs, room.seq), type: message.type, body: message.body, recipients: to.length };
+    for (const peerId of to) {
+      let inbox = room.inboxes.get(peerId);
+      if (!inbox) room.inboxes.set(peerId, (inbox = { entries: new Map(), takeable: new Map() }));
+      inbox.entries.set(mail.id, mail);
+      if (TAKEABLE.has(mail.type)) {
+        const ids = inbox.takeable.get(mail.type) ?? [];
+        ids.push(mail.id);
+        // Live ids are always the newest of their type, and an inbox holds at most inboxMax.
+        if (ids.length > room.budget.inboxMax) ids.splice(0, ids.length - room.budget.inboxMax);
+        inbox.takeable.set(mail.type, ids);
+      }
+      this.notify(room.info.roomId, peerId, messagePayload(mail.id, mail.type, mail.body));
+    }
+    return { id: mail.id };
+  }
+
+  /** A recipient is done with these of its mail: they leave its inbox, and a message goes with its last recipient. */
+  private release(room: Room, inbox: Inbox, done: Mail[]) {
+    for (const mail of done) {
+      inbox.entries.delete(mail.id);
+      room.bytes -= places(mail.type);
+      if (--mail.recipients === 0) room.bytes -= mailSize(mail);
+    }
   }
 
   private discard(room: Room, closed: Outgoing, now: number): Closed {
@@ -545,5 +654,6 @@ export class MemoryStore implements SignalStore {
   private sweep(now: number) {
     for (const roomId of this.rooms.keys()) this.live(roomId, now);
     for (const [roomId, notice] of this.closedRooms) if (notice.until <= now) this.closedRooms.delete(roomId);
+    for (const [key, kept] of this.kept) if (kept.until <= now) this.kept.delete(key);
   }
 }

@@ -1,74 +1,61 @@
 /**
  * The production store: Redis, through Upstash's REST API or over TCP (lib/store/transport.ts).
- * Every operation is one Lua script (lib/store/lua.ts), so one round trip; a waiting read
- * subscribes to the peer's channel (Upstash serves SUBSCRIBE as server-sent events,
- * lib/store/rest-subscription.ts; TCP shares one subscriber connection per process).
+ * Every operation is one Lua script (lib/store/lua.ts), so one round trip, through the typed
+ * boundary of lib/store/scripts.ts; a waiting read subscribes to the peer's channel (Upstash
+ * serves SUBSCRIBE as server-sent events, lib/store/rest-subscription.ts; TCP shares one
+ * subscriber connection per process).
  */
-import type { RedisTransport, ScriptName } from "./transport.js";
+import { nanoid } from "nanoid";
+import type { z } from "zod";
+import { channelName, replyKey, roomKeys, SESSION_ENDS_KEY } from "./keys.js";
+import * as S from "./scripts.js";
+import type { Script } from "./scripts.js";
+import type { RedisTransport } from "./transport.js";
 import { parseWake, WakeQueue } from "./wake-queue.js";
 import {
   CLOSED_MESSAGE_ID,
   DENIED_NOTICE_MS,
+  IdempotencyMismatch,
   READ_BATCH,
+  RateLimited,
   StoreBusy,
   StoreUnavailable,
   type AdmitMessages,
-  RateLimited,
-  type Caller,
+  type Answer,
+  type Call,
   type ChatLimits,
-  type ChatSent,
   type Denied,
   type JoinGate,
-  type JoinRefused,
   type Listener,
   type MailBudget,
   type NewRoom,
+  type Once,
   type Outgoing,
   type PeerInfo,
   type RoomInfo,
   type RoomView,
-  type SendResult,
   type SignalStore,
-  type StoredMessage,
-  type Waiting,
 } from "./types.js";
 
-export const roomKey = (roomId: string) => `sb:{${roomId}}`;
-export const inboxKey = (roomId: string, peerId: string) => `${roomKey(roomId)}:in:${peerId}`;
-export const chatKey = (roomId: string) => `${roomKey(roomId)}:chat`;
-export const channelName = (roomId: string, peerId: string) => `${roomKey(roomId)}:ch:${peerId}`;
-export const SESSION_ENDS_KEY = "sb:ai:ends";
 const DAY_MS = 86_400_000;
 
-type Reply = string | number | null | Reply[];
+/**
+ * How long a step keeps its reply when its request brought no idempotency key: long enough for
+ * the transport's own retries (@upstash/redis resends after a network error) to find it.
+ */
+export const RETRY_WINDOW_MS = 60_000;
 
-/** The message id just past `id`: trimming below it acknowledges `id` and everything before. */
-export function idAfter(id: string): string {
-  const [ms, seq] = id.split("-");
-  return `${ms}-${BigInt(seq) + 1n}`;
+/** A room's info as stored (JSON); rooms made before access existed are open. */
+function roomInfo(json: string): Omit<RoomInfo, "expiresAt" | "locked"> {
+  const info: Omit<RoomInfo, "expiresAt" | "locked"> = JSON.parse(json);
+  return { ...info, access: info.access ?? "open", lobby: info.lobby ?? false };
 }
 
-/** A room as HGETALL returns its hash (field, value, field, value, …). */
-function viewFrom(fields: Reply): RoomView {
-  const flat = fields as string[];
-  let info: Omit<RoomInfo, "expiresAt" | "locked"> | null = null;
-  let expiresAt = 0;
-  let locked = false;
-  const peers: PeerInfo[] = [];
-  for (let i = 0; i < flat.length; i += 2) {
-    if (flat[i] === "info") info = JSON.parse(flat[i + 1]);
-    else if (flat[i] === "exp") expiresAt = Number(flat[i + 1]);
-    else if (flat[i] === "lk") locked = flat[i + 1] === "1";
-    else if (flat[i].startsWith("p:")) peers.push(JSON.parse(flat[i + 1]));
-  }
-  if (!info) throw new Error("room hash without info");
+/** A room as the scripts answer it (lib/store/scripts.ts: View). */
+function viewFrom(v: { info: string; exp: number; locked: boolean; peers: string[] }): RoomView {
+  const peers: PeerInfo[] = v.peers.map((p) => JSON.parse(p));
   peers.sort((a, b) => a.joinedAt - b.joinedAt);
-  // Rooms made before access existed are open.
-  return { room: { ...info, access: info.access ?? "open", lobby: info.lobby ?? false, expiresAt, locked }, peers };
-}
-
-function messagesFrom(entries: Reply): StoredMessage[] {
-  return (entries as [string, string[]][]).map(([id, fields]) => ({ id, body: fields[3] }));
+  return { room: { ...roomInfo(v.info), expiresAt: v.exp, locked: v.locked }, peers };
 }
 
 /** Why the store is unreachable, in words for an operator (the start-up check): never a secret. */
@@ -78,6 +65,22 @@ export function explainUnavailable(error: unknown, where = "UPSTASH_REDIS_REST_U
   if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|fetch failed|timeout|aborted|did not answer/i.test(cause)) return `Redis cannot be reached at ${where}: check the URL, and that it is up`;
   return `Redis answered with an error: ${cause.split(", command was:")[0]}`;
 }
+
+type Reply = { status: string; charged?: { limit: number; remaining: number; reset: number; ok: boolean }; replayed?: boolean };
+
+/** A verified caller's reply as an Answer: past its call limit, RateLimited (the step did nothing). */
+function answer<R extends Reply, T>(reply: R, value: (reply: R) => T): Answer<T> {
+  const { charged, replayed } = reply;
+  const window = charged ? { limit: charged.limit, remaining: charged.remaining, reset: charged.reset } : undefined;
+  if (charged && !charged.ok) throw new RateLimited(window!);
+  return { value: value(reply), ...(window ? { window } : {}), ...(replayed ? { replayed } : {}) };
+}
+
+/** Whether a reply answers its request (not a mismatch: the same key with another request). */
+const answers = <R extends Reply>(reply: R): reply is Exclude<R, z.infer<typeof S.Mismatch>> => reply.status !== "idempotency-mismatch";
+
+/** The refusals every verified-caller script shares, as the store's interface names them. */
+const denial = (status: string): Denied | null => (status === "room-missing" || status === "unauthorized" || status === "not-admitted" ? status : null);
 
 export class RedisStore implements SignalStore {
   readonly kind = "redis" as const;
@@ -92,133 +95,141 @@ export class RedisStore implements SignalStore {
     private readonly maxInFlight = 256,
   ) {}
 
-  async createRoom(r: NewRoom, now: number): Promise<"ok" | "exists"> {
-    const exp = Math.min(now + r.ttlMs, r.capAt);
-    return (await this.run("CREATE_ROOM", [roomKey(r.room.roomId)], [
-      JSON.stringify(r.room), exp, r.ttlMs, r.capAt, r.room.maxPeers, r.room.hostId, r.room.topology,
-      JSON.stringify(r.host), r.hostTokenHash, this.budget.inboxMax, this.budget.roomMailMaxBytes, r.joinKeyHash ?? "",
-      r.room.lobby ? "1" : "",
-    ])) as "ok" | "exists";
+  async createRoom(r: NewRoom, now: number, once?: Once) {
+    const reply = await this.run(S.CREATE_ROOM, r.room.roomId, now, {
+      roomJson: JSON.stringify(r.room), hostJson: JSON.stringify(r.host), hostId: r.host.peerId, maxPeers: r.room.maxPeers,
+      topology: r.room.topology, lobby: r.room.lobby || undefined, ttlMs: r.ttlMs, capAt: r.capAt, hostTokenHash: r.hostTokenHash,
+      inboxMax: this.budget.inboxMax, mailMaxBytes: this.budget.roomMailMaxBytes, joinKeyHash: r.joinKeyHash,
+    }, once);
+    return answer(reply, (x) => (x.status === "ok" ? { room: { ...roomInfo(x.info), expiresAt: x.exp, locked: false } } : ("exists" as const)));
   }
 
-  async describeRoom(roomId: string): Promise<RoomView | null> {
-    const fields = (await this.guard(() => this.transport.command(roomKey(roomId), ["HGETALL", roomKey(roomId)]))) as Reply;
-    return Array.isArray(fields) && fields.length > 0 ? viewFrom(fields) : null;
+  async describeRoom(roomId: string, now: number): Promise<RoomView | null> {
+    const reply = await this.run(S.DESCRIBE_ROOM, roomId, now, {});
+    return reply.status === "ok" ? viewFrom(reply) : null;
   }
 
-  async listPeers(c: Caller): Promise<RoomView | Denied> {
-    const [status, fields] = (await this.run("LIST_PEERS", [roomKey(c.roomId)], [c.peerId, c.tokenHash], c)) as Reply[];
-    return status === "ok" ? viewFrom(fields) : (status as Denied);
+  async listPeers(c: Call, now: number) {
+    const reply = await this.run(S.LIST_PEERS, c.roomId, now, this.verified(c), undefined, c);
+    return answer(reply, (x) => (x.status === "ok" ? viewFrom(x) : this.denied(x.status)));
   }
 
-  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate: JoinGate = {}): Promise<RoomView | Waiting | "room-missing" | JoinRefused> {
-    const [status, fields] = (await this.run("JOIN_ROOM", [roomKey(roomId)], [
-      now, peer.peerId, JSON.stringify(peer), tokenHash, announce.type, announce.body, gate.joinKeyHash ?? "",
-      gate.byHost ? "1" : "", gate.lobby?.knock.body ?? "", gate.lobby?.until ?? 0,
-    ])) as Reply[];
-    if (status === "waiting") return { waiting: true, expiresAt: Number(fields) };
-    return status === "ok" ? viewFrom(fields) : (status as "room-missing" | JoinRefused);
+  async joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate: JoinGate = {}, once?: Once) {
+    const reply = await this.run(S.JOIN_ROOM, roomId, now, {
+      peer: peer.peerId, peerJson: JSON.stringify(peer), tokenHash, announce, joinKeyHash: gate.joinKeyHash, byHost: gate.byHost || undefined,
+      knock: gate.lobby?.knock.body, waitUntil: gate.lobby?.until,
+    }, once);
+    return answer(reply, (x) => {
+      if (x.status !== "ok") return x.status;
+      return "waiting" in x ? { waiting: true as const, expiresAt: x.until } : viewFrom(x);
+    });
   }
 
-  async admit(c: Caller, peerId: string, allow: boolean, messages: AdmitMessages, now: number) {
-    return (await this.run("ADMIT", [roomKey(c.roomId)], [
-      now, c.peerId, c.tokenHash, peerId, allow ? "1" : "0", messages.admitted.body, messages.denied.body,
-      messages.announce.type, messages.announce.body, now + DENIED_NOTICE_MS,
-    ], c)) as "ok" | Denied | "forbidden" | "peer-missing" | "room-full";
+  async admit(c: Call, peerId: string, allow: boolean, messages: AdmitMessages, now: number) {
+    const reply = await this.run(S.ADMIT, c.roomId, now, {
+      ...this.verified(c), target: peerId, allow, admitted: messages.admitted.body, denied: messages.denied.body, announce: messages.announce,
+      deniedUntil: now + DENIED_NOTICE_MS,
+    }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "peer-missing" || x.status === "room-full" ? x.status : this.denied(x.status)));
   }
 
-  async setLocked(c: Caller, locked: boolean) {
-    return (await this.run("SET_LOCKED", [roomKey(c.roomId)], [c.peerId, c.tokenHash, locked ? "1" : "0"], c)) as "ok" | Denied | "forbidden";
+  async setLocked(c: Call, locked: boolean, now: number) {
+    const reply = await this.run(S.SET_LOCKED, c.roomId, now, { ...this.verified(c), locked }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" ? x.status : this.denied(x.status)));
   }
 
-  async rotateJoinKey(c: Caller, joinKeyHash: string) {
-    return (await this.run("ROTATE_JOIN_KEY", [roomKey(c.roomId)], [c.peerId, c.tokenHash, joinKeyHash], c)) as "ok" | Denied | "forbidden" | "open-room";
+  async rotateJoinKey(c: Call, joinKeyHash: string, now: number) {
+    const reply = await this.run(S.ROTATE_JOIN_KEY, c.roomId, now, { ...this.verified(c), joinKeyHash }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "open-room" ? x.status : this.denied(x.status)));
   }
 
-  async leaveRoom(c: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
-    const [status, ...sessions] = (await this.run("LEAVE_ROOM", [roomKey(c.roomId)], [
-      now, c.peerId, c.tokenHash, peerId, announce.type, announce.body, closed.body,
-    ], c)) as string[];
-    return status === "closed" ? { sessions } : (status as "ok" | Denied | "forbidden" | "peer-missing");
+  async leaveRoom(c: Call, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
+    const reply = await this.run(S.LEAVE_ROOM, c.roomId, now, { ...this.verified(c), target: peerId, announce, closed: closed.body }, c.once, c);
+    return answer(reply, (x) => {
+      if (x.status === "ok") return x.sessions ? { sessions: x.sessions } : ("ok" as const);
+      return x.status === "forbidden" || x.status === "peer-missing" ? x.status : this.denied(x.status);
+    });
   }
 
-  async closeRoom(c: Caller, closed: Outgoing) {
-    const [status, ...sessions] = (await this.run("CLOSE_ROOM", [roomKey(c.roomId)], [c.peerId, c.tokenHash, closed.body], c)) as string[];
-    return status === "closed" ? { sessions } : (status as Denied | "forbidden");
+  async closeRoom(c: Call, closed: Outgoing, now: number) {
+    const reply = await this.run(S.CLOSE_ROOM, c.roomId, now, { ...this.verified(c), closed: closed.body }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" ? { sessions: x.sessions } : x.status === "forbidden" ? x.status : this.denied(x.status)));
   }
 
-  async send(c: Caller, to: string, message: Outgoing, now: number): Promise<SendResult> {
-    const [status, id] = (await this.run("SEND", [roomKey(c.roomId), inboxKey(c.roomId, to)], [
-      now, c.peerId, c.tokenHash, to, message.type, message.body,
-    ], c)) as string[];
-    return status === "ok" ? { id } : (status as SendResult);
+  async send(c: Call, to: string, message: Outgoing, now: number) {
+    const reply = await this.run(S.SEND, c.roomId, now, { ...this.verified(c), to, type: message.type, body: message.body }, c.once, c);
+    return answer(reply, (x) => {
+      if (x.status === "ok") return { id: x.id };
+      if (x.status === "forbidden" || x.status === "peer-missing" || x.status === "inbox-full" || x.status === "room-busy") return x.status;
+      return this.denied(x.status);
+    });
   }
 
-  async chargeCall(c: Caller, now: number) {
-    return (await this.run("CHARGE_CALL", [roomKey(c.roomId)], [now, c.peerId, c.tokenHash], c)) as "ok" | Denied;
+  async chargeCall(c: Call, now: number) {
+    const reply = await this.run(S.CHARGE_CALL, c.roomId, now, this.verified(c), undefined, c);
+    return answer(reply, (x) => (x.status === "ok" ? x.status : this.denied(x.status)));
   }
 
-  async read(c: Caller, after: string | null, now: number, waiter = "", from?: string): Promise<StoredMessage[] | Denied> {
-    const [status, entries] = (await this.run("READ", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
-      now, c.peerId, c.tokenHash, after ?? "", after ? idAfter(after) : "", READ_BATCH, waiter, from ?? after ?? "",
-    ], c)) as Reply[];
-    if (status === "closed") return [{ id: CLOSED_MESSAGE_ID, body: entries as string }];
-    return status === "ok" ? messagesFrom(entries) : (status as Denied);
+  async read(c: Call, after: string | null, now: number, waiter?: string, from?: string) {
+    const reply = await this.run(S.READ, c.roomId, now, { ...this.verified(c), after: after ?? undefined, from, batch: READ_BATCH, mark: waiter }, undefined, c);
+    return answer(reply, (x) => {
+      if (x.status === "closed") return [{ id: CLOSED_MESSAGE_ID, body: x.body }];
+      return x.status === "ok" ? x.messages : this.denied(x.status);
+    });
   }
 
-  async take(c: Caller, type: string, now: number, waiter = ""): Promise<StoredMessage[] | Denied> {
-    const [status, entries] = (await this.run("TAKE", [roomKey(c.roomId), inboxKey(c.roomId, c.peerId)], [
-      now, c.peerId, c.tokenHash, type, READ_BATCH, waiter,
-    ], c)) as Reply[];
-    return status === "ok" ? messagesFrom(entries) : (status as Denied);
+  async take(c: Call, type: string, now: number, waiter?: string) {
+    const reply = await this.run(S.TAKE, c.roomId, now, { ...this.verified(c), type, batch: READ_BATCH, mark: waiter }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" ? x.messages : this.denied(x.status)));
   }
 
-  async chat(c: Caller, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<ChatSent | Denied | "room-busy"> {
-    const { perSender = 0, perRoom = 0, windowMs = 0 } = limits ?? {};
-    const reply = (await this.run("CHAT", [roomKey(c.roomId), chatKey(c.roomId)], [now, c.peerId, c.tokenHash, message.body, historyMax, perSender, perRoom, windowMs], c)) as Reply[];
-    const [status, ...rest] = reply;
-    if (status === "rate-limited") return { sent: false, window: { limit: Number(rest[0]), remaining: 0, reset: Number(rest[1]) } };
-    if (status !== "ok") return status as Denied | "room-busy";
-    const [name, limit, remaining, reset] = rest;
-    return { sent: true, name: JSON.parse(name as string), ...(limits ? { window: { limit: Number(limit), remaining: Number(remaining), reset: Number(reset) } } : {}) };
+  async chat(c: Call, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null) {
+    const reply = await this.run(S.CHAT, c.roomId, now, { ...this.verified(c), body: message.body, historyMax, limits: limits ?? undefined }, c.once, c);
+    return answer(reply, (x) => {
+      if (x.status === "ok") return { sent: true as const, name: x.name ?? null, ...(x.window ? { window: x.window } : {}) };
+      if (x.status === "chat-limited") return { sent: false as const, window: x.window };
+      return x.status === "room-busy" ? x.status : this.denied(x.status);
+    });
   }
 
-  async chatHistory(c: Caller) {
-    const [status, bodies] = (await this.run("CHAT_HISTORY", [roomKey(c.roomId), chatKey(c.roomId)], [c.peerId, c.tokenHash], c)) as Reply[];
-    return status === "ok" ? (bodies as string[]) : (status as Denied);
+  async chatHistory(c: Call, now: number) {
+    const reply = await this.run(S.CHAT_HISTORY, c.roomId, now, this.verified(c), undefined, c);
+    return answer(reply, (x) => (x.status === "ok" ? x.bodies : this.denied(x.status)));
   }
 
-  async putSession(c: Caller, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
-    return (await this.run("PUT_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId, record, max, now, expiresAt ?? ""], c)) as "ok" | "limit" | Denied | "forbidden";
+  async putSession(c: Call, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
+    const reply = await this.run(S.PUT_SESSION, c.roomId, now, { ...this.verified(c), sessionId, record, max, expiresAt }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "limit" ? x.status : this.denied(x.status)));
   }
 
-  async removeSession(c: Caller, sessionId: string) {
-    const [status, record] = (await this.run("REMOVE_SESSION", [roomKey(c.roomId)], [c.peerId, c.tokenHash, sessionId], c)) as Reply[];
-    return status === "ok" ? { record: typeof record === "string" ? record : null } : (status as Denied | "forbidden");
+  async removeSession(c: Call, sessionId: string, now: number) {
+    const reply = await this.run(S.REMOVE_SESSION, c.roomId, now, { ...this.verified(c), sessionId }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" ? { record: x.record ?? null } : x.status === "forbidden" ? x.status : this.denied(x.status)));
   }
 
   async scheduleSessionEnd(roomId: string, sessionId: string, at: number) {
-    await this.run("SCHEDULE_END", [SESSION_ENDS_KEY], [`${roomId}/${sessionId}`, at, at + DAY_MS]);
+    await this.run(S.SCHEDULE_END, null, at, { member: `${roomId}/${sessionId}`, at, keepUntil: at + DAY_MS });
   }
 
   async dueSessions(now: number, max: number) {
-    const members = (await this.guard(() => this.transport.command(SESSION_ENDS_KEY, ["ZRANGE", SESSION_ENDS_KEY, "-inf", String(now), "BYSCORE", "LIMIT", "0", String(max)]))) as string[];
+    const { members } = await this.run(S.DUE_SESSIONS, null, now, { max });
     return members.map((m) => ({ roomId: m.slice(0, m.indexOf("/")), sessionId: m.slice(m.indexOf("/") + 1) }));
   }
 
-  async endSession(roomId: string, sessionId: string) {
-    const record = (await this.run("END_SESSION", [roomKey(roomId)], [sessionId])) as string | null;
-    await this.guard(() => this.transport.command(SESSION_ENDS_KEY, ["ZREM", SESSION_ENDS_KEY, `${roomId}/${sessionId}`]));
-    return typeof record === "string" ? record : null;
+  async endSession(roomId: string, sessionId: string, now: number) {
+    const { record } = await this.run(S.END_SESSION, roomId, now, { sessionId });
+    await this.run(S.UNSCHEDULE_END, null, now, { member: `${roomId}/${sessionId}` });
+    return record ?? null;
   }
 
-  async issueTicket(c: Caller, ticketHash: string, ttlMs: number, now: number) {
-    return (await this.run("ISSUE_TICKET", [roomKey(c.roomId)], [c.peerId, c.tokenHash, ticketHash, now + ttlMs, now], c)) as "ok" | Denied;
+  async issueTicket(c: Call, ticketHash: string, ttlMs: number, now: number) {
+    const reply = await this.run(S.ISSUE_TICKET, c.roomId, now, { ...this.verified(c), ticketHash, expiresAt: now + ttlMs }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" ? x.status : this.denied(x.status)));
   }
 
-  async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number): Promise<Caller | null> {
-    const tokenHash = await this.run("REDEEM_TICKET", [roomKey(roomId)], [peerId, ticketHash, now]);
-    return typeof tokenHash === "string" ? { roomId, peerId, tokenHash } : null;
+  async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number) {
+    const reply = await this.run(S.REDEEM_TICKET, roomId, now, { peerId, ticketHash });
+    return reply.status === "ok" ? { roomId, peerId, tokenHash: reply.tokenHash } : null;
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {
@@ -255,20 +266,38 @@ export class RedisStore implements SignalStore {
     await this.transport.close();
   }
 
+  /** What every verified-caller script takes; the charge, if any, rides in `run`. */
+  private verified(c: Call) {
+    return { caller: c.peerId, tokenHash: c.tokenHash };
+  }
+
+  /** A refusal every verified-caller script shares; anything else there would be a script's bug. */
+  private denied(status: string): Denied {
+    const known = denial(status);
+    if (!known) throw new Error(`unexpected store reply: ${status}`);
+    return known;
+  }
+
   /**
-   * Runs a script; for a caller with a charge not yet taken, the script charges it once it has
-   * verified the caller (lib/store/lua.ts), and the charge's window is recorded on it.
+   * Runs a script on `roomId`'s keys (null: the AI deadline index) with `args` as its one JSON
+   * argument, and decodes its reply. A script that changes something declares the request's
+   * reply key too: `once`, or one of its own (for the transport's retries). A caller's charge
+   * goes to the script only if the caller gives one.
    */
-  private async run(name: ScriptName, keys: string[], args: (string | number)[], caller?: Caller): Promise<unknown> {
-    const due = caller?.charge && !caller.charge.window ? caller.charge : undefined;
-    const charge = due ? `${due.max} ${due.windowMs} ${Date.now()}${due.ifMail ? " if-mail" : ""}` : "";
-    const [charged, reply] = (await this.guard(() => this.transport.script(name, keys, [...args.map(String), charge]))) as [Reply, Reply?];
-    if (Array.isArray(charged) && due) {
-      const [limit, remaining, reset, ok] = charged.map(Number);
-      due.window = { limit, remaining, reset };
-      if (!ok) throw new RateLimited(due.window);
-    } else if (due?.ifMail) caller!.charge = undefined;
-    return reply ?? null;
+  private async run<A, R extends Reply>(script: Script<A, R>, roomId: string | null, now: number, args: A, once?: Once, call?: Call): Promise<Exclude<R, z.infer<typeof S.Mismatch>>> {
+    let keys = [SESSION_ENDS_KEY];
+    let op: Once | undefined;
+    if (roomId !== null) {
+      keys = roomKeys(roomId);
+      op = script.changes ? (once ?? { key: nanoid(), fingerprint: "", ttlMs: RETRY_WINDOW_MS }) : undefined;
+      if (op) keys.push(replyKey(roomId, op.key, script.name));
+    }
+    const argument = JSON.stringify({ ...args, now, ...(call?.charge ? { charge: call.charge } : {}), ...(op ? { once: { fingerprint: op.fingerprint, ttlMs: op.ttlMs } } : {}) });
+    const raw = await this.guard(() => this.transport.script(script.name, keys, [argument]));
+    if (typeof raw !== "string") throw new Error(`${script.name} answered ${JSON.stringify(raw)}`);
+    const reply = script.reply.parse(JSON.parse(raw));
+    if (!answers(reply)) throw new IdempotencyMismatch();
+    return reply;
   }
 
   private async guard<T>(operation: () => Promise<T>): Promise<T> {

@@ -27,7 +27,7 @@ interface Connection {
 const sha1 = (source: string) => createHash("sha1").update(source).digest("hex");
 
 /**
- * @upstash/ratelimit sends scripts with `#!lua flags=allow-key-locking`, an Upstash-only flag
+ * Upstash's scripts start `#!lua flags=allow-key-locking` (ours and @upstash/ratelimit's), a flag
  * redis-server rejects: the same script without it.
  */
 export function stripUpstashFlags(script: string): string {
@@ -60,8 +60,12 @@ export class TcpTransport implements RedisTransport {
   constructor(private readonly options: TcpOptions) {
     this.kind = options.cluster ? "cluster" : "tcp";
     this.timeoutMs = options.commandTimeoutMs;
+    // The scripts without Upstash's allow-key-locking flag, which redis-server rejects.
     const scripts = options.cluster ? SHARDED_SCRIPTS : SCRIPTS;
-    this.sources = Object.fromEntries(Object.entries(scripts).map(([name, source]) => [name, { source, sha: sha1(source) }])) as typeof this.sources;
+    this.sources = Object.fromEntries(Object.entries(scripts).map(([name, flagged]) => {
+      const source = stripUpstashFlags(flagged);
+      return [name, { source, sha: sha1(source) }];
+    })) as typeof this.sources;
     const lost = (error: Error) => this.subscriptions.forEach((tell) => tell(error));
     this.connection = options.cluster ? clusterConnection(options, lost) : serverConnection(options, lost);
     this.connection.ready.catch(() => {}); // each command reports its own failure
@@ -87,12 +91,6 @@ export class TcpTransport implements RedisTransport {
       if (!String(error).includes("NOSCRIPT")) throw error;
       return this.send(keys[0], ["EVAL", source, String(keys.length), ...keys, ...args]);
     }
-  }
-
-  async command(key: string, args: string[]) {
-    const reply = await this.send(key, args);
-    // node-redis answers HGETALL with an object; the store reads replies as REST gives them (flat).
-    return reply !== null && typeof reply === "object" && !Array.isArray(reply) ? Object.entries(reply).flat() : reply;
   }
 
   subscribe(channel: string, onMessage: (payload: string) => void, onLost: (error: Error) => void): Subscription {

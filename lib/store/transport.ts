@@ -6,11 +6,12 @@
 import { Redis } from "@upstash/redis";
 import { SCRIPTS } from "./lua.js";
 import { subscribeOverRest, type RestSubscription } from "./rest-subscription.js";
+import type { ScriptName } from "./scripts.js";
 
 /** A live subscription to a peer's channel (the REST one's shape, which both transports give). */
 export type Subscription = RestSubscription;
 
-export type ScriptName = keyof typeof SCRIPTS;
+export type { ScriptName };
 
 /** What @upstash/ratelimit calls on its Redis: scripts by SHA, with EVAL when not loaded. */
 export interface LimiterRedis {
@@ -25,8 +26,6 @@ export interface RedisTransport {
   readonly timeoutMs: number;
   /** Runs one of the store's scripts; KEYS[1] routes it on a cluster. */
   script(name: ScriptName, keys: string[], args: string[]): Promise<unknown>;
-  /** One command on `key` (which routes it on a cluster). */
-  command(key: string, args: string[]): Promise<unknown>;
   /** Subscribes to a peer's channel; `onLost` when the subscription breaks while still wanted. */
   subscribe(channel: string, onMessage: (payload: string) => void, onLost: (error: Error) => void): Subscription;
   ping(): Promise<void>;
@@ -52,9 +51,15 @@ export class RestTransport implements RedisTransport {
       // A fresh deadline per request (subscriptions bring their own signal and are not cut).
       signal: () => AbortSignal.timeout(timeoutMs),
       // Exact strings back (the default JSON-parses them), and fail fast so routes answer 503
-      // within a second of an outage instead of retrying for ~4 s.
+      // within a second of an outage instead of retrying for ~4 s. A retry after a reply was
+      // lost runs the script again: each script that changes something answers a repeat with
+      // its first reply (lib/store/lua.ts), so that changes nothing twice.
       automaticDeserialization: false,
       retry: { retries: 2, backoff: (n) => 50 * 2 ** n },
+      // Each request's script goes as its own HTTP request, with its own deadline and failure:
+      // batched with other requests' (the default), one slow fan-out or one lost connection
+      // would hold or fail them all.
+      enableAutoPipelining: false,
       enableTelemetry: false,
     });
     this.scripts = Object.fromEntries(
@@ -68,10 +73,6 @@ export class RestTransport implements RedisTransport {
 
   script(name: ScriptName, keys: string[], args: string[]) {
     return this.scripts[name].exec(keys, args);
-  }
-
-  command(_key: string, args: string[]) {
-    return this.redis.exec(args as [string, ...string[]]);
   }
 
   subscribe(channel: string, onMessage: (payload: string) => void, onLost: (error: Error) => void) {

@@ -53,24 +53,59 @@ export interface Caller {
   roomId: string;
   peerId: string;
   tokenHash: string;
+}
+
+/**
+ * A caller's request as the store sees it: who asks, what the request costs, and which request
+ * it is. A value: the store reads it and answers what came of it (Answer), never writes to it.
+ */
+export interface Call extends Caller {
   /**
    * Charge this request against the caller's call limit in the step that verifies its token (one
-   * round trip, and a forged token spends nothing). The store charges the first operation that
-   * verifies the caller and records where the limit stands in `window`; past it, that operation
-   * throws RateLimited and does nothing.
+   * round trip, and a forged token spends nothing). Past the limit that step throws RateLimited
+   * and does nothing. Give it to one step of a request only.
    */
-  charge?: CallCharge;
+  readonly charge?: CallCharge;
+  /** The request's idempotency key (see Once), for the one step of it that changes something. */
+  readonly once?: Once;
 }
 
 export interface CallCharge {
   max: number;
   windowMs: number;
-  window?: Window;
   /**
    * Only if the read it rides on returns mail (a waiting read's first read, which is a plain
-   * read when it finds some). A read that finds none drops it: the waiting after is free.
+   * read when it finds some). A read that finds none is free: the waiting after it is.
    */
   ifMail?: boolean;
+}
+
+/**
+ * Which request this is, so that running it again (a retry after a lost reply, by a transport
+ * or a client) answers the first reply instead of acting twice. `key` names the request (the
+ * client's Idempotency-Key, scoped to who sent it and where); a different request under the
+ * same key (another `fingerprint`) is refused (IdempotencyMismatch). The reply is kept `ttlMs`.
+ * A step that changes something without one gets a key of its own, for the transport's retries.
+ */
+export interface Once {
+  key: string;
+  fingerprint: string;
+  ttlMs: number;
+}
+
+/** What a step answered; where the caller's call limit stands if the step charged it; whether it was a repeat. */
+export interface Answer<T> {
+  value: T;
+  window?: Window;
+  /** The first reply to this request (Once), given again. */
+  replayed?: boolean;
+}
+
+/** The same idempotency key came with a different request: nothing was done (422). */
+export class IdempotencyMismatch extends Error {
+  constructor() {
+    super("idempotency key reused for a different request");
+  }
 }
 
 /** A message as it sits in an inbox: `body` is the JSON the recipient will read, minus `id`. */
@@ -162,8 +197,14 @@ export const CLOSED_NOTICE_MS = 5 * 60_000;
 /** The room-closed message's id: it is no cursor (nothing follows it). */
 export const CLOSED_MESSAGE_ID = "0-0";
 
-/** What each message counts for in a room's bytes beyond its type and body: about what Redis spends on a stream entry. */
+/** What each message counts for in a room's bytes beyond its type and body: about what Redis spends keeping one. */
 export const ENTRY_OVERHEAD = 64;
+/**
+ * What each recipient of a message adds to a room's bytes: about what Redis spends on its place
+ * in the recipient's mail (a sorted-set member: measured ~120 bytes). An offer, answer or
+ * candidate has two places (by order and by type), so counts it twice.
+ */
+export const RECIPIENT_OVERHEAD = 128;
 
 /** Over the budget: the recipient's inbox, or the room's bytes. */
 export type OverBudget = "inbox-full" | "room-busy";
@@ -190,23 +231,28 @@ export interface Closed {
   sessions: string[];
 }
 
+/**
+ * Every operation that takes a Call answers an Answer (its charge's window, and whether it was a
+ * repeat); every one that changes something applies at most once per Once (lib/store/lua.ts).
+ */
 export interface SignalStore {
   readonly kind: "memory" | "redis";
 
-  /** "exists" if the ID is taken (the caller draws a new one). */
-  createRoom(room: NewRoom, now: number): Promise<"ok" | "exists">;
+  /** The room made (a repeat: the one the first request made), or "exists" if the ID is taken (the caller draws a new one). */
+  createRoom(room: NewRoom, now: number, once?: Once): Promise<Answer<{ room: RoomInfo } | "exists">>;
 
   /** Public facts about a room, for diagnostics; no secrets. */
   describeRoom(roomId: string, now: number): Promise<RoomView | null>;
 
-  listPeers(caller: Caller, now: number): Promise<RoomView | Denied>;
+  listPeers(call: Call, now: number): Promise<Answer<RoomView | Denied>>;
 
   /**
    * Adds the peer unless the room is full; `announce` goes to the host (star) or everyone (mesh).
    * The view holds every peer in a mesh; in a star room only the host and the joiner, whom alone
-   * a viewer deals with (so a join costs the same in a full room as in an empty one).
+   * a viewer deals with (so a join costs the same in a full room as in an empty one). A repeat
+   * (`once`) answers the first join's view and puts `tokenHash` in place of the first token.
    */
-  joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate?: JoinGate): Promise<RoomView | Waiting | "room-missing" | JoinRefused>;
+  joinRoom(roomId: string, peer: PeerInfo, tokenHash: string, announce: Outgoing, now: number, gate?: JoinGate, once?: Once): Promise<Answer<RoomView | Waiting | "room-missing" | JoinRefused>>;
 
   /**
    * Host only: lets a waiting peer in (`allow`) or not. Admitted, it becomes a peer like any
@@ -215,28 +261,28 @@ export interface SignalStore {
    * DENIED_NOTICE_MS. Answering the same way twice is "ok" and does nothing more; a peer not
    * waiting (gone, expired, or answered the other way) is "peer-missing"; a full room, "room-full".
    */
-  admit(caller: Caller, peerId: string, allow: boolean, messages: AdmitMessages, now: number): Promise<"ok" | Denied | "forbidden" | "peer-missing" | "room-full">;
+  admit(call: Call, peerId: string, allow: boolean, messages: AdmitMessages, now: number): Promise<Answer<"ok" | Denied | "forbidden" | "peer-missing" | "room-full">>;
 
   /** Host only: a locked room refuses every join; the peers in it are unaffected. */
-  setLocked(caller: Caller, locked: boolean, now: number): Promise<"ok" | Denied | "forbidden">;
+  setLocked(call: Call, locked: boolean, now: number): Promise<Answer<"ok" | Denied | "forbidden">>;
 
   /** Host only, key rooms: a new join key (its hash); the old one stops working at once. */
-  rotateJoinKey(caller: Caller, joinKeyHash: string, now: number): Promise<"ok" | Denied | "forbidden" | "open-room">;
+  rotateJoinKey(call: Call, joinKeyHash: string, now: number): Promise<Answer<"ok" | Denied | "forbidden" | "open-room">>;
 
   /**
    * Removes `peerId` (the caller itself, or anyone when the caller is the host); the others are
    * told with `announce` as on join. The host leaving closes the room. A peer waiting in the
    * lobby may leave (or the host remove it): then only the host is told, so its knock goes.
    */
-  leaveRoom(caller: Caller, peerId: string, announce: Outgoing, closed: Outgoing, now: number): Promise<"ok" | Closed | Denied | "forbidden" | "peer-missing">;
+  leaveRoom(call: Call, peerId: string, announce: Outgoing, closed: Outgoing, now: number): Promise<Answer<"ok" | Closed | Denied | "forbidden" | "peer-missing">>;
 
   /** Host only: wakes every waiting peer with `closed`, then deletes every key of the room. */
-  closeRoom(caller: Caller, closed: Outgoing, now: number): Promise<Closed | Denied | "forbidden">;
+  closeRoom(call: Call, closed: Outgoing, now: number): Promise<Answer<Closed | Denied | "forbidden">>;
 
-  send(caller: Caller, to: string, message: Outgoing, now: number): Promise<SendResult>;
+  send(call: Call, to: string, message: Outgoing, now: number): Promise<Answer<SendResult>>;
 
-  /** Verifies the caller (a waiting peer too), only to take its charge (see Caller.charge). */
-  chargeCall(caller: Caller, now: number): Promise<"ok" | Denied>;
+  /** Verifies the caller (a waiting peer too), only to take its charge. */
+  chargeCall(call: Call, now: number): Promise<Answer<"ok" | Denied>>;
 
   /**
    * Room chat: delivers `message` to every other peer (whatever the topology) and keeps it in the
@@ -245,25 +291,25 @@ export interface SignalStore {
    * store adds the sender's `name` to the message, and charges `limits` (per sender first, then
    * per room) once the caller is verified: past either, nothing is sent (`sent: false`).
    */
-  chat(caller: Caller, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<ChatSent | Denied | "room-busy">;
+  chat(call: Call, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<Answer<ChatSent | Denied | "room-busy">>;
 
   /** The room's kept chat messages, oldest first (bodies as sent). */
-  chatHistory(caller: Caller): Promise<string[] | Denied>;
+  chatHistory(call: Call, now: number): Promise<Answer<string[] | Denied>>;
 
   /**
    * Acknowledges (deletes) the caller's messages up to and including `after`, returns the rest
    * in order — or, with `from`, those after `from` (an event stream has sent up to it, but the
    * client has not acknowledged them yet). With `waiter`, a waiting read begins: its mark goes
    * to the peer's listeners. For CLOSED_NOTICE_MS after its room closed, a peer of it reads the
-   * room-closed message alone, with id CLOSED_MESSAGE_ID.
+   * room-closed message alone, with id CLOSED_MESSAGE_ID. Reading again is reading: it needs no Once.
    */
-  read(caller: Caller, after: string | null, now: number, waiter?: string, from?: string): Promise<StoredMessage[] | Denied>;
+  read(call: Call, after: string | null, now: number, waiter?: string, from?: string): Promise<Answer<StoredMessage[] | Denied>>;
 
   /**
    * Removes and returns the caller's messages of one type (offer, answer or candidate); each is
    * taken by exactly one request, at a cost in proportion to what is taken. `waiter` as for read.
    */
-  take(caller: Caller, type: string, now: number, waiter?: string): Promise<StoredMessage[] | Denied>;
+  take(call: Call, type: string, now: number, waiter?: string): Promise<Answer<StoredMessage[] | Denied>>;
 
   /**
    * Host only: records an AI session of the room (creating it only while the room holds fewer
@@ -271,10 +317,10 @@ export interface SignalStore {
    * `expiresAt` (ms) stops counting, and is dropped, from then on (a client secret nobody can
    * redeem any more).
    */
-  putSession(caller: Caller, sessionId: string, record: string, max: number, now: number, expiresAt?: number): Promise<"ok" | "limit" | Denied | "forbidden">;
+  putSession(call: Call, sessionId: string, record: string, max: number, now: number, expiresAt?: number): Promise<Answer<"ok" | "limit" | Denied | "forbidden">>;
 
   /** Host only: removes a session record and returns it (null if there was none). */
-  removeSession(caller: Caller, sessionId: string): Promise<{ record: string | null } | Denied | "forbidden">;
+  removeSession(call: Call, sessionId: string, now: number): Promise<Answer<{ record: string | null } | Denied | "forbidden">>;
 
   /**
    * AI calls have a deadline (OPENAI_MAX_SESSION_SECONDS): `scheduleSessionEnd` enters one in a
@@ -284,13 +330,13 @@ export interface SignalStore {
    */
   scheduleSessionEnd(roomId: string, sessionId: string, at: number): Promise<void>;
   dueSessions(now: number, max: number): Promise<{ roomId: string; sessionId: string }[]>;
-  endSession(roomId: string, sessionId: string): Promise<string | null>;
+  endSession(roomId: string, sessionId: string, now: number): Promise<string | null>;
 
   /**
    * A stream ticket: lets the caller's own event stream be opened once, within `ttlMs`, without
    * the token (a browser's EventSource cannot send headers). Stored only as `ticketHash`.
    */
-  issueTicket(caller: Caller, ticketHash: string, ttlMs: number, now: number): Promise<"ok" | Denied>;
+  issueTicket(call: Call, ticketHash: string, ttlMs: number, now: number): Promise<Answer<"ok" | Denied>>;
 
   /**
    * The caller a ticket was issued to (the ticket names `peerId`), once: a redeemed, replaced
@@ -314,17 +360,17 @@ export class StoreUnavailable extends Error {
   }
 }
 
-/**
- * The store is reachable but has more commands in flight from this process than it answers:
- * new ones are refused at once (503 store_busy) rather than queued into timeouts and retries.
- */
-/** The caller is past its call limit (Caller.charge): the operation did nothing. */
+/** The caller is past its call limit (Call.charge): the operation did nothing. */
 export class RateLimited extends Error {
   constructor(readonly window: Window) {
     super("rate limited");
   }
 }
 
+/**
+ * The store is reachable but has more commands in flight from this process than it answers:
+ * new ones are refused at once (503 store_busy) rather than queued into timeouts and retries.
+ */
 export class StoreBusy extends StoreUnavailable {
   constructor() {
     super("too many store commands in flight");
