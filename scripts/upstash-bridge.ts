@@ -3,9 +3,14 @@
  *
  * A dev/test tool, not a production dependency: it lets the production Redis store
  * (which talks REST through @upstash/redis) run against the redis-server on this machine.
- * It refuses what Upstash refuses (blocking commands, MULTI/WATCH/SELECT/SUBSCRIBE sent as
- * plain commands), so no test can pass on something production lacks. Subscriptions (server-sent
- * events) share one Redis connection.
+ * It is as strict as Upstash, always, so no test can pass on something production refuses:
+ *  - blocking commands, and MULTI/WATCH/SELECT/SUBSCRIBE sent as plain commands, are refused;
+ *  - a script flagged `allow-key-locking` may touch only the keys it declares (KEYS), as on
+ *    Upstash, which refuses any other with its own error; an unflagged script is refused (Upstash
+ *    would run it under its database-wide lock, stalling every other request while it runs);
+ *  - a request over Upstash's 10 MB is refused.
+ * Subscriptions (server-sent events) share one Redis connection, and each stream carries
+ * comments and a `retry:` line, as any SSE stream may.
  *
  *   npm run redis:bridge            # REDIS_URL, BRIDGE_PORT, BRIDGE_TOKEN from env
  */
@@ -21,6 +26,8 @@ export interface BridgeOptions {
   token?: string;
   port?: number;
   host?: string;
+  /** A `: keep-alive` comment on every subscription stream this often (ms). */
+  keepAliveMs?: number;
 }
 
 export interface Bridge {
@@ -57,20 +64,85 @@ function connectRedis(url: string) {
   }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
 }
 
-/** Strips the Upstash-only script flags (see stripUpstashFlags), and remembers which SHA1 the client knows each script by. */
+/** Upstash's limit on one request's size (free and pay-as-you-go databases). */
+export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
+
+/** The flag that makes Upstash lock only a script's declared keys, on its first line (elsewhere Upstash ignores it). */
+const flagged = (script: string) => /^#!lua[^\n]*\bflags=\S*\ballow-key-locking\b/.test(script);
+
+/** Where each command's keys are, from COMMAND: [first, last (negative: from the end), step]; false: keys found by its arguments. */
+type KeyPositions = Record<string, [number, number, number] | false>;
+
+async function keyPositions(redis: RedisConnection): Promise<KeyPositions> {
+  const table = (await redis.sendCommand(["COMMAND"])) as unknown as [Buffer, number, Buffer[], number, number, number][];
+  const positions: KeyPositions = {};
+  for (const [name, , flags, first, last, step] of table) {
+    positions[name.toString().toLowerCase()] = flags.some((f) => f.toString() === "movablekeys") ? false : [first, last, step];
+  }
+  return positions;
+}
+
+/**
+ * Lua put in front of a flagged script's body: `redis.call` and `redis.pcall` that refuse a key
+ * not in KEYS with Upstash's own error, as its key locking does (a command whose keys depend on
+ * its arguments is refused too: there is no telling what it touches). Channels are not keys.
+ */
+function keyCheck(positions: KeyPositions): string {
+  const entries = Object.entries(positions).map(([name, p]) => `[${JSON.stringify(name)}]=${p ? `{${p.join(",")}}` : "false"}`);
+  return `local redis = (function(real)
+  local declared = {}
+  for _, key in ipairs(KEYS) do declared[key] = true end
+  local positions = {${entries.join(",")}}
+  local function refusal(name, ...)
+    local p = positions[string.lower(name)]
+    if p == false then return "ERR signalbox bridge: '" .. name .. "' finds its keys in its arguments; Upstash's key locking cannot lock them" end
+    if not p or p[1] == 0 then return nil end
+    local args = { ... }
+    local last = p[2] < 0 and #args + 1 + p[2] or p[2]
+    for i = p[1], last, p[3] do
+      if args[i] ~= nil and not declared[args[i]] then
+        return "ERR Dynamic keys are not allowed in Lua scripts when 'allow-key-locking' flag is set. Key was: " .. args[i]
+      end
+    end
+  end
+  return setmetatable({
+    call = function(name, ...)
+      local refused = refusal(name, ...)
+      if refused then error(real.error_reply(refused)) end
+      return real.call(name, ...)
+    end,
+    pcall = function(name, ...)
+      local refused = refusal(name, ...)
+      if refused then return real.error_reply(refused) end
+      return real.pcall(name, ...)
+    end,
+  }, { __index = real })
+end)(redis)
+`;
+}
+
+/**
+ * Makes scripts run on redis-server as Upstash runs them: a flagged script without its flag
+ * (redis-server rejects it) and with the key check in front; an unflagged one refused. Remembers
+ * which SHA1 the client knows each script by.
+ */
 class ScriptShim {
   private readonly rewritten = new Map<string, string>();
 
-  rewrite(args: string[]): string[] {
+  constructor(private readonly check: string) {}
+
+  /** The command as redis-server is to run it, or the error Upstash-as-the-bridge answers. */
+  rewrite(args: string[]): string[] | Error {
     const name = args[0].toLowerCase();
     const scriptAt = name === "eval" || name === "eval_ro" ? 1 : name === "script" && args[1]?.toLowerCase() === "load" ? 2 : -1;
     if (scriptAt >= 0 && args[scriptAt] !== undefined) {
       const original = args[scriptAt];
-      const cleaned = stripUpstashFlags(original);
-      if (cleaned !== original) {
-        this.rewritten.set(sha1(original), sha1(cleaned));
-        return args.map((a, i) => (i === scriptAt ? cleaned : a));
-      }
+      if (!flagged(original)) return new Error("ERR signalbox bridge: a script must start '#!lua flags=allow-key-locking' (and declare its keys): unflagged, Upstash runs it under its database-wide lock");
+      const body = stripUpstashFlags(original);
+      const newline = body.indexOf("\n");
+      const runnable = `${body.slice(0, newline + 1)}${this.check}${body.slice(newline + 1)}`;
+      this.rewritten.set(sha1(original), sha1(runnable));
+      return args.map((a, i) => (i === scriptAt ? runnable : a));
     }
     if (name === "evalsha" || name === "evalsha_ro") {
       return args.map((a, i) => (i === 1 ? this.rewritten.get(a.toLowerCase()) ?? a : a));
@@ -108,9 +180,16 @@ function toArgs(command: unknown[]): string[] {
   return command.map((part) => (typeof part === "string" ? part : JSON.stringify(part)));
 }
 
+class TooLarge extends Error {}
+
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_REQUEST_BYTES) throw new TooLarge();
+    chunks.push(chunk as Buffer);
+  }
   const text = Buffer.concat(chunks).toString("utf8");
   return text ? JSON.parse(text) : undefined;
 }
@@ -126,7 +205,7 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
   const redis: RedisConnection = connectRedis(redisUrl);
   redis.on("error", () => {}); // reconnects by itself; each failed command answers its caller
   await redis.connect();
-  const scripts = new ScriptShim();
+  const scripts = new ScriptShim(keyCheck(await keyPositions(redis)));
   let latencyMs = 0;
   let counts: Record<string, number> = {};
   const count = (name: string) => (counts[name] = (counts[name] ?? 0) + 1);
@@ -139,9 +218,11 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     if (REFUSED.has(name) || ((name === "xread" || name === "xreadgroup") && args.some((a) => a.toLowerCase() === "block"))) {
       return new Error(`ERR Command is not available: '${name}'. See https://upstash.com/docs/redis/overall/rediscompatibility for details`);
     }
+    const runnable = scripts.rewrite(args);
+    if (runnable instanceof Error) return runnable;
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     try {
-      const reply = (await redis.sendCommand(scripts.rewrite(args))) as Reply;
+      const reply = (await redis.sendCommand(runnable)) as Reply;
       return scripts.loadedSha(args, reply);
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
@@ -153,10 +234,13 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
       if (!isCommand(command)) return new Error("ERR command must be a non-empty array starting with its name");
       if (REFUSED.has(String(command[0]).toLowerCase())) return new Error(`ERR Command is not available: '${command[0]}'`);
     }
+    const runnable = commands.map((command) => scripts.rewrite(toArgs(command)));
+    const refused = runnable.find((r) => r instanceof Error);
+    if (refused) return refused;
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     const multi = redis.multi();
     for (const command of commands) count(String(command[0]).toLowerCase());
-    for (const command of commands) multi.addCommand(scripts.rewrite(toArgs(command)));
+    for (const command of runnable as string[][]) multi.addCommand(command);
     try {
       const replies = (await multi.exec()) as unknown as Reply[];
       return replies.map((reply, i) => scripts.loadedSha(toArgs(commands[i]), reply));
@@ -196,9 +280,12 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     streams.add(res);
     res.on("close", close);
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-    res.write(`data: subscribe,${channel},1\n\n`);
+    // What any SSE stream may carry before and between its events: a comment and a retry hint.
+    res.write(`: ${channel}\nretry: 1000\n\ndata: subscribe,${channel},1\n\n`);
     early.forEach(forward);
     early = null;
+    const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), options.keepAliveMs ?? 10_000);
+    res.on("close", () => clearInterval(keepAlive));
   }
 
   const server: Server = createServer(async (req, res) => {
@@ -234,6 +321,7 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
       }
       return send(res, 404, { error: `ERR unknown path ${path}` });
     } catch (error) {
+      if (error instanceof TooLarge) return send(res.setHeader("connection", "close"), 400, { error: `ERR max request size exceeded. Limit: ${MAX_REQUEST_BYTES} bytes` });
       return send(res, 400, { error: error instanceof SyntaxError ? "ERR failed to parse JSON body" : String(error) });
     }
   });
