@@ -194,6 +194,17 @@ interface CallOptions {
   signal?: AbortSignal;
   /** Lets the request outlive the page (leaving on unload). */
   keepalive?: boolean;
+  /** Names the request, the same on every attempt of it, so the server applies it once. */
+  idempotencyKey?: string;
+}
+
+/**
+ * A fresh idempotency key: 128 random bits. (getRandomValues, not randomUUID: a page served over
+ * plain HTTP from a LAN address is no secure context, and has only the former.)
+ */
+function newIdempotencyKey(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 class Api {
@@ -206,6 +217,7 @@ class Api {
     const headers: Record<string, string> = {};
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (options.body !== undefined) headers["content-type"] = "application/json";
+    if (options.idempotencyKey) headers["idempotency-key"] = options.idempotencyKey;
     const res = await this.fetcher(this.baseUrl + path, {
       method,
       headers,
@@ -233,11 +245,16 @@ class Api {
     return res;
   }
 
-  /** Retries transient failures (network, 408, 429, 5xx) a few times, honouring Retry-After. */
+  /**
+   * Retries transient failures (network, 408, 429, 5xx) a few times, honouring Retry-After. A
+   * request that changes something carries one idempotency key on every attempt: one whose reply
+   * was lost is not applied twice, and its retry gets the first answer.
+   */
   async callWithRetry<T>(method: string, path: string, options: CallOptions = {}, attempts = 4) {
+    const once = method === "GET" ? options : { idempotencyKey: newIdempotencyKey(), ...options };
     for (let failures = 0; ; failures++) {
       try {
-        return await this.call<T>(method, path, options);
+        return await this.call<T>(method, path, once);
       } catch (error) {
         const transient = !(error instanceof SignalingError) || error.transient;
         if (!transient || failures + 1 >= attempts || options.signal?.aborted) throw error;
