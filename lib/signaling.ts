@@ -337,10 +337,11 @@ export async function chat(ctx: Context, call: Call, text: string): Promise<Answ
   const r = ctx.config.rateLimits;
   const limits = r.enabled ? { perSender: r.chatPerMinute, perRoom: r.roomChatPerMinute, windowMs: 60_000 } : null;
   const now = ctx.now();
-  const sent = expect(await ctx.store.chat(call, outgoing("chat", call.peerId, now, { text }), CHAT_HISTORY, now, limits), deny);
+  const sent = expect(await ctx.store.chat(call, { ...outgoing("chat", call.peerId, now, { text }), at: now }, CHAT_HISTORY, now, limits), deny);
   if (!sent.value.sent) throw problems.rateLimited(retryAfter(sent.value.window.reset, now), rateLimitHeaders(sent.value.window, now));
-  const { name, window } = sent.value;
-  return { value: { from: call.peerId, name, text, at: now }, ...(window ? { window } : {}), ...(sent.replayed ? { replayed: true } : {}) };
+  // `at` as the store has it: a repeat's is the first request's.
+  const { name, window, at } = sent.value;
+  return { value: { from: call.peerId, name, text, at }, ...(window ? { window } : {}), ...(sent.replayed ? { replayed: true } : {}) };
 }
 
 export async function chatHistory(ctx: Context, call: Call) {

@@ -32,7 +32,7 @@ const MAIL_MAX_BYTES = 64 * 1024;
 const BUDGET = { inboxMax: INBOX_MAX, roomMailMaxBytes: MAIL_MAX_BYTES };
 const HOUR = 3_600_000;
 
-const msg = (type: string, n = 0): Outgoing => ({ type, body: JSON.stringify({ type, n }) });
+const msg = (type: string, n = 0) => ({ type, body: JSON.stringify({ type, n }), at: 0 });
 /** What a host's answer to a knock delivers (the store adds the room, peers and joiner). */
 const ANSWERS = { admitted: msg("admitted"), denied: msg("denied"), announce: msg("peer-joined") };
 const bodyN = (m: { body: string }) => JSON.parse(m.body).n as number;
@@ -645,7 +645,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
   it.skipIf(!available(kind))("a room's unread mail stays within its byte budget, and chat gets at most half", async () => {
     const { host, viewers } = await makeRoom({ topology: "mesh", viewers: 3 });
     for (const c of [host, ...viewers]) await ackAll(c);
-    const big = (type: string, n: number): Outgoing => ({ type, body: JSON.stringify({ type, n, pad: "x".repeat(3000) }) });
+    const big = (type: string, n: number) => ({ type, body: JSON.stringify({ type, n, pad: "x".repeat(3000) }), at: 0 });
     const size = ENTRY_OVERHEAD + "chat".length + big("chat", 0).body.length;
     // A chat is kept once, with a place in each of its three recipients' mail; an offer has two
     // places in its one recipient's (in order, and by type). The room refuses the chat that would
@@ -788,7 +788,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
       const sender = await join(roomId, name || undefined);
       await ackAll(host);
       const sent = await value(store.chat(sender, msg("chat"), 50, Date.now(), null));
-      expect(sent).toEqual({ sent: true, name: name || null });
+      expect(sent).toEqual({ sent: true, at: 0, name: name || null });
       const [delivered] = (await read(host)) as { body: string }[];
       expect(JSON.parse(delivered.body)).toEqual({ type: "chat", n: 0, name: name || null });
     }
@@ -802,7 +802,7 @@ describe.each(ALL_STORES)("store contract [%s]", (kind) => {
     // Clear of a window's edge, so that all of it falls in one window.
     const now = Math.floor(Date.now() / 60_000) * 60_000 + 1000;
     const chat = (c: Caller) => value(store.chat(c, msg("chat"), 50, now, limits));
-    expect(await chat(viewers[0])).toEqual({ sent: true, name: null, window: { limit: 2, remaining: 1, reset: now - 1000 + 60_000 } });
+    expect(await chat(viewers[0])).toEqual({ sent: true, at: 0, name: null, window: { limit: 2, remaining: 1, reset: now - 1000 + 60_000 } });
     expect(await chat(viewers[0])).toMatchObject({ sent: true, window: { limit: 2, remaining: 0 } });
     expect(await chat(viewers[0])).toEqual({ sent: false, window: { limit: 2, remaining: 0, reset: now - 1000 + 60_000 } }); // its own limit
     expect(await chat(viewers[1])).toMatchObject({ sent: true, window: { limit: 3, remaining: 0 } }); // the room's third

@@ -135,8 +135,16 @@ local function waitEnds(id) return tonumber(redis.call('ZSCORE', LOBBY, id)) or 
 -- Once its token checks out, a repeated request ends here with its first reply; otherwise the
 -- call is charged (per peer), whether or not what it asks is allowed.
 local function denied(r, caller, tokenHash, need)
-  if not r then return 'room-missing' end
-  if r.a ~= tokenHash then return 'unauthorized' end
+  if not r then
+    -- The request's first run closed the room: its peer, as the closed notice knows it, gets that reply again.
+    if OP and redis.call('HGET', CLOSED, 't:' .. caller) == tokenHash and repeated() then return 'repeated' end
+    return 'room-missing'
+  end
+  if r.a ~= tokenHash then
+    -- Or its first run took the token away (the peer left): its reply, nothing secret, again.
+    if not r.a and repeated() then return 'repeated' end
+    return 'unauthorized'
+  end
   if repeated() then return 'repeated' end
   if A.charge and not A.charge.ifMail and not charge(caller) then return 'rate-limited' end
   if r.aw then
@@ -677,8 +685,8 @@ return { status = 'ok', tokenHash = f[2] }
 `);
 
 /**
- * {caller, tokenHash, body (without the sender's name: added here), historyMax, limits?: {perSender,
- * perRoom, windowMs}} → {name?, window?} | status 'chat-limited' with {window}
+ * {caller, tokenHash, body (without the sender's name: added here), at (the body's), historyMax,
+ * limits?: {perSender, perRoom, windowMs}} → {at, name?, window?} | status 'chat-limited' with {window}
  */
 export const CHAT = roomScript(`
 local caller, tokenHash, limits = A.caller, A.tokenHash, A.limits
@@ -711,7 +719,7 @@ if refused == 'room-busy' then return { status = 'room-busy' } end
 redis.call('RPUSH', CHAT, body)
 redis.call('LTRIM', CHAT, -A.historyMax, -1)
 redis.call('PEXPIREAT', CHAT, r.exp)
-return { status = 'ok', name = name, window = tight }
+return { status = 'ok', at = A.at, name = name, window = tight }
 `);
 
 /** {caller, tokenHash} → {bodies} */

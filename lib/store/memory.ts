@@ -411,7 +411,7 @@ export class MemoryStore implements SignalStore {
   }
 
   /** Mirrors CHAT. */
-  async chat(call: Call, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null) {
+  async chat(call: Call, message: Outgoing & { at: number }, historyMax: number, now: number, limits: ChatLimits | null) {
     const sent = (v: ChatSent | "room-busy") => typeof v === "object" && v.sent;
     return this.step(
       call,
@@ -436,7 +436,7 @@ export class MemoryStore implements SignalStore {
         if (this.deliver(room, to, named, now, 2) === "room-busy") return "room-busy";
         room.chat.push(named.body);
         room.chat.splice(0, Math.max(0, room.chat.length - historyMax));
-        return { sent: true, name, ...(window ? { window } : {}) };
+        return { sent: true, at: message.at, name, ...(window ? { window } : {}) };
       },
       { succeeded: sent },
     );
@@ -502,11 +502,18 @@ export class MemoryStore implements SignalStore {
     { succeeded = (v) => typeof v !== "string" || v === "ok", onRepeat }: StepOptions<T> = {},
   ): Answer<T | Refusal> {
     const room = this.live(call.roomId, now);
-    if (!room) return { value: "room-missing" };
+    if (!room) {
+      // The request's first run closed the room: its peer, as the closed notice knows it, gets that reply again.
+      const notice = this.closedRooms.get(call.roomId);
+      const known = step && notice && notice.until > now && hashesEqual(notice.tokens.get(call.peerId) ?? "", call.tokenHash);
+      return (known && this.repeat<T>(call.roomId, call.once, step, now)) || { value: "room-missing" };
+    }
     const peer = room.peers.get(call.peerId);
     const waiter = room.lobby.get(call.peerId);
     const member = peer ?? waiter;
-    if (!member || !hashesEqual(member.tokenHash, call.tokenHash)) return { value: "unauthorized" };
+    // A peer whose request's first run took its token away (it left) gets that reply, nothing secret, again.
+    if (!member) return (step && this.repeat<T>(call.roomId, call.once, step, now)) || { value: "unauthorized" };
+    if (!hashesEqual(member.tokenHash, call.tokenHash)) return { value: "unauthorized" };
     const repeat = step ? this.repeat<T>(call.roomId, call.once, step, now) : null;
     if (repeat) return (onRepeat?.(room), repeat);
     let window: Window | undefined;

@@ -183,10 +183,10 @@ export class RedisStore implements SignalStore {
     return answer(reply, (x) => (x.status === "ok" ? x.messages : this.denied(x.status)));
   }
 
-  async chat(c: Call, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null) {
-    const reply = await this.run(S.CHAT, c.roomId, now, { ...this.verified(c), body: message.body, historyMax, limits: limits ?? undefined }, c.once, c);
+  async chat(c: Call, message: Outgoing & { at: number }, historyMax: number, now: number, limits: ChatLimits | null) {
+    const reply = await this.run(S.CHAT, c.roomId, now, { ...this.verified(c), body: message.body, at: message.at, historyMax, limits: limits ?? undefined }, c.once, c);
     return answer(reply, (x) => {
-      if (x.status === "ok") return { sent: true as const, name: x.name ?? null, ...(x.window ? { window: x.window } : {}) };
+      if (x.status === "ok") return { sent: true as const, at: x.at, name: x.name ?? null, ...(x.window ? { window: x.window } : {}) };
       if (x.status === "chat-limited") return { sent: false as const, window: x.window };
       return x.status === "room-busy" ? x.status : this.denied(x.status);
     });

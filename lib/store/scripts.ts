@@ -144,11 +144,11 @@ export const ISSUE_TICKET = script<Verified & { ticketHash: string; expiresAt: n
 
 export const REDEEM_TICKET = script<{ peerId: string; ticketHash: string }>()("REDEEM_TICKET", true, replies(ok({ tokenHash: z.string() }), refused("invalid")));
 
-export const CHAT = script<Verified & { body: string; historyMax: number; limits?: { perSender: number; perRoom: number; windowMs: number } }>()(
+export const CHAT = script<Verified & { body: string; at: number; historyMax: number; limits?: { perSender: number; perRoom: number; windowMs: number } }>()(
   "CHAT",
   true,
   replies(
-    ok({ name: z.string().optional(), window: WindowReply.optional() }),
+    ok({ at: z.number(), name: z.string().optional(), window: WindowReply.optional() }),
     z.object({ status: z.literal("chat-limited"), window: WindowReply, ...meta }),
     refused(...DENIED, "room-busy"),
   ),

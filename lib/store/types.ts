@@ -142,8 +142,8 @@ export interface Window {
   reset: number;
 }
 
-/** A chat sent: the sender's name as the room knows it, and the tighter of its limits (none when unlimited). */
-export type ChatSent = { sent: true; name: string | null; window?: Window } | { sent: false; window: Window };
+/** A chat sent: when (its `at`), the sender's name as the room knows it, and the tighter of its limits (none when unlimited). */
+export type ChatSent = { sent: true; at: number; name: string | null; window?: Window } | { sent: false; window: Window };
 
 /** Why a join was refused, besides a missing room. */
 export type JoinRefused = "room-full" | "room-locked" | "join-key-required" | "join-key-invalid" | "lobby-full" | "room-busy";
@@ -291,7 +291,7 @@ export interface SignalStore {
    * store adds the sender's `name` to the message, and charges `limits` (per sender first, then
    * per room) once the caller is verified: past either, nothing is sent (`sent: false`).
    */
-  chat(call: Call, message: Outgoing, historyMax: number, now: number, limits: ChatLimits | null): Promise<Answer<ChatSent | Denied | "room-busy">>;
+  chat(call: Call, message: Outgoing & { at: number }, historyMax: number, now: number, limits: ChatLimits | null): Promise<Answer<ChatSent | Denied | "room-busy">>;
 
   /** The room's kept chat messages, oldest first (bodies as sent). */
   chatHistory(call: Call, now: number): Promise<Answer<string[] | Denied>>;
