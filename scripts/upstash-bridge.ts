@@ -37,6 +37,8 @@ export interface Bridge {
   setLatency(ms: number): void;
   /** Commands received (what Upstash would bill), by lowercase name, since start or the last reset. */
   counts(): Record<string, number>;
+  /** HTTP requests received, by path ("/", "/pipeline", "/subscribe/…" as "/subscribe"), since start or the last reset. */
+  requests(): Record<string, number>;
   resetCounts(): void;
   close(): Promise<void>;
 }
@@ -209,6 +211,7 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
   let latencyMs = 0;
   let counts: Record<string, number> = {};
   const count = (name: string) => (counts[name] = (counts[name] ?? 0) + 1);
+  let requests: Record<string, number> = {};
 
   async function run(command: unknown[]): Promise<Reply> {
     if (!isCommand(command)) return new Error("ERR command must be a non-empty array starting with its name");
@@ -294,6 +297,8 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     }
     const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
     const path = new URL(req.url ?? "/", "http://bridge").pathname;
+    const kind = path.startsWith("/subscribe/") ? "/subscribe" : path;
+    requests[kind] = (requests[kind] ?? 0) + 1;
     // Benchmarks in another process read (GET) and reset (DELETE) the command counts here.
     if (path === "/__counts") {
       if (req.method === "DELETE") counts = {};
@@ -336,8 +341,10 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
       latencyMs = ms;
     },
     counts: () => ({ ...counts }),
+    requests: () => ({ ...requests }),
     resetCounts() {
       counts = {};
+      requests = {};
     },
     async close() {
       server.closeAllConnections();

@@ -1,13 +1,19 @@
 /**
- * The REST subscription reader (lib/store/rest-subscription.ts) reads Upstash's SUBSCRIBE stream
- * as the SSE format has it, whatever the stream carries besides its events: comments and
- * keep-alives, `retry:`, `event:` and `id:` lines, CRLF line ends, data over several lines, events
- * split across chunks. And it says when the stream ends.
+ * The Upstash REST transport as it talks to Upstash. Its subscription reader
+ * (lib/store/rest-subscription.ts) reads the SUBSCRIBE stream as the SSE format has it, whatever
+ * the stream carries besides its events: comments and keep-alives, `retry:`, `event:` and `id:`
+ * lines, CRLF line ends, data over several lines, events split across chunks; and it says when
+ * the stream ends. And it sends each request's script as an HTTP request of its own.
  */
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { hashToken, newPeerId, newRoomId } from "../lib/ids.js";
+import { RedisStore } from "../lib/store/redis.js";
 import { subscribeOverRest } from "../lib/store/rest-subscription.js";
+import { RestTransport } from "../lib/store/transport.js";
+import { startUpstashBridge } from "../scripts/upstash-bridge.js";
+import { hasRedis, redisUrl } from "./support/harness.js";
 
 let server: ReturnType<typeof createServer> | undefined;
 afterEach(() => server?.close());
@@ -74,5 +80,29 @@ describe("the REST subscription reader", () => {
     await until(() => lost.length > 0);
     expect(lost.map((e) => e.message)).toEqual(["event too long"]);
     subscription.close();
+  });
+});
+
+describe.skipIf(!hasRedis())("the REST transport's requests [redis]", () => {
+  it("sends each request's script as an HTTP request of its own, never batched with others' (auto-pipelining off)", async () => {
+    const bridge = await startUpstashBridge({ redisUrl: redisUrl() });
+    const store = new RedisStore(new RestTransport({ url: bridge.url, token: bridge.token }), { inboxMax: 100, roomMailMaxBytes: 1 << 20 });
+    try {
+      const now = Date.now();
+      const rooms = Array.from({ length: 10 }, () => ({ roomId: newRoomId(), hostId: newPeerId() }));
+      bridge.resetCounts();
+      // Ten requests' steps begun in the same tick, as ten requests of one function instance would.
+      await Promise.all(
+        rooms.map(({ roomId, hostId }) =>
+          store.createRoom({ room: { roomId, topology: "star", maxPeers: 2, hostId, createdAt: now, access: "open", lobby: false }, ttlMs: 60_000, capAt: now + 60_000, host: { peerId: hostId, role: "host", joinedAt: now }, hostTokenHash: hashToken(hostId) }, now),
+        ),
+      );
+      const requests = bridge.requests();
+      expect(requests["/pipeline"]).toBeUndefined();
+      expect(requests["/"]).toBeGreaterThanOrEqual(10); // and one more for a script Redis had not seen yet (NOSCRIPT, then EVAL)
+    } finally {
+      await store.close();
+      await bridge.close();
+    }
   });
 });
