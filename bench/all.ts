@@ -5,6 +5,7 @@ import { costsBenchmark } from "./costs.js";
 import { deliveryBenchmark } from "./delivery.js";
 import { firstFrameBenchmark } from "./first-frame.js";
 import { latencyBenchmark } from "./latency.js";
+import { redisStoreBenchmark } from "./redis-store.js";
 import { scaleOutBenchmark } from "./scale-out.js";
 import { machine } from "./support.js";
 
@@ -14,6 +15,7 @@ console.log("Results as JSON in bench-results/.");
 await deliveryBenchmark();
 await latencyBenchmark();
 await costsBenchmark();
+await redisStoreBenchmark();
 await capacityBenchmark();
 await firstFrameBenchmark();
 await scaleOutBenchmark();

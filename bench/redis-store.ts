@@ -75,7 +75,7 @@ async function saturation() {
         let cursor: string | null = null;
         while (Date.now() < deadline) {
           await store.send(host, viewer.peerId, { type: "offer", body: sdp }, Date.now());
-          const mail = await store.read(viewer, cursor, Date.now());
+          const { value: mail } = await store.read(viewer, cursor, Date.now());
           if (Array.isArray(mail) && mail.length) cursor = mail.at(-1)!.id;
           scripts += 2;
         }

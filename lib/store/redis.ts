@@ -41,9 +41,9 @@ const DAY_MS = 86_400_000;
 
 /**
  * How long a step keeps its reply when its request brought no idempotency key: long enough for
- * the transport's own retries (@upstash/redis resends after a network error) to find it.
+ * the transport's own retries (@upstash/redis resends within a second of a network error) to find it.
  */
-export const RETRY_WINDOW_MS = 60_000;
+export const RETRY_WINDOW_MS = 10_000;
 
 /** A room's info as stored (JSON); rooms made before access existed are open. */
 function roomInfo(json: string): Omit<RoomInfo, "expiresAt" | "locked"> {
@@ -281,7 +281,7 @@ export class RedisStore implements SignalStore {
   /**
    * Runs a script on `roomId`'s keys (null: the AI deadline index) with `args` as its one JSON
    * argument, and decodes its reply. A script that changes something declares the request's
-   * reply key too: `once`, or one of its own (for the transport's retries). A caller's charge
+   * reply key too: `once`, or one of its own for a transport that retries. A caller's charge
    * goes to the script only if the caller gives one.
    */
   private async run<A, R extends Reply>(script: Script<A, R>, roomId: string | null, now: number, args: A, once?: Once, call?: Call): Promise<Exclude<R, z.infer<typeof S.Mismatch>>> {
@@ -289,7 +289,8 @@ export class RedisStore implements SignalStore {
     let op: Once | undefined;
     if (roomId !== null) {
       keys = roomKeys(roomId);
-      op = script.changes ? (once ?? { key: nanoid(), fingerprint: "", ttlMs: RETRY_WINDOW_MS }) : undefined;
+      // A step without the request's key gets one of its own if the transport may retry it.
+      op = script.changes ? (once ?? (this.transport.retries ? { key: nanoid(), fingerprint: "", ttlMs: RETRY_WINDOW_MS } : undefined)) : undefined;
       if (op) keys.push(replyKey(roomId, op.key, script.name));
     }
     const argument = JSON.stringify({ ...args, now, ...(call?.charge ? { charge: call.charge } : {}), ...(op ? { once: { fingerprint: op.fingerprint, ttlMs: op.ttlMs } } : {}) });

@@ -50,6 +50,8 @@ export interface TcpOptions {
 export class TcpTransport implements RedisTransport {
   readonly kind: "tcp" | "cluster";
   readonly timeoutMs: number;
+  /** node-redis fails a command whose connection broke; it never sends it again. */
+  readonly retries = false;
   private readonly sources: Record<ScriptName, { source: string; sha: string }>;
   private readonly connection: Connection;
   /** The SHA1 the rate limiter knows each of its scripts by → the SHA1 of what Redis runs (flags stripped). */

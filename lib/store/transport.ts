@@ -24,6 +24,11 @@ export interface RedisTransport {
   readonly kind: "rest" | "tcp" | "cluster";
   /** How long a command (or a subscription's confirmation) may take before it fails (503). */
   readonly timeoutMs: number;
+  /**
+   * Whether it sends a command again after a network error (its reply may have been lost after
+   * the command ran): then each step that changes something keeps its reply for the retry to find.
+   */
+  readonly retries: boolean;
   /** Runs one of the store's scripts; KEYS[1] routes it on a cluster. */
   script(name: ScriptName, keys: string[], args: string[]): Promise<unknown>;
   /** Subscribes to a peer's channel; `onLost` when the subscription breaks while still wanted. */
@@ -37,6 +42,7 @@ export interface RedisTransport {
 /** Redis through Upstash's REST API (@upstash/redis). */
 export class RestTransport implements RedisTransport {
   readonly kind = "rest" as const;
+  readonly retries = true;
   private readonly redis: Redis;
   private readonly scripts: Record<ScriptName, ReturnType<Redis["createScript"]>>;
 
