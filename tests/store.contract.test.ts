@@ -10,7 +10,7 @@ import { RestTransport } from "../lib/store/transport.js";
 import { CLOSED_MESSAGE_ID, DENIED_NOTICE_MS, ENTRY_OVERHEAD, RECIPIENT_OVERHEAD, LOBBY_MAX, LOBBY_WAIT_MS, RateLimited, type Access, type Answer, type Call, type Caller, type Outgoing, type RoomView, type Waiting, type PeerInfo, type SignalStore, type Topology } from "../lib/store/types.js";
 import { startUpstashBridge, type Bridge } from "../scripts/upstash-bridge.js";
 import { createClient } from "redis";
-import { ALL_STORES, available, clusterUrl, redisUrl } from "./support/harness.js";
+import { ALL_STORES, available as isAvailable, clusterUrl, redisUrl } from "./support/harness.js";
 import { TcpTransport } from "../lib/store/tcp.js";
 
 /** A step's value (most cases look at that alone; the charge cases at the whole Answer). */
@@ -43,13 +43,22 @@ function inRoom(joined: RoomView | Waiting | string): RoomView {
   return joined;
 }
 
-describe.each(ALL_STORES)("store contract [%s]", (kind) => {
+/**
+ * `npm run check:upstash` runs this suite against a real Upstash database instead (its URL and
+ * token in UPSTASH_REDIS_REST_URL/_TOKEN): an operator's check of what the bridge stands in for.
+ */
+const upstash = process.env.SIGNALBOX_CHECK_UPSTASH === "1" ? { url: process.env.UPSTASH_REDIS_REST_URL!, token: process.env.UPSTASH_REDIS_REST_TOKEN! } : null;
+
+describe.each(upstash ? (["upstash"] as const) : ALL_STORES)("store contract [%s]", (kind) => {
   let store: SignalStore;
   let bridge: Bridge | undefined;
+  const available = (k: typeof kind) => k === "upstash" || isAvailable(k);
 
   beforeAll(async () => {
     if (!available(kind)) return;
-    if (kind === "redis") {
+    if (kind === "upstash") {
+      store = new RedisStore(new RestTransport(upstash!), BUDGET);
+    } else if (kind === "redis") {
       bridge = await startUpstashBridge({ redisUrl: redisUrl() });
       store = new RedisStore(new RestTransport({ url: bridge.url, token: bridge.token }), BUDGET);
     } else if (kind !== "memory") {
