@@ -125,24 +125,6 @@ export class RedisStore implements SignalStore {
     });
   }
 
-  async admit(c: Call, peerId: string, allow: boolean, messages: AdmitMessages, now: number) {
-    const reply = await this.run(S.ADMIT, c.roomId, now, {
-      ...this.verified(c), target: peerId, allow, admitted: messages.admitted.body, denied: messages.denied.body, announce: messages.announce,
-      deniedUntil: now + DENIED_NOTICE_MS,
-    }, c.once, c);
-    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "peer-missing" || x.status === "room-full" ? x.status : this.denied(x.status)));
-  }
-
-  async setLocked(c: Call, locked: boolean, now: number) {
-    const reply = await this.run(S.SET_LOCKED, c.roomId, now, { ...this.verified(c), locked }, c.once, c);
-    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" ? x.status : this.denied(x.status)));
-  }
-
-  async rotateJoinKey(c: Call, joinKeyHash: string, now: number) {
-    const reply = await this.run(S.ROTATE_JOIN_KEY, c.roomId, now, { ...this.verified(c), joinKeyHash }, c.once, c);
-    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "open-room" ? x.status : this.denied(x.status)));
-  }
-
   async leaveRoom(c: Call, peerId: string, announce: Outgoing, closed: Outgoing, now: number) {
     const reply = await this.run(S.LEAVE_ROOM, c.roomId, now, { ...this.verified(c), target: peerId, announce, closed: closed.body }, c.once, c);
     return answer(reply, (x) => {
@@ -165,11 +147,6 @@ export class RedisStore implements SignalStore {
     });
   }
 
-  async chargeCall(c: Call, now: number) {
-    const reply = await this.run(S.CHARGE_CALL, c.roomId, now, this.verified(c), undefined, c);
-    return answer(reply, (x) => (x.status === "ok" ? x.status : this.denied(x.status)));
-  }
-
   async read(c: Call, after: string | null, now: number, waiter?: string, from?: string) {
     const reply = await this.run(S.READ, c.roomId, now, { ...this.verified(c), after: after ?? undefined, from, batch: READ_BATCH, mark: waiter }, undefined, c);
     return answer(reply, (x) => {
@@ -181,6 +158,55 @@ export class RedisStore implements SignalStore {
   async take(c: Call, type: string, now: number, waiter?: string) {
     const reply = await this.run(S.TAKE, c.roomId, now, { ...this.verified(c), type, batch: READ_BATCH, mark: waiter }, c.once, c);
     return answer(reply, (x) => (x.status === "ok" ? x.messages : this.denied(x.status)));
+  }
+
+  async putSession(c: Call, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
+    const reply = await this.run(S.PUT_SESSION, c.roomId, now, { ...this.verified(c), sessionId, record, max, expiresAt }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "limit" ? x.status : this.denied(x.status)));
+  }
+
+  async removeSession(c: Call, sessionId: string, now: number) {
+    const reply = await this.run(S.REMOVE_SESSION, c.roomId, now, { ...this.verified(c), sessionId }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" ? { record: x.record ?? null } : x.status === "forbidden" ? x.status : this.denied(x.status)));
+  }
+
+  async endSession(roomId: string, sessionId: string, now: number) {
+    const { record } = await this.run(S.END_SESSION, roomId, now, { sessionId });
+    await this.run(S.UNSCHEDULE_END, null, now, { member: `${roomId}/${sessionId}` });
+    return record ?? null;
+  }
+
+  async admit(c: Call, peerId: string, allow: boolean, messages: AdmitMessages, now: number) {
+    const reply = await this.run(S.ADMIT, c.roomId, now, {
+      ...this.verified(c), target: peerId, allow, admitted: messages.admitted.body, denied: messages.denied.body, announce: messages.announce,
+      deniedUntil: now + DENIED_NOTICE_MS,
+    }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "peer-missing" || x.status === "room-full" ? x.status : this.denied(x.status)));
+  }
+
+  async chargeCall(c: Call, now: number) {
+    const reply = await this.run(S.CHARGE_CALL, c.roomId, now, this.verified(c), undefined, c);
+    return answer(reply, (x) => (x.status === "ok" ? x.status : this.denied(x.status)));
+  }
+
+  async setLocked(c: Call, locked: boolean, now: number) {
+    const reply = await this.run(S.SET_LOCKED, c.roomId, now, { ...this.verified(c), locked }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" ? x.status : this.denied(x.status)));
+  }
+
+  async rotateJoinKey(c: Call, joinKeyHash: string, now: number) {
+    const reply = await this.run(S.ROTATE_JOIN_KEY, c.roomId, now, { ...this.verified(c), joinKeyHash }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "open-room" ? x.status : this.denied(x.status)));
+  }
+
+  async issueTicket(c: Call, ticketHash: string, ttlMs: number, now: number) {
+    const reply = await this.run(S.ISSUE_TICKET, c.roomId, now, { ...this.verified(c), ticketHash, expiresAt: now + ttlMs }, c.once, c);
+    return answer(reply, (x) => (x.status === "ok" ? x.status : this.denied(x.status)));
+  }
+
+  async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number) {
+    const reply = await this.run(S.REDEEM_TICKET, roomId, now, { peerId, ticketHash });
+    return reply.status === "ok" ? { roomId, peerId, tokenHash: reply.tokenHash } : null;
   }
 
   async chat(c: Call, message: Outgoing & { at: number }, historyMax: number, now: number, limits: ChatLimits | null) {
@@ -197,16 +223,6 @@ export class RedisStore implements SignalStore {
     return answer(reply, (x) => (x.status === "ok" ? x.bodies : this.denied(x.status)));
   }
 
-  async putSession(c: Call, sessionId: string, record: string, max: number, now: number, expiresAt?: number) {
-    const reply = await this.run(S.PUT_SESSION, c.roomId, now, { ...this.verified(c), sessionId, record, max, expiresAt }, c.once, c);
-    return answer(reply, (x) => (x.status === "ok" || x.status === "forbidden" || x.status === "limit" ? x.status : this.denied(x.status)));
-  }
-
-  async removeSession(c: Call, sessionId: string, now: number) {
-    const reply = await this.run(S.REMOVE_SESSION, c.roomId, now, { ...this.verified(c), sessionId }, c.once, c);
-    return answer(reply, (x) => (x.status === "ok" ? { record: x.record ?? null } : x.status === "forbidden" ? x.status : this.denied(x.status)));
-  }
-
   async scheduleSessionEnd(roomId: string, sessionId: string, at: number) {
     await this.run(S.SCHEDULE_END, null, at, { member: `${roomId}/${sessionId}`, at, keepUntil: at + DAY_MS });
   }
@@ -214,22 +230,6 @@ export class RedisStore implements SignalStore {
   async dueSessions(now: number, max: number) {
     const { members } = await this.run(S.DUE_SESSIONS, null, now, { max });
     return members.map((m) => ({ roomId: m.slice(0, m.indexOf("/")), sessionId: m.slice(m.indexOf("/") + 1) }));
-  }
-
-  async endSession(roomId: string, sessionId: string, now: number) {
-    const { record } = await this.run(S.END_SESSION, roomId, now, { sessionId });
-    await this.run(S.UNSCHEDULE_END, null, now, { member: `${roomId}/${sessionId}` });
-    return record ?? null;
-  }
-
-  async issueTicket(c: Call, ticketHash: string, ttlMs: number, now: number) {
-    const reply = await this.run(S.ISSUE_TICKET, c.roomId, now, { ...this.verified(c), ticketHash, expiresAt: now + ttlMs }, c.once, c);
-    return answer(reply, (x) => (x.status === "ok" ? x.status : this.denied(x.status)));
-  }
-
-  async redeemTicket(roomId: string, peerId: string, ticketHash: string, now: number) {
-    const reply = await this.run(S.REDEEM_TICKET, roomId, now, { peerId, ticketHash });
-    return reply.status === "ok" ? { roomId, peerId, tokenHash: reply.tokenHash } : null;
   }
 
   async listen(roomId: string, peerId: string): Promise<Listener> {
