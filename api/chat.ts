@@ -1,3 +1,3 @@
-import { routes } from "../lib/routes.js";
+import { signalingRoutes } from "../lib/routes/signaling.js";
 
-export default routes["/api/chat"];
+export default signalingRoutes["/api/chat"];

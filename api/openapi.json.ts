@@ -1,3 +1,3 @@
-import { routes } from "../lib/routes.js";
+import { openApiRoutes } from "../lib/routes/openapi.js";
 
-export default routes["/api/openapi.json"];
+export default openApiRoutes["/api/openapi.json"];

@@ -21,7 +21,7 @@ const redis = createClient({ url: redisUrl });
 await redis.connect();
 
 const env = { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridge.token, ICE_SERVERS: "[]" };
-const context = createContext(env);
+const context = await createContext(env);
 const limitsOnRedis = context.limits;
 context.limits = memoryRateLimits(context.config);
 const server = await startServer({ context, port: 0 });

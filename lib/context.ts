@@ -2,15 +2,15 @@
  * What a request needs besides itself: configuration, the store and the rate limits.
  * One per process on Vercel (built on first use from the environment); the local server
  * builds its own, so tests can run several differently configured servers in one process.
+ *
+ * It loads only what the configuration uses: the TCP transport (node-redis) only for a Redis
+ * over TCP; what answers AI calls is the AI routes' own (lib/openai/upstream.ts: upstreamFor).
  */
 import { loadConfig, type Config, type StoreConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
-import { SimulatedUpstream } from "./openai/simulator.js";
-import { OpenAIRealtimeUpstream, type RealtimeUpstream } from "./openai/upstream.js";
 import { memoryRateLimits, ProbeGuard, redisRateLimits, AddressSlots, VerifiedPeers, type RateLimits } from "./ratelimit.js";
 import { MemoryStore } from "./store/memory.js";
 import { RedisStore } from "./store/redis.js";
-import { TcpTransport } from "./store/tcp.js";
 import { RestTransport, type RedisTransport } from "./store/transport.js";
 import type { SignalStore } from "./store/types.js";
 
@@ -24,36 +24,22 @@ export interface Context {
   verified: VerifiedPeers;
   /** Long-polls held per client address in this process. */
   waiting: AddressSlots;
-  /** Who answers AI sessions: OpenAI, or the in-process simulator. */
-  realtime: RealtimeUpstream;
   log: Logger;
   now: () => number;
 }
 
 /** The Redis transport the configuration names, if any. */
-function redisTransport(store: StoreConfig): RedisTransport | null {
+async function redisTransport(store: StoreConfig): Promise<RedisTransport | null> {
   if (store.transport === "rest") return new RestTransport(store, store.timeoutMs);
-  if (store.transport === "tcp") return new TcpTransport({ url: store.url, cluster: store.cluster, commandTimeoutMs: store.timeoutMs });
-  return null;
+  if (store.transport !== "tcp") return null;
+  const { TcpTransport } = await import("./store/tcp.js");
+  return new TcpTransport({ url: store.url, cluster: store.cluster, commandTimeoutMs: store.timeoutMs });
 }
 
-function realtimeUpstream(config: Config): RealtimeUpstream {
-  const o = config.openai;
-  if (o.mode === "simulate") return new SimulatedUpstream();
-  return new OpenAIRealtimeUpstream({
-    apiKey: o.apiKey!,
-    baseUrl: o.baseUrl,
-    connectTimeoutMs: o.connectTimeoutMs,
-    totalTimeoutMs: o.timeoutMs,
-    attempts: o.attempts,
-    backoffMs: 500,
-  });
-}
-
-export function createContext(env: Record<string, string | undefined> = process.env): Context {
+export async function createContext(env: Record<string, string | undefined> = process.env): Promise<Context> {
   const config = loadConfig(env);
   const budget = { inboxMax: config.inboxMaxMessages, roomMailMaxBytes: config.roomMailMaxBytes };
-  const transport = redisTransport(config.store);
+  const transport = await redisTransport(config.store);
   const store = transport && config.store.transport !== "memory" ? new RedisStore(transport, budget, config.store.maxInFlight) : new MemoryStore(budget);
   const limits = transport ? redisRateLimits(transport.limiter, config) : memoryRateLimits(config);
   return {
@@ -63,20 +49,20 @@ export function createContext(env: Record<string, string | undefined> = process.
     probes: new ProbeGuard(limits.probes),
     verified: new VerifiedPeers(),
     waiting: new AddressSlots(config.waitingReadsPerAddress),
-    realtime: realtimeUpstream(config),
     log: createLogger(config.logLevel),
     now: Date.now,
   };
 }
 
 const bound = new WeakMap<Request, Context>();
-let processContext: Context | undefined;
+let processContext: Promise<Context> | undefined;
 
 /** The local server ties each request to its own context. */
 export function bindContext(request: Request, context: Context) {
   bound.set(request, context);
 }
 
-export function contextOf(request: Request): Context {
-  return bound.get(request) ?? (processContext ??= createContext());
+export function contextOf(request: Request): Promise<Context> {
+  const context = bound.get(request);
+  return context ? Promise.resolve(context) : (processContext ??= createContext());
 }

@@ -4,33 +4,9 @@
  * Supabase, Cognito, Auth0 and the like issue), checked for issuer and audience when configured.
  * Either credential is accepted when both are set. Also: who may run the AI session sweep.
  */
-import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Config } from "./config.js";
 import { sameSecret } from "./ids.js";
-import { problems, type Problem } from "./problem.js";
-
-// One key set per URL and process: jose caches the keys and refetches on an unknown key id.
-const keySets = new Map<string, JWTVerifyGetKey>();
-
-function keySet(url: string): JWTVerifyGetKey {
-  let set = keySets.get(url);
-  if (!set) keySets.set(url, (set = createRemoteJWKSet(new URL(url), { timeoutDuration: 3000, cooldownDuration: 30_000 })));
-  return set;
-}
-
-/** Why a JWT was refused, in words fit for a response (never the token itself). */
-function refusal(error: unknown): Problem {
-  // Unreachable (fetch's TypeError), too slow, or not serving a key set.
-  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || error instanceof TypeError) {
-    return problems.authUnavailable();
-  }
-  if (error instanceof errors.JWTExpired) return problems.forbidden("The token has expired");
-  if (error instanceof errors.JWTClaimValidationFailed) return problems.forbidden(`The token's '${error.claim}' claim is not accepted here`);
-  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWSSignatureVerificationFailed) {
-    return problems.forbidden("The token is not signed by this deployment's identity provider");
-  }
-  return problems.forbidden("The bearer token is neither this deployment's AUTH_SECRET nor a valid JWT");
-}
+import { problems } from "./problem.js";
 
 export async function authorizeRoomCreation(config: Config, bearer: string | null): Promise<void> {
   const { authSecret, jwt } = config;
@@ -38,11 +14,9 @@ export async function authorizeRoomCreation(config: Config, bearer: string | nul
   if (!bearer) throw problems.missingToken();
   if (authSecret && sameSecret(bearer, authSecret)) return;
   if (!jwt) throw problems.forbidden("Creating rooms needs this deployment's AUTH_SECRET as bearer token");
-  try {
-    await jwtVerify(bearer, keySet(jwt.jwksUrl), { issuer: jwt.issuer, audience: jwt.audience });
-  } catch (error) {
-    throw refusal(error);
-  }
+  // jose is loaded only by a deployment that takes JWTs.
+  const { verifyJwt } = await import("./jwt.js");
+  await verifyJwt(bearer, jwt);
 }
 
 /** The session sweep (GET /api/session/expire) answers only Vercel Cron, which sends CRON_SECRET as bearer. */

@@ -87,7 +87,7 @@ function limitConnectionsPerAddress(server: Server, context: Context) {
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
-  const context = options.context ?? createContext(options.env ?? process.env);
+  const context = options.context ?? (await createContext(options.env ?? process.env));
   // Each function as Vercel would call it (`fetch`), on this server's context.
   const served = (fetch: (request: Request) => Promise<Response>) =>
     toNodeHandler((request) => (bindContext(request, context), fetch(request))) as (req: IncomingMessage, res: ServerResponse) => unknown;

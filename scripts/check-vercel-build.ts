@@ -101,7 +101,7 @@ else {
   const bridge = await startUpstashBridge({ redisUrl: redis.url });
   Object.assign(process.env, { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridge.token, ICE_SERVERS: "[]", LOG_LEVEL: "warn" });
   const [peers, offer, events] = await Promise.all(["peers", "offer", "events/index"].map((name) => serveBuilt(name)));
-  const ctx = createContext(process.env);
+  const ctx = await createContext(process.env);
   try {
     const post = async (at: string, body: unknown, token?: string) =>
       (await fetch(at, { method: "POST", headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })).json();

@@ -14,7 +14,7 @@ try {
       `  share a screen:  ${server.url}/host.html`,
       `  watch one:       ${server.url}/view.html?room=<ID>`,
       `  meeting:         ${server.url}/meet.html`,
-      `  AI session:      ${server.url}/ai.html${server.context.realtime.kind === "simulated" ? " (simulated: no OPENAI_API_KEY)" : ""}`,
+      `  AI session:      ${server.url}/ai.html${server.context.config.openai.mode === "simulate" ? " (simulated: no OPENAI_API_KEY)" : ""}`,
       `  API:             ${server.url}/api/diagnostics, ${server.url}/api/openapi.json`,
       `  store: ${store}`,
     ].join("\n"),

@@ -10,7 +10,7 @@ import { connect } from "node:net";
 import fc from "fast-check";
 import { createClient } from "redis";
 import { afterAll, describe, expect } from "vitest";
-import { routes } from "../lib/routes.js";
+import { routes } from "../lib/routes/index.js";
 import { ALL_STORES, apiClient, clusterUrl, COUNTER_FIELD, createRoom, joinRoom, signalboxKeys, useHarness, type Harness, type Peer, type RedisInspector, type StoreKind } from "./support/harness.js";
 import { ownerOf } from "./support/redis-cluster.js";
 

@@ -7,7 +7,7 @@ import { request } from "node:http";
 import { connect } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { bindContext, createContext } from "../lib/context.js";
-import { routes } from "../lib/routes.js";
+import { routes } from "../lib/routes/index.js";
 import { LIMITS } from "../lib/schemas.js";
 import { apiClient, createRoom, useHarness, type Harness } from "./support/harness.js";
 
@@ -173,8 +173,8 @@ describe("rate-limit headers", () => {
  * The functions as Vercel's runtime calls them: `fetch` with a Web Request (a body that is a
  * stream of its own, no socket behind it) and a Response back, with no adapter in between.
  */
-describe("the functions as Vercel calls them", () => {
-  const ctx = createContext({ STORE: "memory", LOG_LEVEL: "warn", ICE_SERVERS: "[]", WAITING_READS_PER_ADDRESS: "1" });
+describe("the functions as Vercel calls them", async () => {
+  const ctx = await createContext({ STORE: "memory", LOG_LEVEL: "warn", ICE_SERVERS: "[]", WAITING_READS_PER_ADDRESS: "1" });
   afterAll(() => ctx.store.close());
   const call = (path: string, init: RequestInit & { duplex?: "half" } = {}) => {
     const request = new Request(`https://signalbox.example${path}`, init);

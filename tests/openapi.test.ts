@@ -5,7 +5,7 @@
  */
 import { readdir } from "node:fs/promises";
 import { describe, expect } from "vitest";
-import { routes } from "../lib/routes.js";
+import { routes } from "../lib/routes/index.js";
 import { apiClient, createRoom, useHarness, type Api, type Harness } from "./support/harness.js";
 
 const apiDir = new URL("../api/", import.meta.url);

@@ -5,7 +5,7 @@
  * field it does not know. A route without a sample request here fails the first test.
  */
 import { describe, expect } from "vitest";
-import { routes } from "../lib/routes.js";
+import { routes } from "../lib/routes/index.js";
 import { apiClient, createRoom, drain, joinRoom, STORES, useHarness, type Api, type ApiResponse, type Peer } from "./support/harness.js";
 
 interface Fixture {

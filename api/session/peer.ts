@@ -1,3 +1,3 @@
-import { routes } from "../../lib/routes.js";
+import { aiRoutes } from "../../lib/routes/ai.js";
 
-export default routes["/api/session/peer"];
+export default aiRoutes["/api/session/peer"];

@@ -114,7 +114,7 @@ export function route(spec: Spec): Route {
   const allowed = Object.keys(spec) as Method[];
 
   const fetch = async (request: Request): Promise<Response> => {
-    const { ctx, requestId, url, headers, logged } = answering(request, allowed);
+    const { ctx, requestId, url, headers, logged } = await answering(request, allowed);
     let roomId: string | undefined;
     if (request.method === "OPTIONS") return logged(new FastResponse(null, { status: 204, headers }));
 
@@ -217,8 +217,8 @@ export function route(spec: Spec): Route {
  * What every answer starts from: the request's id, the API's security and CORS headers, and its
  * one log line once answered — never the query's values, the body, or any header but the method.
  */
-function answering(request: Request, allowed: string[]) {
-  const ctx = contextOf(request);
+async function answering(request: Request, allowed: string[]) {
+  const ctx = await contextOf(request);
   const requestId = randomUUID();
   const started = performance.now();
   // srvx hands over the URL it has parsed already (`_url`); elsewhere it is parsed here.
@@ -245,7 +245,7 @@ function answering(request: Request, allowed: string[]) {
 
 /** A path no function serves (the self-hosted server's; Vercel answers these itself). */
 export async function notFound(request: Request): Promise<Response> {
-  const { url, headers, logged } = answering(request, []);
+  const { url, headers, logged } = await answering(request, []);
   return logged(problemResponse(problems.routeNotFound(url.pathname), headers));
 }
 

@@ -17,6 +17,7 @@ import { uncharged } from "../signaling.js";
 import { StoreUnavailable, type Caller, type PeerInfo } from "../store/types.js";
 import type { Preset } from "./presets.js";
 import { endsGathering, withCandidates } from "./sdp.js";
+import { upstreamFor } from "./upstream.js";
 
 interface SessionRecord {
   /** A minted client secret counts until it expires: the call it may open is out of our sight. */
@@ -71,10 +72,11 @@ export async function startSession(ctx: Context, caller: Caller, offerSdp: strin
   // Claim a place first, so concurrent starts cannot exceed the room's cap.
   await record(ctx, caller, sessionId, { mode: "proxy", preset: name, startedAt: ctx.now() });
   try {
-    const { answerSdp, callId } = await ctx.realtime.connect(offerSdp, preset);
+    const upstream = await upstreamFor(ctx);
+    const { answerSdp, callId } = await upstream.connect(offerSdp, preset);
     await record(ctx, caller, sessionId, { mode: "proxy", preset: name, callId, startedAt: ctx.now() });
     await scheduleEnd(ctx, caller.roomId, sessionId);
-    return { sessionId, sdp: answerSdp, preset: name, upstream: ctx.realtime.kind };
+    return { sessionId, sdp: answerSdp, preset: name, upstream: upstream.kind };
   } catch (error) {
     await forget(ctx, caller, sessionId).catch(() => {});
     throw error;
@@ -131,11 +133,12 @@ export async function addAgent(ctx: Context, host: Caller, presetName?: string, 
     joined = true;
     const offer = await offerFor(ctx, agent, now + ctx.config.openai.offerTimeoutMs, signal);
     const candidates = await trickledCandidates(ctx, agent, signal);
-    const { answerSdp, callId } = await ctx.realtime.connect(withCandidates(offer.description.sdp, candidates), preset);
+    const upstream = await upstreamFor(ctx);
+    const { answerSdp, callId } = await upstream.connect(withCandidates(offer.description.sdp, candidates), preset);
     await record(ctx, host, sessionId, { mode: "peer", preset: name, callId, peerId: peer.peerId, peerTokenHash: agent.tokenHash, startedAt: now });
     await scheduleEnd(ctx, host.roomId, sessionId);
     await signaling.sendDescription(ctx, agent, host.peerId, { type: "answer", sdp: answerSdp });
-    return { sessionId, peerId: peer.peerId, preset: name, upstream: ctx.realtime.kind };
+    return { sessionId, peerId: peer.peerId, preset: name, upstream: upstream.kind };
   } catch (error) {
     await forget(ctx, host, sessionId).catch(() => {});
     if (joined) await signaling.leaveRoom(ctx, uncharged(host), peer.peerId).catch(() => {});
@@ -153,15 +156,16 @@ export async function mintSecret(ctx: Context, host: Caller, presetName?: string
   const sessionId = newSessionId();
   await record(ctx, host, sessionId, { mode: "secret", preset: name, startedAt: ctx.now() }, ctx.now() + ttl * 1000);
   try {
-    const secret = await ctx.realtime.mintSecret(preset, ttl);
+    const upstream = await upstreamFor(ctx);
+    const secret = await upstream.mintSecret(preset, ttl);
     return {
       value: secret.value,
       expiresAt: secret.expiresAt,
       preset: name,
-      upstream: ctx.realtime.kind,
+      upstream: upstream.kind,
       // Where a client posts its offer (raw SDP, the secret as bearer): OpenAI's own endpoint,
       // never the server's OPENAI_BASE_URL (which may be an internal gateway).
-      callsUrl: ctx.realtime.kind === "openai" ? ctx.config.openai.clientCallsUrl : null,
+      callsUrl: upstream.kind === "openai" ? ctx.config.openai.clientCallsUrl : null,
     };
   } catch (error) {
     await forget(ctx, host, sessionId).catch(() => {});
@@ -212,9 +216,10 @@ export async function endDueSessions(ctx: Context) {
  */
 export async function hangupClosed(ctx: Context, roomId: string, records: string[]) {
   const calls = records.map((r) => (JSON.parse(r) as SessionRecord).callId).filter((id): id is string => Boolean(id));
+  const upstream = await upstreamFor(ctx);
   await Promise.all(
     calls.map((callId) =>
-      ctx.realtime.hangup(callId).catch((error: Error) => ctx.log.warn({ event: "hangup_failed", roomId, callId, error: error.message })),
+      upstream.hangup(callId).catch((error: Error) => ctx.log.warn({ event: "hangup_failed", roomId, callId, error: error.message })),
     ),
   );
 }
@@ -223,6 +228,6 @@ export async function hangupClosed(ctx: Context, roomId: string, records: string
 export async function hangup(ctx: Context, host: Caller, sessionId: string) {
   const session = await forget(ctx, host, sessionId);
   if (!session) throw new Problem(404, "session_not_found", "Session not found", `No AI session '${sessionId}' in this room`);
-  if (session.callId) await ctx.realtime.hangup(session.callId);
+  if (session.callId) await (await upstreamFor(ctx)).hangup(session.callId);
   if (session.peerId) await signaling.leaveRoom(ctx, uncharged(host), session.peerId).catch(() => {});
 }

@@ -3,6 +3,7 @@
  * (or the in-process simulator) plugs in beside the Realtime "calls" API.
  */
 import { nanoid } from "nanoid";
+import type { Context } from "../context.js";
 import { Problem } from "../problem.js";
 import { sessionJson, type Preset } from "./presets.js";
 
@@ -213,4 +214,32 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
       clearTimeout(headersDue);
     }
   }
+}
+
+const upstreams = new WeakMap<Context, Promise<RealtimeUpstream>>();
+
+/**
+ * Who answers the context's AI calls: OpenAI, or (no key) the in-process simulator, made on
+ * first use. The simulator (werift, a WebRTC stack) is loaded only then, and only for it.
+ */
+export function upstreamFor(ctx: Context): Promise<RealtimeUpstream> {
+  let upstream = upstreams.get(ctx);
+  if (!upstream) upstreams.set(ctx, (upstream = makeUpstream(ctx)));
+  return upstream;
+}
+
+async function makeUpstream({ config }: Context): Promise<RealtimeUpstream> {
+  const o = config.openai;
+  if (o.mode === "simulate") {
+    const { SimulatedUpstream } = await import("./simulator.js");
+    return new SimulatedUpstream();
+  }
+  return new OpenAIRealtimeUpstream({
+    apiKey: o.apiKey!,
+    baseUrl: o.baseUrl,
+    connectTimeoutMs: o.connectTimeoutMs,
+    totalTimeoutMs: o.timeoutMs,
+    attempts: o.attempts,
+    backoffMs: 500,
+  });
 }

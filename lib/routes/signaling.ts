@@ -1,17 +1,15 @@
 /**
- * Every route of the API: its schema, its auth rule and the one lib/ call it makes.
- * Each file in api/ exports one entry, so Vercel serves each as its own function.
+ * The signaling routes: rooms, peers, mail, chat, diagnostics — each its schema, its auth rule
+ * and the one lib/ call it makes. Each file in api/ exports one entry, so Vercel serves each as
+ * its own function, loading only its table (the AI routes are lib/routes/ai.ts).
  */
-import type { Context } from "./context.js";
-import { authorizeCron, authorizeRoomCreation } from "./deployment-auth.js";
-import { answered, noContent, ok, route, type Reply } from "./http/route.js";
-import { eventText, openEventStream } from "./events.js";
-import * as bridge from "./openai/bridge.js";
-import { openApiDocument } from "./openapi.js";
-import { problems } from "./problem.js";
+import type { Context } from "../context.js";
+import { authorizeRoomCreation } from "../deployment-auth.js";
+import { answered, ok, route, type Reply } from "../http/route.js";
+import { eventText, openEventStream } from "../events.js";
+import { problems } from "../problem.js";
 import {
   AdmitBody,
-  AgentBody,
   CandidateBody,
   ChatBody,
   CreateRoomBody,
@@ -24,17 +22,13 @@ import {
   PeerQuery,
   PollQuery,
   RoomQuery,
-  SessionBody,
-  SessionQuery,
   TakeQuery,
   TicketBody,
   cursor,
-} from "./schemas.js";
-import * as signaling from "./signaling.js";
-import { StoreUnavailable, type Answer } from "./store/types.js";
-import { VERSION } from "./version.js";
-
-let document: ReturnType<typeof openApiDocument> | undefined;
+} from "../schemas.js";
+import * as signaling from "../signaling.js";
+import { StoreUnavailable, type Answer } from "../store/types.js";
+import { VERSION } from "../version.js";
 
 /** Mail read: 200 with it, 204 when none came (with the window, if the read was charged). */
 const mail = (result: Answer<{ messages: unknown[] }>): Reply => ({ ...answered(result), ...(result.value.messages.length ? {} : { status: 204, body: undefined }) });
@@ -69,6 +63,16 @@ function descriptionRoute(type: "offer" | "answer") {
   });
 }
 
+/**
+ * A closed room's AI calls are hung up. The bridge is loaded only for a room that had some: a
+ * signaling function does not load the AI code to close a room without.
+ */
+async function hangUpSessions(ctx: Context, roomId: string, sessions: string[]) {
+  if (sessions.length === 0) return;
+  const bridge = await import("../openai/bridge.js");
+  await bridge.hangupClosed(ctx, roomId, sessions);
+}
+
 async function health(ctx: Context): Promise<Reply> {
   // Which transport, and why (the configuration's rule that picked it).
   const chosen = ctx.config.store;
@@ -88,15 +92,15 @@ async function health(ctx: Context): Promise<Reply> {
       store: ctx.store.kind,
       multiInstance: ctx.store.kind === "redis",
       allowedOrigins: ctx.config.allowedOrigins,
-      openai: ctx.realtime.kind,
+      openai: ctx.config.openai.mode === "simulate" ? "simulated" : "openai",
       presets: ctx.config.openai.allowedPresets,
     },
     time: ctx.now(),
   });
 }
 
-/** Every route, by the path it is served at (api/<path>.ts exports its entry). */
-export const routes = {
+/** The signaling routes, by the path each is served at (api/<path>.ts exports its entry). */
+export const signalingRoutes = {
   "/api/rooms": route({
     POST: {
       summary: "Create a room; the creator is its host (with AUTH_SECRET or AUTH_JWKS_URL set, send that secret or a JWT as bearer)",
@@ -123,7 +127,7 @@ export const routes = {
       auth: "peer",
       handle: async ({ ctx, call }) => {
         const closed = await signaling.closeRoom(ctx, call);
-        await bridge.hangupClosed(ctx, call.roomId, closed.value.sessions);
+        await hangUpSessions(ctx, call.roomId, closed.value.sessions);
         return answered(closed, 204);
       },
     },
@@ -172,7 +176,7 @@ export const routes = {
       auth: "peer",
       handle: async ({ ctx, call, query }) => {
         const left = await signaling.leaveRoom(ctx, call, query.peerId);
-        await bridge.hangupClosed(ctx, call.roomId, left.value.sessions);
+        await hangUpSessions(ctx, call.roomId, left.value.sessions);
         return answered(left, 204);
       },
     },
@@ -280,73 +284,6 @@ export const routes = {
       query: RoomQuery,
       auth: "peer",
       handle: async ({ ctx, call }) => answered(await signaling.iceServers(ctx, call)),
-    },
-  }),
-
-  "/api/session": route({
-    POST: {
-      summary: "Start an OpenAI Realtime call from a browser's SDP offer (JSON, or raw application/sdp with roomId in the query)",
-      responses: { 201: "`{sessionId, sdp, preset, upstream}`, or the raw SDP answer with Location and X-Session-Id" },
-      body: SessionBody,
-      acceptsSdp: true,
-      auth: "peer",
-      limit: "sessions",
-      handle: async ({ ctx, call, body, sentSdp }): Promise<Reply> => {
-        const started = await bridge.startSession(ctx, call, body.sdp, body.preset);
-        const location = `/api/session?roomId=${call.roomId}&id=${started.sessionId}`;
-        // Raw SDP in, raw SDP out, as OpenAI's own calls endpoint answers.
-        if (sentSdp) return { status: 201, body: started.sdp, contentType: "application/sdp", headers: { location, "x-session-id": started.sessionId } };
-        return { status: 201, body: started, headers: { location } };
-      },
-    },
-    DELETE: {
-      summary: "Hang up an AI call of this room",
-      responses: { 204: "Hung up" },
-      query: SessionQuery,
-      auth: "peer",
-      handle: async ({ ctx, call, query }) => (await bridge.hangup(ctx, call, query.id), noContent()),
-    },
-  }),
-
-  "/api/session/peer": route({
-    POST: {
-      summary: "Add an AI peer to the room; answers once it has answered the host's offer",
-      responses: { 201: "`{sessionId, peerId, preset, upstream}`" },
-      body: AgentBody,
-      auth: "peer",
-      limit: "sessions",
-      handle: async ({ ctx, call, body, signal }) => ok(await bridge.addAgent(ctx, call, body.preset, signal), 201),
-    },
-  }),
-
-  "/api/session/token": route({
-    POST: {
-      summary: "Mint a short-lived OpenAI client secret for a browser that talks to OpenAI itself",
-      responses: { 201: "`{value, expiresAt, preset, upstream, callsUrl}`" },
-      body: AgentBody,
-      auth: "peer",
-      limit: "sessions",
-      handle: async ({ ctx, call, body }) => ok(await bridge.mintSecret(ctx, call, body.preset), 201),
-    },
-  }),
-
-  "/api/session/expire": route({
-    GET: {
-      summary: "Hang up every AI call past OPENAI_MAX_SESSION_SECONDS (for Vercel Cron: send CRON_SECRET as bearer)",
-      responses: { 200: "`{ended}`: how many calls were hung up" },
-      problems: { 401: "No bearer token (`missing_token`)", 403: "CRON_SECRET is not set, or the bearer is not it (`forbidden`)" },
-      handle: async ({ ctx, bearer }) => {
-        authorizeCron(ctx.config, bearer);
-        return ok(await bridge.endDueSessions(ctx));
-      },
-    },
-  }),
-
-  "/api/openapi.json": route({
-    GET: {
-      summary: "This API as an OpenAPI 3.1 document",
-      responses: { 200: "The document" },
-      handle: async (): Promise<Reply> => ok((document ??= openApiDocument(routes))),
     },
   }),
 
