@@ -26,7 +26,15 @@ export interface Context {
   waiting: AddressSlots;
   log: Logger;
   now: () => number;
+  /**
+   * What answers are made of: the platform's Response, or a server's faster one of the same
+   * shape (the self-hosted server's srvx FastResponse, which it writes without Web streams).
+   */
+  Response: Responses;
 }
+
+/** A Response constructor: the platform's own, or one of the same shape. */
+export type Responses = new (body?: BodyInit | null, init?: ResponseInit) => Response;
 
 /** The Redis transport the configuration names, if any. */
 async function redisTransport(store: StoreConfig): Promise<RedisTransport | null> {
@@ -36,7 +44,7 @@ async function redisTransport(store: StoreConfig): Promise<RedisTransport | null
   return new TcpTransport({ url: store.url, cluster: store.cluster, commandTimeoutMs: store.timeoutMs });
 }
 
-export async function createContext(env: Record<string, string | undefined> = process.env): Promise<Context> {
+export async function createContext(env: Record<string, string | undefined> = process.env, responses: Responses = Response): Promise<Context> {
   const config = loadConfig(env);
   const budget = { inboxMax: config.inboxMaxMessages, roomMailMaxBytes: config.roomMailMaxBytes };
   const transport = await redisTransport(config.store);
@@ -51,6 +59,7 @@ export async function createContext(env: Record<string, string | undefined> = pr
     waiting: new AddressSlots(config.waitingReadsPerAddress),
     log: createLogger(config.logLevel),
     now: Date.now,
+    Response: responses,
   };
 }
 

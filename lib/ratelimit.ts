@@ -1,8 +1,9 @@
 /**
  * Rate limits: @upstash/ratelimit on Redis; with the memory store, the same sliding-window
- * algorithm in process memory.
+ * algorithm in process memory. A peer's calls are charged by the store's own step (Call.charge),
+ * so most requests never ask a limiter: @upstash/ratelimit is loaded on the first that does.
  */
-import { Ratelimit } from "@upstash/ratelimit";
+import type { Ratelimit } from "@upstash/ratelimit";
 import type { LimiterRedis } from "./store/transport.js";
 import type { Config } from "./config.js";
 import type { Window } from "./store/types.js";
@@ -68,16 +69,21 @@ function build(config: Config, limiter: (policy: Policy, name: string) => Limite
 
 export function redisRateLimits(redis: LimiterRedis, config: Config): RateLimits {
   return build(config, ({ max, window }, name) => {
-    const ratelimit = new Ratelimit({
-      // Ratelimit asks only evalsha and eval of its client (its sliding window's one script).
-      redis: redis as unknown as ConstructorParameters<typeof Ratelimit>[0]["redis"],
-      limiter: Ratelimit.slidingWindow(max, window),
-      // Counters are per policy: a changed limit starts afresh rather than inheriting counts.
-      prefix: `sb:rl:${name}:${max}/${window.replace(" ", "")}`,
-      analytics: false,
-      // Fails open after this long: a slow Redis must not stop signaling.
-      timeout: 1000,
-    });
+    let made: Promise<Ratelimit> | undefined;
+    const ratelimit = () =>
+      (made ??= import("@upstash/ratelimit").then(
+        ({ Ratelimit }) =>
+          new Ratelimit({
+            // Ratelimit asks only evalsha and eval of its client (its sliding window's one script).
+            redis: redis as unknown as ConstructorParameters<typeof Ratelimit>[0]["redis"],
+            limiter: Ratelimit.slidingWindow(max, window),
+            // Counters are per policy: a changed limit starts afresh rather than inheriting counts.
+            prefix: `sb:rl:${name}:${max}/${window.replace(" ", "")}`,
+            analytics: false,
+            // Fails open after this long: a slow Redis must not stop signaling.
+            timeout: 1000,
+          }),
+      ));
     return {
       // It throws when Redis cannot be reached at all; fail open there too, and let the
       // store's own call answer 503 (or diagnostics say what is down).
@@ -85,7 +91,7 @@ export function redisRateLimits(redis: LimiterRedis, config: Config): RateLimits
       // Past its own timeout it lets the request through with made-up figures: unchecked too.
       limit: async (key) => {
         const unknown = { success: true, limit: max, remaining: max, reset: Date.now(), unchecked: true };
-        const result = await ratelimit.limit(`{${key}}`).catch(() => unknown);
+        const result = await (await ratelimit()).limit(`{${key}}`).catch(() => unknown);
         return "reason" in result && result.reason === "timeout" ? unknown : result;
       },
     };

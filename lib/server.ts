@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { toNodeHandler } from "srvx/node";
+import { FastResponse, toNodeHandler } from "srvx/node";
 import { bindContext, createContext, type Context } from "./context.js";
 import { clientAddress } from "./http/client-address.js";
 import { PAGE_HEADERS } from "./http/security-headers.js";
@@ -87,7 +87,7 @@ function limitConnectionsPerAddress(server: Server, context: Context) {
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
-  const context = options.context ?? (await createContext(options.env ?? process.env));
+  const context = options.context ?? (await createContext(options.env ?? process.env, FastResponse));
   // Each function as Vercel would call it (`fetch`), on this server's context.
   const served = (fetch: (request: Request) => Promise<Response>) =>
     toNodeHandler((request) => (bindContext(request, context), fetch(request))) as (req: IncomingMessage, res: ServerResponse) => unknown;

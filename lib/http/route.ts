@@ -6,7 +6,6 @@
  * the same function runs on Vercel and, through srvx, under lib/server.ts.
  */
 import { randomUUID } from "node:crypto";
-import { FastResponse } from "srvx";
 import type { z } from "zod";
 import { contextOf, type Context } from "../context.js";
 import { Problem, problems } from "../problem.js";
@@ -116,7 +115,7 @@ export function route(spec: Spec): Route {
   const fetch = async (request: Request): Promise<Response> => {
     const { ctx, requestId, url, headers, logged } = await answering(request, allowed);
     let roomId: string | undefined;
-    if (request.method === "OPTIONS") return logged(new FastResponse(null, { status: 204, headers }));
+    if (request.method === "OPTIONS") return logged(new ctx.Response(null, { status: 204, headers }));
 
     // Aborts when the client goes away (the request's own signal, or the event stream cancelled):
     // followed only for requests that wait, as following it costs the server a listener.
@@ -181,7 +180,7 @@ export function route(spec: Spec): Route {
           // The stream holds its waiting slot, and is logged, until it ends.
           const ends = release;
           release = undefined;
-          const response = new FastResponse(eventStream(reply.events, (error) => toProblem(error, requestId, ctx), aborted, () => (ends?.(), logged(response, roomId))), {
+          const response = new ctx.Response(eventStream(reply.events, (error) => toProblem(error, requestId, ctx), aborted, () => (ends?.(), logged(response, roomId))), {
             status: 200,
             headers: {
               ...headers,
@@ -192,7 +191,7 @@ export function route(spec: Spec): Route {
           });
           return response;
         }
-        return logged(respond(reply, headers), roomId);
+        return logged(respond(ctx, reply, headers), roomId);
       } catch (error) {
         // Failed token guesses count against the guesser's address (once); so do room ID guesses.
         const chargedAddress = charging === "up-front" && !inStore && limitKey === address;
@@ -205,7 +204,7 @@ export function route(spec: Spec): Route {
         throw error;
       }
     } catch (error) {
-      return logged(problemResponse(toProblem(error, requestId, ctx), headers), roomId);
+      return logged(problemResponse(ctx, toProblem(error, requestId, ctx), headers), roomId);
     } finally {
       release?.();
     }
@@ -245,8 +244,8 @@ async function answering(request: Request, allowed: string[]) {
 
 /** A path no function serves (the self-hosted server's; Vercel answers these itself). */
 export async function notFound(request: Request): Promise<Response> {
-  const { url, headers, logged } = await answering(request, []);
-  return logged(problemResponse(problems.routeNotFound(url.pathname), headers));
+  const { ctx, url, headers, logged } = await answering(request, []);
+  return logged(problemResponse(ctx, problems.routeNotFound(url.pathname), headers));
 }
 
 /** Refusals that count against a lookup's guessing budget. */
@@ -302,14 +301,14 @@ function bearerOf(request: Request): string | null {
   return match ? match[1] : null;
 }
 
-function respond(reply: Reply, headers: Record<string, string>): Response {
+function respond({ Response }: Context, reply: Reply, headers: Record<string, string>): Response {
   const init = (contentType?: string) => ({
     status: reply.status,
     headers: { ...headers, ...reply.headers, ...(contentType ? { "content-type": contentType } : {}) },
   });
-  if (reply.body === undefined) return new FastResponse(null, init());
-  if (reply.contentType) return new FastResponse(String(reply.body), init(reply.contentType));
-  return new FastResponse(JSON.stringify(reply.body), init("application/json; charset=utf-8"));
+  if (reply.body === undefined) return new Response(null, init());
+  if (reply.contentType) return new Response(String(reply.body), init(reply.contentType));
+  return new Response(JSON.stringify(reply.body), init("application/json; charset=utf-8"));
 }
 
 const encoder = new TextEncoder();
@@ -353,8 +352,8 @@ function eventStream(events: AsyncIterable<string>, problemFor: (error: unknown)
   );
 }
 
-function problemResponse(problem: Problem, headers: Record<string, string>): Response {
-  return new FastResponse(JSON.stringify(problem), {
+function problemResponse({ Response }: Context, problem: Problem, headers: Record<string, string>): Response {
+  return new Response(JSON.stringify(problem), {
     status: problem.status,
     headers: { ...headers, ...problem.headers, "content-type": "application/problem+json; charset=utf-8" },
   });

@@ -12,14 +12,18 @@ export type ScriptName = keyof typeof SCRIPTS;
 export interface Script<Args, Reply> {
   name: ScriptName;
   changes: boolean;
-  reply: z.ZodType<Reply>;
+  readonly reply: z.ZodType<Reply>;
   /** Only for the type: what the script takes. */
   readonly args?: Args;
 }
 
+/** Its reply's decoder is made when the script first runs: a function runs a few of them, and pays for those alone. */
 const script =
   <Args>() =>
-  <Reply>(name: ScriptName, changes: boolean, reply: z.ZodType<Reply>): Script<Args, Reply> => ({ name, changes, reply });
+  <Reply>(name: ScriptName, changes: boolean, reply: () => z.ZodType<Reply>): Script<Args, Reply> => {
+    let decoder: z.ZodType<Reply> | undefined;
+    return { name, changes, get reply() { return (decoder ??= reply()); } };
+  };
 
 /** A list as Lua's cjson encodes it: an empty Lua table is both an array and an object, and comes as either. */
 const list = <T extends z.ZodType>(item: T) =>
@@ -66,11 +70,11 @@ export const CREATE_ROOM = script<{
   inboxMax: number;
   mailMaxBytes: number;
   joinKeyHash?: string;
-}>()("CREATE_ROOM", true, replies(ok({ info: z.string(), exp: z.number() }), refused("exists")));
+}>()("CREATE_ROOM", true, () => replies(ok({ info: z.string(), exp: z.number() }), refused("exists")));
 
-export const DESCRIBE_ROOM = script<Record<string, never>>()("DESCRIBE_ROOM", false, replies(ok(View), refused("room-missing")));
+export const DESCRIBE_ROOM = script<Record<string, never>>()("DESCRIBE_ROOM", false, () => replies(ok(View), refused("room-missing")));
 
-export const LIST_PEERS = script<Verified>()("LIST_PEERS", false, replies(ok(View), refused(...DENIED)));
+export const LIST_PEERS = script<Verified>()("LIST_PEERS", false, () => replies(ok(View), refused(...DENIED)));
 
 export const JOIN_ROOM = script<{
   peer: string;
@@ -84,7 +88,7 @@ export const JOIN_ROOM = script<{
 }>()(
   "JOIN_ROOM",
   true,
-  replies(
+  () => replies(
     ok({ waiting: z.literal(true), until: z.number() }),
     ok(View),
     refused("room-missing", "room-full", "room-locked", "join-key-required", "join-key-invalid", "lobby-full", "room-busy"),
@@ -94,70 +98,70 @@ export const JOIN_ROOM = script<{
 export const LEAVE_ROOM = script<Verified & { target: string; announce: Sent; closed: string }>()(
   "LEAVE_ROOM",
   true,
-  replies(ok({ sessions: list(z.string()).optional() }), refused(...DENIED, "forbidden", "peer-missing")),
+  () => replies(ok({ sessions: list(z.string()).optional() }), refused(...DENIED, "forbidden", "peer-missing")),
 );
 
-export const CLOSE_ROOM = script<Verified & { closed: string }>()("CLOSE_ROOM", true, replies(ok({ sessions: list(z.string()) }), refused(...DENIED, "forbidden")));
+export const CLOSE_ROOM = script<Verified & { closed: string }>()("CLOSE_ROOM", true, () => replies(ok({ sessions: list(z.string()) }), refused(...DENIED, "forbidden")));
 
 export const SEND = script<Verified & Sent & { to: string }>()(
   "SEND",
   true,
-  replies(ok({ id: z.string() }), refused(...DENIED, "forbidden", "peer-missing", "inbox-full", "room-busy")),
+  () => replies(ok({ id: z.string() }), refused(...DENIED, "forbidden", "peer-missing", "inbox-full", "room-busy")),
 );
 
 export const READ = script<Verified & { after?: string; from?: string; batch: number; mark?: string }>()(
   "READ",
   false,
-  replies(ok({ messages: Messages }), z.object({ status: z.literal("closed"), body: z.string(), ...meta }), refused(...DENIED)),
+  () => replies(ok({ messages: Messages }), z.object({ status: z.literal("closed"), body: z.string(), ...meta }), refused(...DENIED)),
 );
 
-export const TAKE = script<Verified & { type: string; batch: number; mark?: string }>()("TAKE", true, replies(ok({ messages: Messages }), refused(...DENIED)));
+export const TAKE = script<Verified & { type: string; batch: number; mark?: string }>()("TAKE", true, () => replies(ok({ messages: Messages }), refused(...DENIED)));
 
 export const PUT_SESSION = script<Verified & { sessionId: string; record: string; max: number; expiresAt?: number }>()(
   "PUT_SESSION",
   true,
-  replies(ok({}), refused(...DENIED, "forbidden", "limit")),
+  () => replies(ok({}), refused(...DENIED, "forbidden", "limit")),
 );
 
 export const REMOVE_SESSION = script<Verified & { sessionId: string }>()(
   "REMOVE_SESSION",
   true,
-  replies(ok({ record: z.string().optional() }), refused(...DENIED, "forbidden")),
+  () => replies(ok({ record: z.string().optional() }), refused(...DENIED, "forbidden")),
 );
 
-export const END_SESSION = script<{ sessionId: string }>()("END_SESSION", true, ok({ record: z.string().optional() }));
+export const END_SESSION = script<{ sessionId: string }>()("END_SESSION", true, () => ok({ record: z.string().optional() }));
 
 export const ADMIT = script<Verified & { target: string; allow: boolean; admitted: string; denied: string; announce: Sent; deniedUntil: number }>()(
   "ADMIT",
   true,
-  replies(ok({}), refused(...DENIED, "forbidden", "peer-missing", "room-full")),
+  () => replies(ok({}), refused(...DENIED, "forbidden", "peer-missing", "room-full")),
 );
 
-export const CHARGE_CALL = script<Verified>()("CHARGE_CALL", false, replies(ok({}), refused(...DENIED)));
+export const CHARGE_CALL = script<Verified>()("CHARGE_CALL", false, () => replies(ok({}), refused(...DENIED)));
 
-export const SET_LOCKED = script<Verified & { locked: boolean }>()("SET_LOCKED", true, replies(ok({}), refused(...DENIED, "forbidden")));
+export const SET_LOCKED = script<Verified & { locked: boolean }>()("SET_LOCKED", true, () => replies(ok({}), refused(...DENIED, "forbidden")));
 
-export const ROTATE_JOIN_KEY = script<Verified & { joinKeyHash: string }>()("ROTATE_JOIN_KEY", true, replies(ok({}), refused(...DENIED, "forbidden", "open-room")));
+export const ROTATE_JOIN_KEY = script<Verified & { joinKeyHash: string }>()("ROTATE_JOIN_KEY", true, () => replies(ok({}), refused(...DENIED, "forbidden", "open-room")));
 
 /** Issuing again replaces the ticket: a repeat needs no reply of its own. */
-export const ISSUE_TICKET = script<Verified & { ticketHash: string; expiresAt: number }>()("ISSUE_TICKET", false, replies(ok({}), refused(...DENIED)));
+export const ISSUE_TICKET = script<Verified & { ticketHash: string; expiresAt: number }>()("ISSUE_TICKET", false, () => replies(ok({}), refused(...DENIED)));
 
-export const REDEEM_TICKET = script<{ peerId: string; ticketHash: string }>()("REDEEM_TICKET", true, replies(ok({ tokenHash: z.string() }), refused("invalid")));
+export const REDEEM_TICKET = script<{ peerId: string; ticketHash: string }>()("REDEEM_TICKET", true, () => replies(ok({ tokenHash: z.string() }), refused("invalid")));
 
 export const CHAT = script<Verified & { body: string; at: number; historyMax: number; limits?: { perSender: number; perRoom: number; windowMs: number } }>()(
   "CHAT",
   true,
-  replies(
+  () => replies(
     ok({ at: z.number(), name: z.string().optional(), window: WindowReply.optional() }),
     z.object({ status: z.literal("chat-limited"), window: WindowReply, ...meta }),
     refused(...DENIED, "room-busy"),
   ),
 );
 
-export const CHAT_HISTORY = script<Verified>()("CHAT_HISTORY", false, replies(ok({ bodies: list(z.string()) }), refused(...DENIED)));
+export const CHAT_HISTORY = script<Verified>()("CHAT_HISTORY", false, () => replies(ok({ bodies: list(z.string()) }), refused(...DENIED)));
 
-export const SCHEDULE_END = script<{ member: string; at: number; keepUntil: number }>()("SCHEDULE_END", false, ok({}));
+export const SCHEDULE_END = script<{ member: string; at: number; keepUntil: number }>()("SCHEDULE_END", false, () => ok({}));
 
-export const DUE_SESSIONS = script<{ max: number }>()("DUE_SESSIONS", false, ok({ members: list(z.string()) }));
+export const DUE_SESSIONS = script<{ max: number }>()("DUE_SESSIONS", false, () => ok({ members: list(z.string()) }));
 
-export const UNSCHEDULE_END = script<{ member: string }>()("UNSCHEDULE_END", false, ok({}));
+export const UNSCHEDULE_END = script<{ member: string }>()("UNSCHEDULE_END", false, () => ok({}));

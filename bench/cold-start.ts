@@ -1,0 +1,97 @@
+/**
+ * Cold start, as Vercel pays it: each function of `vercel build`'s output imported in a fresh
+ * Node process (best of three), its import time and resident memory beside the floor — a module
+ * of the same bundle importing only @upstash/redis, zod and nanoid, which any function on Upstash
+ * needs. And each function's size on disk. Configured for Upstash REST, as on Vercel.
+ *
+ *   npx vercel@60 build --yes && npx tsx bench/cold-start.ts
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { childEnv } from "../tests/support/processes.js";
+import { printTable, saveResult, SMOKE } from "./support.js";
+
+const root = new URL("../", import.meta.url).pathname;
+const OUTPUT = join(root, ".vercel/output/functions");
+const RUNS = SMOKE ? 1 : 3;
+/** The goals: every signaling function within these of the floor. */
+export const GOALS = { importTime: 2, rss: 1.4 };
+
+export interface BuiltFunction {
+  /** e.g. "api/offer" */
+  name: string;
+  dir: string;
+  handler: string;
+  config: Record<string, unknown>;
+}
+
+/** Every function `vercel build` wrote, with its .vc-config.json. */
+export function builtFunctions(): BuiltFunction[] {
+  const found: BuiltFunction[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (!entry.isDirectory()) continue;
+      if (entry.name.endsWith(".func")) {
+        const config = JSON.parse(readFileSync(join(path, ".vc-config.json"), "utf8"));
+        found.push({ name: relative(OUTPUT, path).replace(/\.func$/, "").replace(/\/index$/, ""), dir: path, handler: config.handler, config });
+      } else walk(path);
+    }
+  };
+  walk(OUTPUT);
+  return found.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The environment of a deployment on Upstash REST (nothing is reached: importing opens no connection). */
+export const REST_ENV = { VERCEL: "1", UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9", UPSTASH_REDIS_REST_TOKEN: "cold-start", LOG_LEVEL: "off" };
+
+/** Imports `file` in a fresh process: how long the import took (ms) and the process's RSS after it (MiB). */
+function importOnce(file: string): { ms: number; rssMiB: number } {
+  const code = `const t = performance.now(); await import(${JSON.stringify(file)}); const ms = performance.now() - t; console.log(JSON.stringify({ ms, rssMiB: process.memoryUsage().rss / 2 ** 20 }));`;
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", code], { env: childEnv(REST_ENV), encoding: "utf8" });
+  return JSON.parse(out.trim().split("\n").at(-1)!);
+}
+
+const best = (file: string) => {
+  const runs = Array.from({ length: RUNS }, () => importOnce(file));
+  return { ms: Math.min(...runs.map((r) => r.ms)), rssMiB: Math.min(...runs.map((r) => r.rssMiB)) };
+};
+
+function sizeMiB(dir: string): number {
+  return Number(execFileSync("du", ["-sk", dir], { encoding: "utf8" }).split("\t")[0]) / 1024;
+}
+
+export async function coldStartBenchmark() {
+  if (!existsSync(OUTPUT)) {
+    console.log("\n### Cold start: no `vercel build` output (run `npx vercel@60 build --yes` first); skipped");
+    return null;
+  }
+  const functions = builtFunctions();
+  // The floor, from the same bundle as the functions (its node_modules).
+  const floorFile = join(functions.find((f) => f.name === "api/offer")!.dir, "cold-start-floor.mjs");
+  writeFileSync(floorFile, 'import "@upstash/redis";\nimport "zod";\nimport "nanoid";\n');
+  let floor: { ms: number; rssMiB: number };
+  try {
+    floor = best(floorFile);
+  } finally {
+    rmSync(floorFile);
+  }
+  const rows = functions.map((f) => ({ name: f.name, ai: f.name.startsWith("api/session") || f.name === "api/openapi.json", sizeMiB: sizeMiB(f.dir), ...best(join(f.dir, f.handler)) }));
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  printTable(
+    `Cold start in \`vercel build\`'s output: import time and RSS of a fresh process, best of ${RUNS} (goal for signaling functions: ≤ ${GOALS.importTime}× the floor's time, ≤ ${GOALS.rss}× its RSS)`,
+    ["function", "import (ms)", "÷ floor", "RSS (MiB)", "÷ floor", "size (MiB)"],
+    [
+      ["floor: @upstash/redis + zod + nanoid", r1(floor.ms), "1", r1(floor.rssMiB), "1", "–"],
+      ...rows.map((r) => [`${r.name}${r.ai ? " (AI / all routes)" : ""}`, r1(r.ms), `${r1(r.ms / floor.ms)}×`, r1(r.rssMiB), `${r1(r.rssMiB / floor.rssMiB)}×`, r1(r.sizeMiB)]),
+    ],
+  );
+  const signaling = rows.filter((r) => !r.ai);
+  const met = signaling.every((r) => r.ms <= GOALS.importTime * floor.ms && r.rssMiB <= GOALS.rss * floor.rssMiB);
+  console.log(`\nEvery signaling function within the goal: ${met ? "yes" : "no"}`);
+  await saveResult("cold-start", { runs: RUNS, floor, functions: rows, goals: GOALS, met });
+  return { floor, rows, met };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await coldStartBenchmark();
