@@ -3,13 +3,13 @@
  * One per process on Vercel (built on first use from the environment); the local server
  * builds its own, so tests can run several differently configured servers in one process.
  *
- * It loads only what the configuration uses: the TCP transport (node-redis) only for a Redis
- * over TCP; what answers AI calls is the AI routes' own (lib/openai/upstream.ts: upstreamFor).
+ * It loads only what the configuration uses: the memory store only without Redis, the TCP
+ * transport (node-redis) only for a Redis over TCP; what answers AI calls is the AI routes' own
+ * (lib/openai/upstream.ts: upstreamFor).
  */
 import { loadConfig, type Config, type StoreConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { memoryRateLimits, ProbeGuard, redisRateLimits, AddressSlots, VerifiedPeers, type RateLimits } from "./ratelimit.js";
-import { MemoryStore } from "./store/memory.js";
 import { RedisStore } from "./store/redis.js";
 import { RestTransport, type RedisTransport } from "./store/transport.js";
 import type { SignalStore } from "./store/types.js";
@@ -48,7 +48,7 @@ export async function createContext(env: Record<string, string | undefined> = pr
   const config = loadConfig(env);
   const budget = { inboxMax: config.inboxMaxMessages, roomMailMaxBytes: config.roomMailMaxBytes };
   const transport = await redisTransport(config.store);
-  const store = transport && config.store.transport !== "memory" ? new RedisStore(transport, budget, config.store.maxInFlight) : new MemoryStore(budget);
+  const store = transport && config.store.transport !== "memory" ? new RedisStore(transport, budget, config.store.maxInFlight) : new (await import("./store/memory.js")).MemoryStore(budget);
   const limits = transport ? redisRateLimits(transport.limiter, config) : memoryRateLimits(config);
   return {
     config,

@@ -39,6 +39,8 @@ export interface Bridge {
   counts(): Record<string, number>;
   /** HTTP requests received, by path ("/", "/pipeline", "/subscribe/…" as "/subscribe"), since start or the last reset. */
   requests(): Record<string, number>;
+  /** Subscription streams open now. */
+  subscriptions(): number;
   resetCounts(): void;
   close(): Promise<void>;
 }
@@ -342,6 +344,7 @@ export async function startUpstashBridge(options: BridgeOptions = {}): Promise<B
     },
     counts: () => ({ ...counts }),
     requests: () => ({ ...requests }),
+    subscriptions: () => streams.size,
     resetCounts() {
       counts = {};
       requests = {};

@@ -40,6 +40,8 @@ export const aiRoutes = {
       body: AgentBody,
       auth: "peer",
       limit: "sessions",
+      // It waits for the host's offer: a held request, which ends when its client goes.
+      waits: () => true,
       handle: async ({ ctx, call, body, signal }) => ok(await bridge.addAgent(ctx, call, body.preset, signal), 201),
     },
   }),
