@@ -102,6 +102,13 @@ export const EnvSchema = z.object({
   OPENAI_SECRET_TTL_SECONDS: z.coerce.number().int().min(10).max(7200).default(60),
   OPENAI_MAX_SESSION_SECONDS: z.coerce.number().int().min(1).max(3600).default(900),
   CRON_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  // Upstash QStash (the Vercel integration sets these): a delayed message hangs an AI call up at its deadline.
+  QSTASH_TOKEN: z.string().optional(),
+  QSTASH_URL: z.url().default("https://qstash.upstash.io"),
+  QSTASH_CURRENT_SIGNING_KEY: z.string().optional(),
+  QSTASH_NEXT_SIGNING_KEY: z.string().optional(),
+  // This deployment as its users reach it, for callbacks (QStash's); else each request's own origin.
+  PUBLIC_URL: z.url().optional(),
   OPENAI_CLIENT_CALLS_URL: z.url().default("https://api.openai.com/v1/realtime/calls"),
   RATE_LIMIT_SESSIONS_PER_HOUR: positiveInt(30),
 });
@@ -154,6 +161,10 @@ export interface Config {
   authSecret: string | null;
   /** Vercel Cron's bearer secret: it may call GET /api/session/expire. */
   cronSecret: string | null;
+  /** QStash: its token (to send delayed messages) and signing keys (to know its calls), or null. */
+  qstash: { token: string; url: string; signingKeys: [string, string] } | null;
+  /** This deployment's public origin, for callbacks; null: each request's own. */
+  publicUrl: string | null;
   /** On Vercel: a function ends with its response, so nothing may wait on a timer. */
   serverless: boolean;
   /** Room creation by JWT: the JWKS that signs them, and the issuer and audiences required. */
@@ -232,6 +243,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if ((e.AUTH_JWT_ISSUER || e.AUTH_JWT_AUDIENCE) && !e.AUTH_JWKS_URL) throw new ConfigError("Invalid configuration:\n  AUTH_JWT_ISSUER/AUTH_JWT_AUDIENCE need AUTH_JWKS_URL");
   if (mode === "live" && !e.OPENAI_API_KEY) throw new ConfigError("Invalid configuration:\n  OPENAI_MODE=live needs OPENAI_API_KEY");
+  if (e.QSTASH_TOKEN && !(e.QSTASH_CURRENT_SIGNING_KEY && e.QSTASH_NEXT_SIGNING_KEY)) {
+    throw new ConfigError("Invalid configuration:\n  QSTASH_TOKEN needs QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, to know QStash's calls from anyone's");
+  }
   return {
     store,
     allowedOrigins: origins === "*" ? "*" : origins.split(",").map((o) => o.trim()).filter(Boolean),
@@ -256,6 +270,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     authSecret: e.AUTH_SECRET ?? null,
     cronSecret: e.CRON_SECRET ?? null,
+    qstash: e.QSTASH_TOKEN ? { token: e.QSTASH_TOKEN, url: e.QSTASH_URL.replace(/\/$/, ""), signingKeys: [e.QSTASH_CURRENT_SIGNING_KEY!, e.QSTASH_NEXT_SIGNING_KEY!] } : null,
+    publicUrl: e.PUBLIC_URL ? new URL(e.PUBLIC_URL).origin : null,
     serverless: Boolean(e.VERCEL),
     jwt: e.AUTH_JWKS_URL
       ? { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_JWT_ISSUER, audience: e.AUTH_JWT_AUDIENCE?.split(",").map((a) => a.trim()).filter(Boolean) }

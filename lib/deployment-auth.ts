@@ -19,6 +19,16 @@ export async function authorizeRoomCreation(config: Config, bearer: string | nul
   await verifyJwt(bearer, jwt);
 }
 
+/**
+ * The session sweep by QStash (POST /api/session/expire): only a message QStash signed with this
+ * deployment's signing keys, for this body sent to this URL.
+ */
+export async function authorizeQStash(config: Config, signature: string | null, body: string, url: string): Promise<void> {
+  if (!config.qstash) throw problems.forbidden("Set QSTASH_TOKEN and its signing keys to let QStash end AI calls past their deadline");
+  const { signedByQStash } = await import("./openai/qstash.js");
+  if (!signature || !(await signedByQStash(config.qstash, signature, body, url))) throw problems.invalidSignature();
+}
+
 /** The session sweep (GET /api/session/expire) answers only Vercel Cron, which sends CRON_SECRET as bearer. */
 export function authorizeCron(config: Config, bearer: string | null): void {
   if (!config.cronSecret) throw problems.forbidden("Set CRON_SECRET to let Vercel Cron end AI calls past their deadline");

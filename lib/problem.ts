@@ -72,6 +72,7 @@ export const problems = {
     new Problem(503, "store_busy", "Store busy", "The signaling store is answering slower than requests arrive; retry after Retry-After", {}, { "retry-after": String(1 + Math.floor(random() * 3)) }),
   authUnavailable: () =>
     new Problem(503, "auth_unavailable", "Authentication unavailable", "The identity provider's keys could not be fetched; retry shortly", {}, { "retry-after": "5" }),
+  invalidSignature: () => new Problem(401, "invalid_signature", "Invalid signature", "This request is not signed by QStash for this deployment"),
   invalidIdempotencyKey: () =>
     new Problem(400, "invalid_idempotency_key", "Invalid Idempotency-Key", "Idempotency-Key must be 16 to 255 visible ASCII characters (a random UUID, say), the same for every retry of one request"),
   idempotencyKeyReused: () =>

@@ -92,6 +92,8 @@ export const CandidateBody = z.strictObject({
 const presetName = z.string().regex(/^[a-z0-9-]{1,32}$/, "preset must be a preset name").optional();
 export const SessionBody = z.strictObject({ roomId, sdp, preset: presetName });
 export const AgentBody = z.strictObject({ roomId, preset: presetName });
+/** What QStash delivers at a call's deadline (its signature is what counts: the sweep ends whatever is due). */
+export const ExpireBody = z.strictObject({ roomId: roomId.optional(), sessionId: z.string().max(64).optional() });
 export const SessionQuery = z.object({ roomId, id: z.string().regex(/^ses_[A-Za-z0-9_-]{20}$/, "id must be a session id") });
 
 export const ChatBody = z.strictObject({

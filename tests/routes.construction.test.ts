@@ -44,6 +44,7 @@ const SAMPLES: Record<string, Sample> = {
   "POST /api/session/peer": (f) => ({ body: { roomId: f.host.roomId } }),
   "POST /api/session/token": (f) => ({ body: { roomId: f.host.roomId } }),
   "GET /api/session/expire": () => ({}),
+  "POST /api/session/expire": (f) => ({ body: { roomId: f.host.roomId, sessionId: `ses_${"a".repeat(20)}` } }),
   "GET /api/openapi.json": () => ({}),
   "GET /api/diagnostics": (f) => ({ query: `roomId=${f.host.roomId}` }),
 };

@@ -3,6 +3,7 @@
  * proxy, the AI as a room peer), ephemeral secrets, hang-up, who may do what, the per-room cap,
  * and that the server's key appears in no response and no log line.
  */
+import { createHash } from "node:crypto";
 import { http, HttpResponse } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -298,6 +299,70 @@ describe.skipIf(!hasRedis())("AI call deadline on Vercel, through Cron [redis]",
     expect(calls.filter((c) => c.path === ours)).toEqual([{ path: ours, auth: `Bearer ${KEY}` }]);
     expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers.map((p: any) => p.role)).toEqual(["host"]);
     expect((await sweep(CRON_SECRET)).body).toEqual({ ended: 0 });
+  });
+});
+
+describe.skipIf(!hasRedis())("AI call deadline on Vercel, through QStash [redis]", () => {
+  let api: Api;
+  let base = "";
+  // QStash's stand-in at its HTTP edge (msw): it takes the delayed message; the test delivers it, signed, as QStash would.
+  const QSTASH = "http://127.0.0.1:9/qstash";
+  const SIGNING = { QSTASH_CURRENT_SIGNING_KEY: "sig_current_0123456789abcdef", QSTASH_NEXT_SIGNING_KEY: "sig_next_0123456789abcdefgh" };
+  const published: { url: string; delay: string | null; auth: string | null; body: string }[] = [];
+  const test = useHarness("redis", (h) => ((api = apiClient(h.url)), (base = h.url)), {
+    ...ENV, OPENAI_MAX_SESSION_SECONDS: "1", VERCEL: "1", QSTASH_TOKEN: "qstash-token-for-the-tests", QSTASH_URL: QSTASH, ...SIGNING,
+  });
+
+  /** A message as QStash signs it (its reference: HS256, the destination as `sub`, the body's SHA-256 as `body`). */
+  async function signed(url: string, body: string, key = SIGNING.QSTASH_CURRENT_SIGNING_KEY) {
+    const { SignJWT } = await import("jose");
+    const digest = createHash("sha256").update(body).digest("base64url");
+    return new SignJWT({ body: digest }).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuer("Upstash").setSubject(url)
+      .setIssuedAt().setNotBefore("0s").setExpirationTime("5m").setJti(`msg_${Math.random()}`).sign(new TextEncoder().encode(key));
+  }
+
+  test("each call's start sends QStash a message for its deadline; delivered, signed, it hangs the call up (no timer, no cron)", async () => {
+    openAiAnswers();
+    upstream.use(
+      http.post(`${QSTASH}/v2/publish/*`, async ({ request }) => {
+        published.push({ url: decodeURIComponent(new URL(request.url).pathname.slice("/qstash/v2/publish/".length)), delay: request.headers.get("upstash-delay"), auth: request.headers.get("authorization"), body: await request.text() });
+        return HttpResponse.json({ messageId: `msg_${published.length}` });
+      }),
+    );
+    const host = await createRoom(api);
+    const started = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token));
+    expect(started.status).toBe(201);
+    const ours = `hangup rtc_${callCount}`;
+    const expire = `${base}/api/session/expire`;
+    expect(published).toEqual([{ url: expire, delay: "1s", auth: "Bearer qstash-token-for-the-tests", body: JSON.stringify({ roomId: host.roomId, sessionId: started.body.sessionId }) }]);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(calls.some((c) => c.path === ours), "no timer hung it up").toBe(false);
+    // QStash delivers at the deadline. Only its signature, over this body and this URL, counts.
+    const { body } = published[0];
+    const deliver = (signature?: string, sent = body) =>
+      api.call("POST", "/api/session/expire", { raw: sent, headers: { "content-type": "application/json", ...(signature ? { "upstash-signature": signature } : {}) } });
+    expect((await deliver()).body.code).toBe("invalid_signature");
+    expect((await deliver(await signed(expire, body, "not-the-signing-key-at-all"))).status).toBe(401);
+    expect((await deliver(await signed("https://elsewhere.example/api/session/expire", body))).status).toBe(401);
+    expect((await deliver(await signed(expire, body), body.replace("}", ' }'))).status).toBe(401);
+    expect(calls.some((c) => c.path === ours)).toBe(false);
+    const delivered = await deliver(await signed(expire, body));
+    expect([delivered.status, delivered.body.ended]).toEqual([200, expect.any(Number)]);
+    expect(calls.filter((c) => c.path === ours)).toEqual([{ path: ours, auth: `Bearer ${KEY}` }]);
+    // A key rotated in (QStash signs with the next key for a while): still QStash's.
+    expect((await deliver(await signed(expire, body, SIGNING.QSTASH_NEXT_SIGNING_KEY))).body).toEqual({ ended: 0 });
+  });
+
+  test("a call whose deadline cannot be scheduled is hung up at once, and the start fails", async () => {
+    openAiAnswers();
+    upstream.use(http.post(`${QSTASH}/v2/publish/*`, () => HttpResponse.json({ error: "quota" }, { status: 500 })));
+    const host = await createRoom(api);
+    const failed = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token));
+    expect([failed.status, failed.body.code]).toEqual([503, "scheduler_unavailable"]);
+    expect(calls.map((c) => c.path)).toEqual(["calls", `hangup rtc_${callCount}`]);
+    // Its place in the room (one here) is free again.
+    upstream.use(http.post(`${QSTASH}/v2/publish/*`, () => HttpResponse.json({ messageId: "msg_ok" })));
+    expect(keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "assistant" }, host.token)).status).toBe(201);
   });
 });
 

@@ -6,16 +6,16 @@ export const contentTypeOf = (request: Request) => (request.headers.get("content
 
 /**
  * Reads a JSON body of at most `limit` bytes (or, where `sdp` is allowed, a raw
- * `application/sdp` body, read as `{ sdp }`). An empty body reads as {} (so `curl -X POST`
- * works where every field is optional). Counts bytes as they arrive: a body past the limit is
- * refused without being held whole.
+ * `application/sdp` body, read as `{ sdp }`), with its text as it came. An empty body reads as
+ * {} (so `curl -X POST` works where every field is optional). Counts bytes as they arrive: a
+ * body past the limit is refused without being held whole.
  */
-export async function readBody(request: Request, limit: number, options: { sdp?: boolean } = {}): Promise<unknown> {
+export async function readBody(request: Request, limit: number, options: { sdp?: boolean } = {}): Promise<{ value: unknown; text: string }> {
   const declared = Number(request.headers.get("content-length") ?? 0);
   if (declared > limit) throw problems.tooLarge(`Request body is ${declared} bytes; the limit is ${limit}`);
 
   const raw = await readLimited(request.body, limit);
-  if (raw.length === 0) return {};
+  if (raw.length === 0) return { value: {}, text: "" };
   const type = contentTypeOf(request);
   const sdp = options.sdp && type === "application/sdp";
   if (!sdp && type !== "application/json" && !type.endsWith("+json")) {
@@ -28,9 +28,9 @@ export async function readBody(request: Request, limit: number, options: { sdp?:
   } catch {
     throw problems.invalidJson("Request body is not valid UTF-8");
   }
-  if (sdp) return { sdp: text };
+  if (sdp) return { value: { sdp: text }, text };
   try {
-    return JSON.parse(text);
+    return { value: JSON.parse(text), text };
   } catch (error) {
     throw problems.invalidJson(`Request body is not valid JSON: ${(error as Error).message}`);
   }

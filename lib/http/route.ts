@@ -23,8 +23,12 @@ type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
 export interface Input<Q, B> {
   ctx: Context;
+  /** The request's URL, as its client sent it (its origin is where this deployment was reached). */
+  url: URL;
   query: Q;
   body: B;
+  /** The body's text as it came (a signature covers it, not its parse). */
+  bodyText: string;
   /**
    * The authenticated caller, for routes with `auth: "peer"`, with what its request costs
    * (its charge) and which request it is (its idempotency key), for the store's steps.
@@ -126,8 +130,8 @@ export function route(spec: Spec): Route {
       if (!method) throw problems.methodNotAllowed(allowed);
       const sentSdp = Boolean(method.acceptsSdp) && contentTypeOf(request) === "application/sdp";
       const query = validate(method.query, queryOf(url), "query");
-      const raw = method.body ? await readBody(request, LIMITS.requestBytes, { sdp: method.acceptsSdp }) : undefined;
-      const body = method.body ? validate(method.body, sentSdp ? { ...queryOf(url), ...(raw as object) } : raw, "body") : undefined;
+      const read = method.body ? await readBody(request, LIMITS.requestBytes, { sdp: method.acceptsSdp }) : undefined;
+      const body = method.body ? validate(method.body, sentSdp ? { ...queryOf(url), ...(read!.value as object) } : read!.value, "body") : undefined;
       const bearer = bearerOf(request);
       roomId = (query as { roomId?: string } | undefined)?.roomId ?? (body as { roomId?: string } | undefined)?.roomId;
 
@@ -164,7 +168,7 @@ export function route(spec: Spec): Route {
       const callCharge = inStore && ctx.config.rateLimits.enabled && charging !== "none"
         ? { max: ctx.config.rateLimits.callsPerHour, windowMs: 3_600_000, ...(charging === "if-mail" ? { ifMail: true } : {}) }
         : undefined;
-      const once = requestOnce(request, url, body ?? raw, caller);
+      const once = requestOnce(request, url, body, caller);
       const call: Call = caller ? { ...caller, ...(callCharge ? { charge: callCharge } : {}), ...(once ? { once } : {}) } : (undefined as unknown as Call);
 
       release = method.waits?.(query) ? ctx.waiting.enter(address) : undefined;
@@ -172,7 +176,7 @@ export function route(spec: Spec): Route {
       if (release) request.signal?.addEventListener("abort", () => aborted.abort(), { once: true });
 
       try {
-        const reply = await method.handle({ ctx, query, body, call, once, bearer, headers: request.headers, signal: aborted.signal, sentSdp });
+        const reply = await method.handle({ ctx, url, query, body, bodyText: read?.text ?? "", call, once, bearer, headers: request.headers, signal: aborted.signal, sentSdp });
         if (caller && reply.status < 300) ctx.verified.add(caller.tokenHash);
         if (reply.window) Object.assign(headers, rateLimitHeaders(reply.window, ctx.now()));
         if (reply.replayed) headers["idempotent-replayed"] = "true";

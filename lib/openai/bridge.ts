@@ -65,8 +65,25 @@ async function forget(ctx: Context, caller: Caller, sessionId: string): Promise<
   return removed.record ? (JSON.parse(removed.record) as SessionRecord) : null;
 }
 
-/** SDP proxy: forwards the browser's complete offer with the server's key; returns OpenAI's answer. */
-export async function startSession(ctx: Context, caller: Caller, offerSdp: string, presetName?: string) {
+/**
+ * A call just opened is kept: its record filled in and its end scheduled. If either fails the
+ * call is hung up at once, so none runs on unrecorded or past its cap.
+ */
+async function keepCall(ctx: Context, host: Caller, sessionId: string, record_: SessionRecord & { callId: string }, origin: string) {
+  try {
+    await record(ctx, host, sessionId, record_);
+    await scheduleEnd(ctx, host.roomId, sessionId, origin);
+  } catch (error) {
+    await (await upstreamFor(ctx)).hangup(record_.callId).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * SDP proxy: forwards the browser's complete offer with the server's key; returns OpenAI's
+ * answer. `origin` is where this deployment is reached (for a callback at the call's deadline).
+ */
+export async function startSession(ctx: Context, caller: Caller, offerSdp: string, presetName: string | undefined, origin: string) {
   const { name, preset } = choosePreset(ctx, presetName);
   const sessionId = newSessionId();
   // Claim a place first, so concurrent starts cannot exceed the room's cap.
@@ -74,8 +91,7 @@ export async function startSession(ctx: Context, caller: Caller, offerSdp: strin
   try {
     const upstream = await upstreamFor(ctx);
     const { answerSdp, callId } = await upstream.connect(offerSdp, preset);
-    await record(ctx, caller, sessionId, { mode: "proxy", preset: name, callId, startedAt: ctx.now() });
-    await scheduleEnd(ctx, caller.roomId, sessionId);
+    await keepCall(ctx, caller, sessionId, { mode: "proxy", preset: name, callId, startedAt: ctx.now() }, origin);
     return { sessionId, sdp: answerSdp, preset: name, upstream: upstream.kind };
   } catch (error) {
     await forget(ctx, caller, sessionId).catch(() => {});
@@ -115,7 +131,7 @@ async function trickledCandidates(ctx: Context, agent: Caller, signal?: AbortSig
  * Room mode: the AI joins the host's room as a peer, takes the offer the host sends it (with
  * the candidates trickled after it), has OpenAI answer it, and answers the host as that peer.
  */
-export async function addAgent(ctx: Context, host: Caller, presetName?: string, signal?: AbortSignal) {
+export async function addAgent(ctx: Context, host: Caller, presetName: string | undefined, origin: string, signal?: AbortSignal) {
   const { name, preset } = choosePreset(ctx, presetName);
   const sessionId = newSessionId();
   const now = ctx.now();
@@ -135,8 +151,7 @@ export async function addAgent(ctx: Context, host: Caller, presetName?: string, 
     const candidates = await trickledCandidates(ctx, agent, signal);
     const upstream = await upstreamFor(ctx);
     const { answerSdp, callId } = await upstream.connect(withCandidates(offer.description.sdp, candidates), preset);
-    await record(ctx, host, sessionId, { mode: "peer", preset: name, callId, peerId: peer.peerId, peerTokenHash: agent.tokenHash, startedAt: now });
-    await scheduleEnd(ctx, host.roomId, sessionId);
+    await keepCall(ctx, host, sessionId, { mode: "peer", preset: name, callId, peerId: peer.peerId, peerTokenHash: agent.tokenHash, startedAt: now }, origin);
     await signaling.sendDescription(ctx, agent, host.peerId, { type: "answer", sdp: answerSdp });
     return { sessionId, peerId: peer.peerId, preset: name, upstream: upstream.kind };
   } catch (error) {
@@ -173,15 +188,23 @@ export async function mintSecret(ctx: Context, host: Caller, presetName?: string
   }
 }
 
+/** Where QStash calls back at a call's deadline. */
+export const EXPIRE_PATH = "/api/session/expire";
+
 /**
  * Every AI call ends by OPENAI_MAX_SESSION_SECONDS (OpenAI's own limit is an hour, billed
- * throughout). Its deadline goes into the store's index; a long-lived process (npm start) also
- * sets a timer for it, and where functions cannot keep timers (Vercel), Cron calls
- * GET /api/session/expire, which ends whatever is due (`endDueSessions`).
+ * throughout). Its deadline goes into the store's index, and something must wake at it: with
+ * QStash configured, a delayed message to this deployment's POST /api/session/expire (any
+ * plan); a long-lived process (npm start) also sets a timer; Vercel Cron calling GET
+ * /api/session/expire is the third way. Each ends whatever is due (`endDueSessions`).
  */
-async function scheduleEnd(ctx: Context, roomId: string, sessionId: string) {
+async function scheduleEnd(ctx: Context, roomId: string, sessionId: string, origin: string) {
   const { maxSessionMs } = ctx.config.openai;
   await ctx.store.scheduleSessionEnd(roomId, sessionId, ctx.now() + maxSessionMs);
+  if (ctx.config.qstash) {
+    const { wakeLater } = await import("./qstash.js");
+    await wakeLater(ctx.config.qstash, `${ctx.config.publicUrl ?? origin}${EXPIRE_PATH}`, Math.ceil(maxSessionMs / 1000), { roomId, sessionId });
+  }
   if (ctx.config.serverless) return;
   setTimeout(
     () => void endExpired(ctx, roomId, sessionId).catch((error: Error) => ctx.log.warn({ event: "session_end_failed", roomId, sessionId, error: error.message })),

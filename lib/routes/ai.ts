@@ -2,10 +2,10 @@
  * The AI session routes (OpenAI Realtime through lib/openai/bridge.ts): only their functions
  * load the bridge and what answers AI calls.
  */
-import { authorizeCron } from "../deployment-auth.js";
+import { authorizeCron, authorizeQStash } from "../deployment-auth.js";
 import { noContent, ok, route, type Reply } from "../http/route.js";
 import * as bridge from "../openai/bridge.js";
-import { AgentBody, SessionBody, SessionQuery } from "../schemas.js";
+import { AgentBody, ExpireBody, SessionBody, SessionQuery } from "../schemas.js";
 
 export const aiRoutes = {
   "/api/session": route({
@@ -16,8 +16,8 @@ export const aiRoutes = {
       acceptsSdp: true,
       auth: "peer",
       limit: "sessions",
-      handle: async ({ ctx, call, body, sentSdp }): Promise<Reply> => {
-        const started = await bridge.startSession(ctx, call, body.sdp, body.preset);
+      handle: async ({ ctx, call, body, sentSdp, url }): Promise<Reply> => {
+        const started = await bridge.startSession(ctx, call, body.sdp, body.preset, url.origin);
         const location = `/api/session?roomId=${call.roomId}&id=${started.sessionId}`;
         // Raw SDP in, raw SDP out, as OpenAI's own calls endpoint answers.
         if (sentSdp) return { status: 201, body: started.sdp, contentType: "application/sdp", headers: { location, "x-session-id": started.sessionId } };
@@ -42,7 +42,7 @@ export const aiRoutes = {
       limit: "sessions",
       // It waits for the host's offer: a held request, which ends when its client goes.
       waits: () => true,
-      handle: async ({ ctx, call, body, signal }) => ok(await bridge.addAgent(ctx, call, body.preset, signal), 201),
+      handle: async ({ ctx, call, body, signal, url }) => ok(await bridge.addAgent(ctx, call, body.preset, url.origin, signal), 201),
     },
   }),
 
@@ -67,6 +67,15 @@ export const aiRoutes = {
         return ok(await bridge.endDueSessions(ctx));
       },
     },
+    POST: {
+      summary: "Hang up every AI call past OPENAI_MAX_SESSION_SECONDS (for QStash: the delayed message sent at each call's start, signed)",
+      responses: { 200: "`{ended}`: how many calls were hung up" },
+      problems: { 401: "No QStash signature, or not QStash's (`invalid_signature`)", 403: "QStash is not configured (`forbidden`)" },
+      body: ExpireBody,
+      handle: async ({ ctx, headers, bodyText, url }) => {
+        await authorizeQStash(ctx.config, headers.get("upstash-signature"), bodyText, `${ctx.config.publicUrl ?? url.origin}${url.pathname}`);
+        return ok(await bridge.endDueSessions(ctx));
+      },
+    },
   }),
-
 };
