@@ -81,7 +81,9 @@ check(JSON.stringify(functions) === JSON.stringify(routes), `one function per ro
 const streamSeconds = loadConfig({}).eventsStreamMs / 1000;
 for (const name of functions) {
   const config = JSON.parse(await readFile(join(output, "functions/api", `${name}.func/.vc-config.json`), "utf8"));
-  check(config.maxDuration > LIMITS.maxWaitSeconds, `api/${name}: maxDuration ${config.maxDuration} s outlasts a ${LIMITS.maxWaitSeconds} s long-poll (${config.runtime})`);
+  check(config.maxDuration > LIMITS.maxWaitSeconds, `api/${name}: maxDuration ${config.maxDuration} s outlasts a ${LIMITS.maxWaitSeconds} s long-poll`);
+  // What the suites run on besides Node 20 (engines: 20.x || 24.x; Node 20 is deprecated on Vercel).
+  check(config.runtime === "nodejs24.x", `api/${name}: runs on ${config.runtime}, the Node the suites run on`);
   if (name === "events/index") check(config.maxDuration > streamSeconds + 10, `api/events: maxDuration ${config.maxDuration} s outlasts a stream's ${streamSeconds} s`);
   check(Boolean(await builtFetch(name)), `api/${name}: the bundle exports a Web-standard { fetch } handler`);
 }

@@ -1,4 +1,8 @@
-/** `npm start`: the API and the pages on PORT (default 3000) / HOST (default 127.0.0.1). */
+/**
+ * `npm start`: the API and the pages on PORT (default 3000) / HOST (default 127.0.0.1). The pages
+ * are built at install (npm's prepare) or by `npm run build`, not on every start.
+ */
+import { existsSync } from "node:fs";
 import { ConfigError } from "../lib/config.js";
 import { startServer } from "../lib/server.js";
 import { explainUnavailable } from "../lib/store/redis.js";
@@ -19,6 +23,9 @@ try {
       `  store: ${store}`,
     ].join("\n"),
   );
+  if (!existsSync(new URL("../web/dist/index.html", import.meta.url))) {
+    console.error("  warning: the pages are not built (web/dist): run `npm run build` (the API works without them)");
+  }
   // Say at once, in words, if the store will not work: not as a 503 on every request later.
   await server.context.store.ping().catch((error) => console.error(`  warning: ${explainUnavailable(error, chosen.transport === "tcp" ? "REDIS_URL (or KV_URL)" : undefined)}; requests answer 503 until it does`));
   const stop = () => void server.close().then(() => process.exit(0));
