@@ -18,7 +18,7 @@ describe("configuration", () => {
   it("runs with no environment at all: memory store, simulated AI, the documented defaults", () => {
     const c = loadConfig({});
     expect(c.store).toEqual({ transport: "memory", reason: "no Redis is configured" });
-    expect(c.openai).toMatchObject({ mode: "simulate", apiKey: null, baseUrl: "https://api.openai.com/v1", defaultPreset: "transcribe", allowedPresets: ["transcribe", "assistant", "assistant-mini"] });
+    expect(c.openai).toMatchObject({ mode: "simulate", apiKey: null, baseUrl: "https://api.openai.com/v1", defaultPreset: "transcribe", allowedPresets: ["transcribe", "assistant", "assistant-mini", "live"] });
     expect(c).toMatchObject({
       allowedOrigins: "*", roomTtlMs: 3_600_000, roomMaxLifetimeMs: 86_400_000, inboxMaxMessages: 1000, roomMailMaxBytes: 4 * 1024 * 1024,
       waitingReadsPerAddress: 100, rateLimits: { roomsPerHour: 50, callsPerHour: 2000, joinsPerHour: 300, chatPerMinute: 60, roomChatPerMinute: 120 },

@@ -8,7 +8,8 @@ import { http, HttpResponse, delay, passthrough } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { DEFAULT_PRESETS, sessionJson } from "../lib/openai/presets.js";
-import { callIdOf, OpenAIRealtimeUpstream, redactSecrets } from "../lib/openai/upstream.js";
+import { redactSecrets } from "../lib/openai/attempts.js";
+import { callIdOf, OpenAIUpstream } from "../lib/openai/upstream.js";
 import { Problem } from "../lib/problem.js";
 import { clientSecret, openAiError } from "./support/openai.js";
 import { freePort } from "./support/redis-server.js";
@@ -24,8 +25,8 @@ beforeAll(() => server.listen({ onUnhandledRequest: "error" }));
 afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 
-const upstream = (overrides: Partial<ConstructorParameters<typeof OpenAIRealtimeUpstream>[0]> = {}) =>
-  new OpenAIRealtimeUpstream({ apiKey: KEY, baseUrl: BASE, connectTimeoutMs: 2000, totalTimeoutMs: 4000, attempts: 3, backoffMs: 10, ...overrides });
+const upstream = (overrides: Partial<ConstructorParameters<typeof OpenAIUpstream>[0]> = {}) =>
+  new OpenAIUpstream({ apiKey: KEY, baseUrl: BASE, connectTimeoutMs: 2000, totalTimeoutMs: 4000, attempts: 3, backoffMs: 10, ...overrides });
 
 const answered = () => new HttpResponse(ANSWER, { status: 201, headers: { "content-type": "application/sdp", location: "/v1/realtime/calls/rtc_abc123" } });
 
@@ -132,7 +133,7 @@ describe("OpenAI Realtime upstream (msw)", () => {
     );
     expect(await upstream().mintSecret(DEFAULT_PRESETS.assistant, 600)).toEqual({ value: "ek_abc", expiresAt: 1_900_000_600_000 });
     expect(JSON.parse(seen[0])).toEqual({ expires_after: { anchor: "created_at", seconds: 600 }, session: sessionJson(DEFAULT_PRESETS.assistant) });
-    await upstream().hangup("rtc_abc123");
+    await upstream().hangup("rtc_abc123", "realtime");
     expect(seen[1]).toBe(`hangup rtc_abc123 Bearer ${KEY} 0`);
   });
 

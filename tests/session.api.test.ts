@@ -1,17 +1,23 @@
 /**
- * The AI bridge through the HTTP API with OpenAI played by msw: both ways of connecting (SDP
- * proxy, the AI as a room peer), ephemeral secrets, hang-up, who may do what, the per-room cap,
- * and that the server's key appears in no response and no log line.
+ * The AI bridge through the HTTP API with OpenAI played by msw (and its GPT-Live sideband by a
+ * WebSocket server on loopback): both ways of connecting (SDP proxy, the AI as a room peer) on
+ * both APIs (Realtime, GPT-Live), ephemeral secrets, hang-up and every other way a call ends,
+ * who may do what, the per-room cap, and that the server's key appears in no response and no
+ * log line.
  */
 import { createHash } from "node:crypto";
 import { http, HttpResponse } from "msw";
 import { setupServer } from "msw/node";
+import type { LiveCreateParams, LiveCreateResponse } from "openai/resources/live/live";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PRESETS } from "../lib/openai/presets.js";
 import { apiClient, createRoom, drain, hasRedis, joinRoom, STORES, useHarness, type Api, type ApiResponse } from "./support/harness.js";
+import { startLiveSideband } from "./support/live-sideband.js";
 import { clientSecret, openAiError } from "./support/openai.js";
 
-const BASE = "http://127.0.0.1:9/v1"; // loopback: nothing can leave the machine even unintercepted
+// OpenAI's base: the sideband's server on loopback (msw answers HTTP to it), so nothing leaves the machine.
+const sideband = await startLiveSideband();
+const BASE = sideband.base;
 const KEY = "sk-live-test-0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6";
 const OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendrecv\r\n";
 const ANSWER = "v=0\r\no=- 9 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 3478 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=setup:active\r\n";
@@ -19,10 +25,16 @@ const ANSWER = "v=0\r\no=- 9 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 3478 UD
 const upstream = setupServer();
 const calls: { path: string; auth: string | null; sdp?: string; session?: unknown }[] = [];
 let callCount = 0;
+let liveCount = 0;
 
 /** OpenAI as msw plays it: answers every call, records what it got. */
 function openAiAnswers() {
   upstream.use(
+    http.post(`${BASE}/live/sessions`, async ({ request }) => {
+      const { session, transport } = (await request.json()) as LiveCreateParams;
+      calls.push({ path: "live", auth: request.headers.get("authorization"), sdp: transport.sdp, session });
+      return HttpResponse.json({ session: { id: `live_${++liveCount}` }, transport: { type: "webrtc", sdp: ANSWER } } satisfies LiveCreateResponse);
+    }),
     http.post(`${BASE}/realtime/calls`, async ({ request }) => {
       const auth = request.headers.get("authorization");
       if (request.headers.get("content-type") === "application/sdp") {
@@ -56,18 +68,22 @@ afterEach(() => {
   upstream.resetHandlers();
   calls.length = 0;
 });
-afterAll(() => {
+afterAll(async () => {
   process.stdout.write = writers.out;
   process.stderr.write = writers.err;
   upstream.close();
+  await sideband.close();
 });
+
+/** The GPT-Live sessions closed over the sideband since `since` attaches, each with the bearer it came with. */
+const liveClosed = (since: number) => sideband.attached.slice(since).filter((a) => a.events.some((e) => e.type === "session.close")).map((a) => `${a.sessionId} ${a.auth}`);
 
 const ENV = {
   LOG_LEVEL: "info", // every request's log line is searched for the key too
   OPENAI_API_KEY: KEY,
   OPENAI_BASE_URL: BASE,
   OPENAI_MAX_SESSIONS_PER_ROOM: "1",
-  OPENAI_ALLOWED_PRESETS: "assistant,transcribe",
+  OPENAI_ALLOWED_PRESETS: "assistant,transcribe,live",
   OPENAI_OFFER_TIMEOUT_MS: "3000",
   OPENAI_ATTEMPTS: "2",
 };
@@ -76,6 +92,16 @@ const ENV = {
 function keyless(res: ApiResponse) {
   expect(JSON.stringify(res.body) + JSON.stringify([...res.headers])).not.toContain(KEY);
   return res;
+}
+
+/** Room mode as a host drives it: ask for the AI peer, offer to it once it joins, end candidates; the start's response. */
+async function agentAnswering(api: Api, host: { roomId: string; token: string }, preset: string) {
+  const adding = api.post("/api/session/peer", { roomId: host.roomId, preset }, host.token);
+  let agentId = "";
+  while (!agentId) agentId = (await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers.find((p: any) => p.role === "agent")?.peerId ?? "";
+  await api.post("/api/offer", { roomId: host.roomId, to: agentId, description: { type: "offer", sdp: OFFER } }, host.token);
+  await api.post("/api/candidate", { roomId: host.roomId, to: agentId, candidates: [null] }, host.token);
+  return keyless(await adding);
 }
 
 describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
@@ -235,6 +261,61 @@ describe.each(STORES)("AI sessions over HTTP [%s]", (kind) => {
     expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers.map((p: any) => p.role)).toEqual(["host"]);
   });
 
+  test("GPT-Live: a live preset's offer goes to /v1/live/sessions with the server key and the preset's narrow data channel; JSON or raw SDP back; DELETE closes it over the sideband", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const since = sideband.attached.length;
+    const res = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "live" }, host.token));
+    expect(res.status).toBe(201);
+    expect(res.body).toEqual({ sessionId: expect.stringMatching(/^ses_/), sdp: ANSWER, preset: "live", upstream: "openai" });
+    expect(calls).toEqual([{ path: "live", auth: `Bearer ${KEY}`, sdp: OFFER, session: expect.objectContaining({ model: "gpt-live-1.1", client: { data_channel: expect.objectContaining({ allowed_client_events: ["session.input_audio.mute", "session.input_audio.unmute", "session.close"] }) } }) }]);
+    expect((await api.del(`/api/session?roomId=${host.roomId}&id=${res.body.sessionId}`, host.token)).status).toBe(204);
+    expect(liveClosed(since)).toEqual([`live_${liveCount} Bearer ${KEY}`]);
+    expect(calls.filter((c) => c.path.startsWith("hangup")), "no Realtime hangup for a Live session").toEqual([]);
+
+    const raw = await fetch(`${base}/api/session?roomId=${host.roomId}&preset=live`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${host.token}`, "content-type": "application/sdp" },
+      body: OFFER,
+    });
+    expect([raw.status, raw.headers.get("content-type"), await raw.text()]).toEqual([201, "application/sdp", ANSWER]);
+    expect(calls.at(-1)).toEqual(expect.objectContaining({ path: "live", auth: `Bearer ${KEY}`, sdp: OFFER }));
+    await api.del(`/api/session?roomId=${host.roomId}&id=${raw.headers.get("x-session-id")}`, host.token);
+  });
+
+  test("GPT-Live: no client secret to mint; a room closing, or its host leaving, closes each Live session over the sideband", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const minted = keyless(await api.post("/api/session/token", { roomId: host.roomId, preset: "live" }, host.token));
+    expect([minted.status, minted.body.code]).toEqual([400, "no_client_secret"]);
+    expect(calls).toEqual([]);
+
+    let since = sideband.attached.length;
+    expect(keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "live" }, host.token)).status).toBe(201);
+    expect((await api.del(`/api/rooms?roomId=${host.roomId}`, host.token)).status).toBe(204);
+    expect(liveClosed(since)).toEqual([`live_${liveCount} Bearer ${KEY}`]);
+
+    since = sideband.attached.length;
+    const leaving = await createRoom(api);
+    expect(keyless(await api.post("/api/session", { roomId: leaving.roomId, sdp: OFFER, preset: "live" }, leaving.token)).status).toBe(201);
+    expect((await api.del(`/api/peers?roomId=${leaving.roomId}&peerId=${leaving.peerId}`, leaving.token)).status).toBe(204);
+    expect(liveClosed(since)).toEqual([`live_${liveCount} Bearer ${KEY}`]);
+  });
+
+  test("GPT-Live room mode: the AI peer's complete offer goes to /v1/live/sessions, its answer through the room; hanging up closes it over the sideband", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const added = await agentAnswering(api, host, "live");
+    expect(added.status).toBe(201);
+    expect(added.body).toEqual(expect.objectContaining({ preset: "live", upstream: "openai" }));
+    expect(calls).toEqual([expect.objectContaining({ path: "live", sdp: `${OFFER}a=end-of-candidates\r\n` })]);
+    expect((await drain(api, host)).messages.filter((m: any) => m.type === "answer")).toEqual([expect.objectContaining({ from: added.body.peerId, description: { type: "answer", sdp: ANSWER } })]);
+    const since = sideband.attached.length;
+    expect((await api.del(`/api/session?roomId=${host.roomId}&id=${added.body.sessionId}`, host.token)).status).toBe(204);
+    expect(liveClosed(since)).toEqual([`live_${liveCount} Bearer ${KEY}`]);
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers.map((p: any) => p.role)).toEqual(["host"]);
+  });
+
   test("room mode times out with a clear error when the host never offers, and leaves no AI peer behind", async () => {
     openAiAnswers();
     const host = await createRoom(api);
@@ -266,6 +347,22 @@ describe.each(STORES)("AI call deadline [%s]", (kind) => {
     expect(again.status).toBe(201);
     await api.del(`/api/session?roomId=${host.roomId}&id=${again.body.sessionId}`, host.token);
   });
+
+  test("a GPT-Live session is closed over the sideband at OPENAI_MAX_SESSION_SECONDS", async () => {
+    openAiAnswers();
+    const host = await createRoom(api);
+    const since = sideband.attached.length;
+    const started = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "live" }, host.token));
+    expect(started.status).toBe(201);
+    const t = Date.now();
+    while (!liveClosed(since).length) {
+      expect(Date.now() - t, "closed by its deadline").toBeLessThan(5000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(Date.now() - t).toBeGreaterThanOrEqual(700);
+    expect(liveClosed(since)).toEqual([`live_${liveCount} Bearer ${KEY}`]);
+    expect(keyless(await api.del(`/api/session?roomId=${host.roomId}&id=${started.body.sessionId}`, host.token)).body.code).toBe("session_not_found");
+  });
 });
 
 describe.skipIf(!hasRedis())("AI call deadline on Vercel, through Cron [redis]", () => {
@@ -277,15 +374,7 @@ describe.skipIf(!hasRedis())("AI call deadline on Vercel, through Cron [redis]",
   test("GET /api/session/expire, with CRON_SECRET, hangs up every call past its deadline and removes its AI peer", async () => {
     openAiAnswers();
     const host = await createRoom(api);
-    const adding = api.post("/api/session/peer", { roomId: host.roomId, preset: "assistant" }, host.token);
-    let agentId = "";
-    while (!agentId) {
-      const mail = await api.get(`/api/peers?roomId=${host.roomId}`, host.token);
-      agentId = mail.body.peers.find((p: any) => p.role === "agent")?.peerId ?? "";
-    }
-    await api.post("/api/offer", { roomId: host.roomId, to: agentId, description: { type: "offer", sdp: OFFER } }, host.token);
-    await api.post("/api/candidate", { roomId: host.roomId, to: agentId, candidates: [null] }, host.token);
-    expect(keyless(await adding).status).toBe(201);
+    expect((await agentAnswering(api, host, "assistant")).status).toBe(201);
     const ours = `hangup rtc_${callCount}`;
     const sweep = (token?: string) => api.get("/api/session/expire", token);
     expect((await sweep()).status).toBe(401);
@@ -351,6 +440,23 @@ describe.skipIf(!hasRedis())("AI call deadline on Vercel, through QStash [redis]
     expect(calls.filter((c) => c.path === ours)).toEqual([{ path: ours, auth: `Bearer ${KEY}` }]);
     // A key rotated in (QStash signs with the next key for a while): still QStash's.
     expect((await deliver(await signed(expire, body, SIGNING.QSTASH_NEXT_SIGNING_KEY))).body).toEqual({ ended: 0 });
+  });
+
+  test("a GPT-Live session's delivered deadline closes it over the sideband, in the function that takes the message", async () => {
+    published.length = 0;
+    openAiAnswers();
+    upstream.use(http.post(`${QSTASH}/v2/publish/*`, async ({ request }) => (published.push({ url: "", delay: request.headers.get("upstash-delay"), auth: null, body: await request.text() }), HttpResponse.json({ messageId: "msg_live" }))));
+    const host = await createRoom(api);
+    const started = keyless(await api.post("/api/session", { roomId: host.roomId, sdp: OFFER, preset: "live" }, host.token));
+    expect(started.status).toBe(201);
+    const since = sideband.attached.length;
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(liveClosed(since), "no timer closed it").toEqual([]);
+    const [{ body, delay }] = published;
+    expect(delay).toBe("1s");
+    const delivered = await api.call("POST", "/api/session/expire", { raw: body, headers: { "content-type": "application/json", "upstash-signature": await signed(`${base}/api/session/expire`, body) } });
+    expect(delivered.status).toBe(200);
+    expect(liveClosed(since)).toEqual([`live_${liveCount} Bearer ${KEY}`]);
   });
 
   test("a call whose deadline cannot be scheduled is hung up at once, and the start fails", async () => {

@@ -17,13 +17,15 @@ import { uncharged } from "../signaling.js";
 import { StoreUnavailable, type Caller, type PeerInfo } from "../store/types.js";
 import type { Preset } from "./presets.js";
 import { endsGathering, withCandidates } from "./sdp.js";
-import { upstreamFor } from "./upstream.js";
+import { apiOf, upstreamFor, type AiApi } from "./upstream.js";
 
 interface SessionRecord {
   /** A minted client secret counts until it expires: the call it may open is out of our sight. */
   mode: "proxy" | "peer" | "secret";
   preset: string;
   callId?: string;
+  /** Which OpenAI API the call is on (what ends it: a REST hangup, or the GPT-Live sideband); Realtime when absent. */
+  api?: AiApi;
   /** Room mode: the AI peer, and its token's hash (so it can leave when its call ends by deadline). */
   peerId?: string;
   peerTokenHash?: string;
@@ -69,12 +71,12 @@ async function forget(ctx: Context, caller: Caller, sessionId: string): Promise<
  * A call just opened is kept: its record filled in and its end scheduled. If either fails the
  * call is hung up at once, so none runs on unrecorded or past its cap.
  */
-async function keepCall(ctx: Context, host: Caller, sessionId: string, record_: SessionRecord & { callId: string }, origin: string) {
+async function keepCall(ctx: Context, host: Caller, sessionId: string, call: SessionRecord & { callId: string }, origin: string) {
   try {
-    await record(ctx, host, sessionId, record_);
+    await record(ctx, host, sessionId, call);
     await scheduleEnd(ctx, host.roomId, sessionId, origin);
   } catch (error) {
-    await (await upstreamFor(ctx)).hangup(record_.callId).catch(() => {});
+    await (await upstreamFor(ctx)).hangup(call.callId, call.api ?? "realtime").catch(() => {});
     throw error;
   }
 }
@@ -91,7 +93,7 @@ export async function startSession(ctx: Context, caller: Caller, offerSdp: strin
   try {
     const upstream = await upstreamFor(ctx);
     const { answerSdp, callId } = await upstream.connect(offerSdp, preset);
-    await keepCall(ctx, caller, sessionId, { mode: "proxy", preset: name, callId, startedAt: ctx.now() }, origin);
+    await keepCall(ctx, caller, sessionId, { mode: "proxy", preset: name, callId, api: apiOf(preset), startedAt: ctx.now() }, origin);
     return { sessionId, sdp: answerSdp, preset: name, upstream: upstream.kind };
   } catch (error) {
     await forget(ctx, caller, sessionId).catch(() => {});
@@ -151,7 +153,7 @@ export async function addAgent(ctx: Context, host: Caller, presetName: string | 
     const candidates = await trickledCandidates(ctx, agent, signal);
     const upstream = await upstreamFor(ctx);
     const { answerSdp, callId } = await upstream.connect(withCandidates(offer.description.sdp, candidates), preset);
-    await keepCall(ctx, host, sessionId, { mode: "peer", preset: name, callId, peerId: peer.peerId, peerTokenHash: agent.tokenHash, startedAt: now }, origin);
+    await keepCall(ctx, host, sessionId, { mode: "peer", preset: name, callId, api: apiOf(preset), peerId: peer.peerId, peerTokenHash: agent.tokenHash, startedAt: now }, origin);
     await signaling.sendDescription(ctx, agent, host.peerId, { type: "answer", sdp: answerSdp });
     return { sessionId, peerId: peer.peerId, preset: name, upstream: upstream.kind };
   } catch (error) {
@@ -167,6 +169,9 @@ export async function addAgent(ctx: Context, host: Caller, presetName: string | 
  */
 export async function mintSecret(ctx: Context, host: Caller, presetName?: string) {
   const { name, preset } = choosePreset(ctx, presetName);
+  if (preset.type === "live") {
+    throw new Problem(400, "no_client_secret", "No client secret for a GPT-Live preset", `Preset '${name}' is a GPT-Live session: GPT-Live has no client secrets (the server starts it with POST /api/session)`);
+  }
   const ttl = ctx.config.openai.secretTtlSeconds;
   const sessionId = newSessionId();
   await record(ctx, host, sessionId, { mode: "secret", preset: name, startedAt: ctx.now() }, ctx.now() + ttl * 1000);
@@ -238,11 +243,11 @@ export async function endDueSessions(ctx: Context) {
  * room is already gone.
  */
 export async function hangupClosed(ctx: Context, roomId: string, records: string[]) {
-  const calls = records.map((r) => (JSON.parse(r) as SessionRecord).callId).filter((id): id is string => Boolean(id));
+  const calls = records.map((r) => JSON.parse(r) as SessionRecord).filter((s): s is SessionRecord & { callId: string } => Boolean(s.callId));
   const upstream = await upstreamFor(ctx);
   await Promise.all(
-    calls.map((callId) =>
-      upstream.hangup(callId).catch((error: Error) => ctx.log.warn({ event: "hangup_failed", roomId, callId, error: error.message })),
+    calls.map(({ callId, api }) =>
+      upstream.hangup(callId, api ?? "realtime").catch((error: Error) => ctx.log.warn({ event: "hangup_failed", roomId, callId, error: error.message })),
     ),
   );
 }
@@ -251,6 +256,6 @@ export async function hangupClosed(ctx: Context, roomId: string, records: string
 export async function hangup(ctx: Context, host: Caller, sessionId: string) {
   const session = await forget(ctx, host, sessionId);
   if (!session) throw new Problem(404, "session_not_found", "Session not found", `No AI session '${sessionId}' in this room`);
-  if (session.callId) await (await upstreamFor(ctx)).hangup(session.callId);
+  if (session.callId) await (await upstreamFor(ctx)).hangup(session.callId, session.api ?? "realtime");
   if (session.peerId) await signaling.leaveRoom(ctx, uncharged(host), session.peerId).catch(() => {});
 }

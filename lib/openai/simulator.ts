@@ -1,9 +1,12 @@
 /**
  * Simulation: a real WebRTC peer in this process stands in for OpenAI (werift, pure
  * TypeScript), so a browser's connection really becomes `connected`, its `oai-events` data
- * channel opens and receives Realtime-shaped events: `session.created`, then one transcript
- * line per second of audio actually received (and, for a voice agent, a reply's transcript). For `npm start` and tests only: a serverless
- * function cannot keep a peer alive past its response.
+ * channel opens and receives what OpenAI's API of the preset would send: Realtime-shaped events
+ * (`session.created`, then one transcript line per second of audio actually received, and for a
+ * voice agent a reply's transcript), or GPT-Live's (`session.started`, then input and output
+ * transcript deltas, only those the preset's data channel allows, and an `error` for a client
+ * event it does not). For `npm start` and tests only: a serverless function cannot keep a peer
+ * alive past its response.
  *
  * It never sends a packet off this machine's chosen interfaces: ICE-lite (host candidates
  * only, so werift's public STUN default is never asked).
@@ -18,13 +21,17 @@ import { networkInterfaces } from "node:os";
 import { nanoid } from "nanoid";
 import { Problem } from "../problem.js";
 import { RTCPeerConnection, type RTCDataChannel } from "werift";
-import type { Preset } from "./presets.js";
-import type { RealtimeUpstream } from "./upstream.js";
+import type { LivePreset, Preset, RealtimePreset } from "./presets.js";
+import type { AiApi, RealtimeUpstream } from "./upstream.js";
 
 interface Call {
   pc: RTCPeerConnection;
   timers: NodeJS.Timeout[];
+  /** A GPT-Live session tells its browser it closed (the sideband's `session.close` asks it to). */
+  closing?: (reason: "close_requested" | "expired") => void;
 }
+
+type Send = (event: Record<string, unknown>) => void;
 
 const GATHERING_CAP_MS = 2000;
 
@@ -46,7 +53,7 @@ export class SimulatedUpstream implements RealtimeUpstream {
       iceAdditionalHostAddresses: hasNonLoopbackIPv4() ? [] : ["127.0.0.1"],
       iceUseIpv6: false,
     });
-    const callId = `rtc_sim_${nanoid(20)}`;
+    const callId = preset.type === "live" ? `live_sim_${nanoid(20)}` : `rtc_sim_${nanoid(20)}`;
     const call: Call = { pc, timers: [] };
     this.calls.set(callId, call);
     const heard = { packets: 0, bytes: 0 };
@@ -84,11 +91,12 @@ export class SimulatedUpstream implements RealtimeUpstream {
     return { value: `ek_sim_${nanoid(24)}`, expiresAt: Date.now() + ttlSeconds * 1000 };
   }
 
-  async hangup(callId: string) {
+  async hangup(callId: string, _api?: AiApi) {
     const call = this.calls.get(callId);
     if (!call) return;
     this.calls.delete(callId);
     call.timers.forEach(clearInterval);
+    call.closing?.("close_requested");
     await call.pc.close().catch(() => {});
   }
 
@@ -106,39 +114,77 @@ export class SimulatedUpstream implements RealtimeUpstream {
   }
 
   private narrate(call: Call, channel: RTCDataChannel, preset: Preset, callId: string, heard: { packets: number; bytes: number }) {
-    const send = (event: Record<string, unknown>) => {
+    const send: Send = (event) => {
       if (channel.readyState === "open") channel.send(JSON.stringify({ event_id: `event_${nanoid(12)}`, ...event }));
     };
-    const start = () => {
-      send({
-        type: "session.created",
-        session: {
-          id: callId,
-          object: preset.type === "transcription" ? "realtime.transcription_session" : "realtime.session",
-          type: preset.type,
-          model: preset.model ?? preset.transcription?.model,
-          simulated: true,
-        },
-      });
-      let line = 0;
-      let last = { packets: 0, bytes: 0 };
-      // One transcript line per second of audio that arrived: deltas, then the completed line.
-      call.timers.push(
-        setInterval(() => {
-          const packets = heard.packets - last.packets;
-          const bytes = heard.bytes - last.bytes;
-          last = { ...heard };
-          if (packets === 0) return;
-          const itemId = `item_sim_${++line}`;
-          const words = `Simulated line ${line}: heard ${packets} audio packets (${(bytes / 1024).toFixed(1)} KiB) in the last second.`.split(" ");
-          send({ type: "input_audio_buffer.committed", item_id: itemId });
-          words.forEach((word, i) => send({ type: "conversation.item.input_audio_transcription.delta", item_id: itemId, content_index: 0, delta: (i ? " " : "") + word }));
-          send({ type: "conversation.item.input_audio_transcription.completed", item_id: itemId, content_index: 0, transcript: words.join(" "), usage: { type: "duration", seconds: 1 } });
-          if (preset.type === "realtime") this.reply(send, line);
-        }, 1000),
-      );
-    };
+    const start = () => (preset.type === "live" ? this.narrateLive(call, channel, preset, callId, heard, send) : this.narrateRealtime(call, preset, callId, heard, send));
     if (channel.readyState === "open") start();
     else channel.stateChanged.watch((state) => state === "open").then(start);
   }
+
+  /** What the preset's data channel lets through: GPT-Live drops the rest (and refuses a client event it does not allow). */
+  private narrateLive(call: Call, channel: RTCDataChannel, preset: LivePreset, callId: string, heard: { packets: number; bytes: number }, send: Send) {
+    const allowed = new Set<string>(preset.dataChannel.allowedServerEvents);
+    const tell: Send = (event) => allowed.has(String(event.type)) && send(event);
+    const opened = Date.now();
+    const at = () => Date.now() - opened;
+    tell({ type: "session.started", session: { id: callId, model: preset.model, status: "active", simulated: true } });
+    channel.onMessage.subscribe((data) => {
+      let type = "";
+      try {
+        type = String(JSON.parse(String(data)).type);
+      } catch {
+        // not JSON: refused below, as any event of no known type
+      }
+      if (type === "session.close" && preset.dataChannel.allowedClientEvents.includes("session.close")) return void this.hangup(callId);
+      if (!(preset.dataChannel.allowedClientEvents as string[]).includes(type)) {
+        tell({ type: "error", error: { type: "invalid_request_error", code: "client_event_not_allowed", message: `The client may not send '${type}' in this session`, param: null } });
+      }
+    });
+    call.closing = (reason) => tell({ type: "session.closed", reason, session: { id: callId, model: preset.model, status: "active" }, usage: { seconds: Math.round(at() / 1000) } });
+    const deltas = (type: string, text: string) => {
+      const end = at();
+      text.split(" ").forEach((word, i) => tell({ type, delta: (i ? " " : "") + word, start_ms: end - 1000, end_ms: end }));
+    };
+    everySecondOfAudio(call, heard, (line, heardLine) => {
+      deltas("session.input_transcript.delta", heardLine);
+      deltas("session.output_transcript.delta", `Simulated reply to line ${line}.`);
+    });
+  }
+
+  private narrateRealtime(call: Call, preset: RealtimePreset, callId: string, heard: { packets: number; bytes: number }, send: Send) {
+    send({
+      type: "session.created",
+      session: {
+        id: callId,
+        object: preset.type === "transcription" ? "realtime.transcription_session" : "realtime.session",
+        type: preset.type,
+        model: preset.model ?? preset.transcription?.model,
+        simulated: true,
+      },
+    });
+    // Deltas, then the completed line.
+    everySecondOfAudio(call, heard, (line, heardLine) => {
+      const itemId = `item_sim_${line}`;
+      const words = heardLine.split(" ");
+      send({ type: "input_audio_buffer.committed", item_id: itemId });
+      words.forEach((word, i) => send({ type: "conversation.item.input_audio_transcription.delta", item_id: itemId, content_index: 0, delta: (i ? " " : "") + word }));
+      send({ type: "conversation.item.input_audio_transcription.completed", item_id: itemId, content_index: 0, transcript: heardLine, usage: { type: "duration", seconds: 1 } });
+      if (preset.type === "realtime") this.reply(send, line);
+    });
+  }
+}
+
+/** One transcript line per second in which audio arrived: its number, and what was heard. */
+function everySecondOfAudio(call: Call, heard: { packets: number; bytes: number }, say: (line: number, text: string) => void) {
+  let line = 0;
+  let last = { ...heard };
+  call.timers.push(
+    setInterval(() => {
+      const packets = heard.packets - last.packets;
+      const bytes = heard.bytes - last.bytes;
+      last = { ...heard };
+      if (packets > 0) say(++line, `Simulated line ${line}: heard ${packets} audio packets (${(bytes / 1024).toFixed(1)} KiB) in the last second.`);
+    }, 1000),
+  );
 }

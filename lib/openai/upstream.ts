@@ -1,19 +1,28 @@
 /**
- * The upstream that answers a browser's offer. One small interface, so another OpenAI API
- * (or the in-process simulator) plugs in beside the Realtime "calls" API.
+ * The upstream that answers a browser's offer: OpenAI's Realtime API (calls, client secrets, a
+ * REST hangup) and its GPT-Live API (sessions, closed over the sideband: lib/openai/live.ts), or
+ * the in-process simulator. One small interface for all of them.
  */
 import { nanoid } from "nanoid";
 import type { Context } from "../context.js";
-import { Problem } from "../problem.js";
-import { sessionJson, type Preset } from "./presets.js";
+import { failure, retryDelay, shouldRetry, upstreamProblem, type Attempt } from "./attempts.js";
+import { sessionJson, type Preset, type RealtimePreset } from "./presets.js";
+
+/** Which OpenAI API a session is on: its preset's type says ("live" presets: GPT-Live). */
+export type AiApi = "realtime" | "live";
+export const apiOf = (preset: Preset): AiApi => (preset.type === "live" ? "live" : "realtime");
 
 export interface RealtimeUpstream {
   readonly kind: "openai" | "simulated";
-  /** Sends the offer (with all its candidates: upstream has no trickle ICE); returns the answer. */
+  /**
+   * Sends the offer (with all its candidates: upstream has no trickle ICE); returns the answer,
+   * and the call's id (a Realtime call's, or a GPT-Live session's).
+   */
   connect(offerSdp: string, preset: Preset): Promise<{ answerSdp: string; callId: string }>;
-  /** An ephemeral client secret for a browser to connect with directly. */
-  mintSecret(preset: Preset, ttlSeconds: number): Promise<{ value: string; expiresAt: number }>;
-  hangup(callId: string): Promise<void>;
+  /** An ephemeral client secret for a browser to connect with directly (Realtime only: GPT-Live has none). */
+  mintSecret(preset: RealtimePreset, ttlSeconds: number): Promise<{ value: string; expiresAt: number }>;
+  /** Ends a call: a Realtime call by REST, a GPT-Live session over its sideband. */
+  hangup(callId: string, api: AiApi): Promise<void>;
 }
 
 export interface UpstreamOptions {
@@ -28,27 +37,6 @@ export interface UpstreamOptions {
   attempts: number;
   /** Base of the exponential backoff between attempts. */
   backoffMs: number;
-}
-
-const upstreamProblem = (status: number, code: string, title: string, detail: string, headers: Record<string, string> = {}) =>
-  new Problem(status, code, title, detail, {}, headers);
-
-/**
- * OpenAI's (or a gateway's) error messages can quote a key, whole or masked; never pass one on.
- * Gone: anything shaped like an OpenAI key, and any word holding the start of one of `secrets`
- * (the configured key, whatever its format), or masked with its last four characters.
- */
-export function redactSecrets(text: string, secrets: string[] = []): string {
-  let redacted = text.replace(/\b(sk|ek|rk)[-_][A-Za-z0-9_*\-.]{4,}/g, "[redacted]");
-  for (const secret of secrets.filter((s) => s.length >= 8)) {
-    const head = secret.slice(0, 8);
-    const tail = secret.slice(-4);
-    redacted = redacted.split(secret).join("[redacted]");
-    redacted = redacted.replace(/[^\s"'`,;()[\]{}<>]+/g, (word) =>
-      word.includes(head) || (word.includes("*") && word.endsWith(tail)) ? "[redacted]" : word,
-    );
-  }
-  return redacted;
 }
 
 /** The call's id: the last segment of the Location path (a query string or trailing slash aside). */
@@ -68,77 +56,16 @@ export function multipart(parts: { name: string; type: string; body: string }[])
   return { body, type: `multipart/form-data; boundary=${boundary}` };
 }
 
-interface Attempt {
-  res?: Response;
-  body?: string;
-  error?: unknown;
-  timedOut?: boolean;
-}
-
-/** Delay before the next attempt: OpenAI's retry-after-ms, then retry-after, else backoff with jitter. */
-function retryDelay(res: Response | undefined, attempt: number, backoffMs: number, random = Math.random): number {
-  const ms = Number(res?.headers.get("retry-after-ms"));
-  if (Number.isFinite(ms) && ms > 0 && ms < 60_000) return ms;
-  const seconds = Number(res?.headers.get("retry-after"));
-  if (Number.isFinite(seconds) && seconds > 0 && seconds <= 60) return seconds * 1000;
-  return backoffMs * 2 ** attempt * (0.75 + random() / 2);
-}
-
-/** Errors raised before a request could leave: nothing reached OpenAI, so nothing started. */
-const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
-
-/**
- * A request that starts a billed call is retried only when it cannot have started one: it never
- * left (connection refused), or OpenAI refused it (one naming a call is never retried: see
- * request). Other requests retry on any network error.
- */
-function shouldRetry(attempt: Attempt, startsCall: boolean): boolean {
-  if (attempt.timedOut) return false;
-  if (!attempt.res) return !startsCall || NOT_SENT.has(((attempt.error as Error)?.cause as NodeJS.ErrnoException)?.code ?? "");
-  const hint = attempt.res.headers.get("x-should-retry");
-  if (hint === "true") return true;
-  if (hint === "false") return false;
-  const status = attempt.res.status;
-  if (status === 429) return !attempt.body?.includes("insufficient_quota");
-  return status === 408 || status === 409 || status >= 500;
-}
-
-function upstreamMessage(body: string | undefined, secrets: string[]): string {
-  try {
-    const message = (JSON.parse(body ?? "") as { error?: { message?: string } }).error?.message;
-    return message ? redactSecrets(message, secrets) : "no details";
-  } catch {
-    return "no details";
-  }
-}
-
-/** Turns a final upstream failure into our problem document (no upstream secrets in it, nor `secrets`). */
-function failure(attempt: Attempt, retried: boolean, secrets: string[]): Problem {
-  if (attempt.timedOut) return upstreamProblem(504, "upstream_timeout", "OpenAI did not answer in time", "OpenAI did not answer in time; try again");
-  const res = attempt.res;
-  if (!res) return upstreamProblem(503, "upstream_unavailable", "OpenAI unreachable", "OpenAI could not be reached; try again shortly", { "retry-after": "5" });
-  const status = res.status;
-  if (status === 401) return upstreamProblem(502, "upstream_auth_failed", "OpenAI refused the server's credentials", "OpenAI rejected this server's API key: the operator must fix OPENAI_API_KEY");
-  if (status === 403) return upstreamProblem(502, "upstream_forbidden", "OpenAI refused the request", `OpenAI refused access: ${upstreamMessage(attempt.body, secrets)}`);
-  if (status === 429 && attempt.body?.includes("insufficient_quota")) {
-    return upstreamProblem(503, "upstream_quota_exhausted", "OpenAI quota exhausted", "The OpenAI account behind this server has no quota left");
-  }
-  if (status === 429 || status >= 500 || status === 408 || status === 409) {
-    const seconds = Math.ceil(retryDelay(res, 0, 1000) / 1000);
-    return upstreamProblem(503, "upstream_unavailable", "OpenAI unavailable", `OpenAI answered ${status}${retried ? " on every attempt" : ""}; try again shortly`, { "retry-after": String(seconds) });
-  }
-  if (status === 400 || status === 404 || status === 422) {
-    return upstreamProblem(400, "upstream_rejected", "OpenAI rejected the session", `OpenAI rejected the offer or session: ${upstreamMessage(attempt.body, secrets)}`);
-  }
-  return upstreamProblem(502, "upstream_error", "Unexpected answer from OpenAI", `OpenAI answered ${status}`);
-}
-
-export class OpenAIRealtimeUpstream implements RealtimeUpstream {
+export class OpenAIUpstream implements RealtimeUpstream {
   readonly kind = "openai" as const;
 
   constructor(private readonly o: UpstreamOptions) {}
 
   async connect(offerSdp: string, preset: Preset) {
+    if (preset.type === "live") {
+      const live = await import("./live.js");
+      return live.startLive(this.o, offerSdp, preset);
+    }
     let res: Response;
     let body: string;
     if (preset.type === "transcription") {
@@ -157,7 +84,7 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
     return { answerSdp: body, callId };
   }
 
-  async mintSecret(preset: Preset, ttlSeconds: number) {
+  async mintSecret(preset: RealtimePreset, ttlSeconds: number) {
     const payload = { expires_after: { anchor: "created_at", seconds: ttlSeconds }, session: sessionJson(preset) };
     const { body } = await this.request("/realtime/client_secrets", { "content-type": "application/json" }, JSON.stringify(payload));
     const parsed = JSON.parse(body) as { value?: string; expires_at?: number };
@@ -165,7 +92,8 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
     return { value: parsed.value, expiresAt: (parsed.expires_at ?? 0) * 1000 };
   }
 
-  async hangup(callId: string) {
+  async hangup(callId: string, api: AiApi) {
+    if (api === "live") return (await import("./live.js")).closeLive(this.o, callId);
     await this.request(`/realtime/calls/${encodeURIComponent(callId)}/hangup`, {}, undefined);
   }
 
@@ -180,7 +108,7 @@ export class OpenAIRealtimeUpstream implements RealtimeUpstream {
       // A failure that names a call still opened one: hang it up, or it runs (and bills) unheard.
       const orphan = startsCall ? callIdOf(last.res?.headers.get("location") ?? null) : undefined;
       if (orphan) {
-        void this.hangup(orphan).catch(() => {});
+        void this.hangup(orphan, "realtime").catch(() => {});
         break;
       }
       if (!shouldRetry(last, startsCall)) break;
@@ -234,7 +162,7 @@ async function makeUpstream({ config }: Context): Promise<RealtimeUpstream> {
     const { SimulatedUpstream } = await import("./simulator.js");
     return new SimulatedUpstream();
   }
-  return new OpenAIRealtimeUpstream({
+  return new OpenAIUpstream({
     apiKey: o.apiKey!,
     baseUrl: o.baseUrl,
     connectTimeoutMs: o.connectTimeoutMs,
