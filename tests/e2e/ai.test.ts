@@ -52,6 +52,31 @@ describe.each(STORES)("AI page in Chromium, simulated upstream [%s]", (kind) => 
     });
   }
 
+  test("GPT-Live (?preset=live): connects, shows both sides' transcript from Live's deltas, and the browser may not rewrite the session", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors = watchConsole(page);
+    await page.goto(`${h.url}/ai.html?preset=live`);
+    await page.waitForFunction(() => document.querySelectorAll("#preset option").length > 0);
+    expect(await page.inputValue("#preset")).toBe("live");
+    await page.click("#start");
+    await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "connected", null, { timeout: 20_000 });
+    await page.waitForFunction(() => document.getElementById("upstream")!.textContent!.includes("Session open"), null, { timeout: 10_000 });
+    // A line is done once the other side speaks: the first heard line and the agent's reply to it.
+    await page.waitForFunction(() => document.querySelectorAll("#transcript li:not(.partial)").length >= 2, null, { timeout: 15_000 });
+    const lines = await page.$$eval("#transcript li", (items) => items.map((li) => [li.className.replace("partial", "").trim(), li.textContent]));
+    expect(lines[0]).toEqual(["you", expect.stringMatching(/^Simulated line 1: heard \d+ audio packets/)]);
+    expect(lines[1]).toEqual(["ai", "Simulated reply to line 1."]);
+    // The preset's data channel allows no session.update: GPT-Live (here its stand-in) refuses it.
+    await page.evaluate(() => (window as any).signalbox.channel.send(JSON.stringify({ type: "session.update", session: { instructions: "say something else" } })));
+    await page.waitForFunction(() => document.getElementById("error")!.textContent!.includes("may not send 'session.update'"));
+    expect(await page.evaluate(() => (window as any).signalbox.sessionId)).toMatch(/^ses_/);
+    await page.click("#stop");
+    await page.waitForFunction(() => document.getElementById("state")!.dataset.state === "ended");
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   test("says what failed, and what to try, when the connection cannot come up", async () => {
     const context = await browser.newContext();
     await withoutNetworkPath(context);

@@ -1,7 +1,8 @@
 /**
- * The AI page: microphone → an OpenAI Realtime session through this server → live transcript.
- * By default the offer goes through the SDP proxy (POST /api/session); `?via=peer` adds the AI
- * to a room as a peer instead, connected by the same PeerLink that connects viewers.
+ * The AI page: microphone → an OpenAI session through this server → live transcript. A Realtime
+ * preset, or a GPT-Live one (`?preset=live` picks it): the page shows either API's transcript
+ * events. By default the offer goes through the SDP proxy (POST /api/session); `?via=peer` adds
+ * the AI to a room as a peer instead, connected by the same PeerLink that connects viewers.
  */
 import { PeerLink, whyNotConnected } from "../../lib/client/peer-link.js";
 import { SignalingClient } from "../../lib/client/signaling-client.js";
@@ -10,12 +11,14 @@ import { $, clientOptions, showState } from "./common.js";
 const state = $("state");
 const error = $("error");
 const transcript = $("transcript");
-const via = new URLSearchParams(location.search).get("via") === "peer" ? "peer" : "proxy";
+const params = new URLSearchParams(location.search);
+const via = params.get("via") === "peer" ? "peer" : "proxy";
 let client: SignalingClient | null = null;
 let pc: RTCPeerConnection | null = null;
 let link: PeerLink | null = null;
 let sessionId: string | null = null;
 let mic: MediaStream | null = null;
+let channel: RTCDataChannel | null = null;
 
 /** One list item per conversation item: deltas grow it, the completed text replaces it. */
 function line(itemId: string, kind: "you" | "ai") {
@@ -29,11 +32,35 @@ function line(itemId: string, kind: "you" | "ai") {
   return li;
 }
 
+/**
+ * GPT-Live's transcript comes as deltas, with no items and no "done": a line grows while the same
+ * side speaks, and the other side's first delta ends it.
+ */
+let liveLine: { li: HTMLLIElement; kind: "you" | "ai" } | null = null;
+let liveLines = 0;
+function liveDelta(kind: "you" | "ai", delta: string) {
+  if (liveLine?.kind !== kind) {
+    liveLine?.li.classList.remove("partial");
+    liveLine = { li: line(`live-${++liveLines}`, kind), kind };
+  }
+  liveLine.li.textContent += delta;
+}
+
 function onEvent(raw: string) {
-  const event = JSON.parse(raw) as { type: string; item_id?: string; response_id?: string; delta?: string; transcript?: string; error?: { message?: string } };
+  const event = JSON.parse(raw) as { type: string; item_id?: string; response_id?: string; delta?: string; transcript?: string; reason?: string; error?: { message?: string } };
   switch (event.type) {
     case "session.created":
+    case "session.started":
       $("upstream").textContent = "Session open. Speak: lines appear as they are transcribed.";
+      break;
+    case "session.input_transcript.delta":
+      liveDelta("you", event.delta ?? "");
+      break;
+    case "session.output_transcript.delta":
+      liveDelta("ai", event.delta ?? "");
+      break;
+    case "session.closed":
+      $("upstream").textContent = `The session ended (${event.reason ?? "closed"}).`;
       break;
     case "conversation.item.input_audio_transcription.delta":
       line(event.item_id!, "you").textContent += event.delta ?? "";
@@ -71,7 +98,7 @@ function wire(connection: RTCPeerConnection) {
     error.textContent = whyNotConnected(connection, "the AI", CONNECT_DEADLINE_S);
     showState(state, "failed");
   }, CONNECT_DEADLINE_S * 1000);
-  const channel = connection.createDataChannel("oai-events");
+  channel = connection.createDataChannel("oai-events");
   channel.onmessage = ({ data }) => onEvent(String(data));
   connection.ontrack = ({ streams }) => (($("voice") as HTMLAudioElement).srcObject = streams[0]);
   connection.addEventListener("connectionstatechange", () => {
@@ -121,6 +148,7 @@ async function viaPeer(room: SignalingClient, preset: string) {
 async function start() {
   error.textContent = "";
   transcript.replaceChildren();
+  liveLine = null;
   $("start").setAttribute("disabled", "");
   try {
     mic = await navigator.mediaDevices.getUserMedia({ audio: true });
@@ -162,7 +190,7 @@ async function stop(ended = true) {
 fetch("/api/diagnostics")
   .then((r) => r.json())
   .then((health) => {
-    for (const name of health.modes?.presets ?? ["transcribe"]) $("preset").append(new Option(name, name));
+    for (const name of health.modes?.presets ?? ["transcribe"]) $("preset").append(new Option(name, name, false, name === params.get("preset")));
     if (health.modes?.openai === "simulated") $("upstream").textContent = "This server simulates the AI (no OpenAI key): it connects for real and describes the audio it receives.";
   })
   .catch(() => (error.textContent = "The service cannot be reached."));
@@ -171,4 +199,4 @@ $("stop").addEventListener("click", () => void stop());
 addEventListener("pagehide", () => void stop());
 
 // A handle for debugging in the console (and for the end-to-end tests).
-Object.assign(window, { signalbox: { get pc() { return link?.pc ?? pc; }, get sessionId() { return sessionId; } } });
+Object.assign(window, { signalbox: { get pc() { return link?.pc ?? pc; }, get sessionId() { return sessionId; }, get channel() { return channel; } } });
