@@ -5,7 +5,7 @@
  */
 import type { TestProject } from "vitest/node";
 import { startCluster } from "./redis-cluster.js";
-import { ensureRedis } from "./redis-server.js";
+import { chosenSetups, ensureRedis } from "./redis-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -22,8 +22,9 @@ export default async function setup(project: TestProject) {
     console.warn("\n*** No Redis reachable and no redis-server to start: every Redis suite is SKIPPED ***\n");
   }
   project.provide("redisUrl", redis?.url ?? "");
-  const cluster = redis ? await startCluster() : null;
-  if (redis && !cluster) {
+  const wanted = chosenSetups()?.includes("redis-cluster") ?? true;
+  const cluster = redis && wanted ? await startCluster() : null;
+  if (redis && wanted && !cluster) {
     if (process.env.CI === "true") throw new Error("The Redis Cluster for the cluster suites could not be started");
     console.warn("\n*** No Redis Cluster could be started: every cluster suite is SKIPPED ***\n");
   }

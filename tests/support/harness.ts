@@ -6,6 +6,7 @@ import { afterAll, beforeAll, inject, it } from "vitest";
 import { createClient } from "redis";
 import { startServer, type RunningServer } from "../../lib/server.js";
 import { startUpstashBridge, type Bridge } from "../../scripts/upstash-bridge.js";
+import { chosenSetups } from "./redis-server.js";
 
 export * from "./api.js";
 
@@ -18,8 +19,9 @@ export const ALL_STORES: StoreKind[] = ["memory", "redis", "redis-tcp", "redis-c
 export const redisUrl = () => inject("redisUrl");
 export const clusterUrl = () => inject("clusterUrl");
 export const hasRedis = () => redisUrl() !== "";
-/** Whether this machine has what `kind` runs on. */
-export const available = (kind: StoreKind) => (kind === "memory" ? true : kind === "redis-cluster" ? clusterUrl() !== "" : hasRedis());
+/** Whether `kind` is chosen and this machine has what it runs on. */
+export const available = (kind: StoreKind) =>
+  (chosenSetups()?.includes(kind) ?? true) && (kind === "memory" ? true : kind === "redis-cluster" ? clusterUrl() !== "" : hasRedis());
 
 /** The environment that puts a server on `kind`'s Redis over TCP. */
 export function tcpEnv(kind: "redis-tcp" | "redis-cluster"): Record<string, string> {

@@ -7,6 +7,9 @@ import { createServer } from "node:net";
 import { createClient } from "redis";
 import { childEnv, removedOnExit } from "./processes.js";
 
+/** `SIGNALBOX_TEST_SETUPS=memory,redis` runs the suites on those setups only (CI's second Node: what Vercel runs); unset, all. */
+export const chosenSetups = (): string[] | undefined => process.env.SIGNALBOX_TEST_SETUPS?.split(",").map((s) => s.trim()).filter(Boolean);
+
 export async function answers(url: string): Promise<boolean> {
   const client = createClient({ url, socket: { connectTimeout: 1000, reconnectStrategy: false } });
   client.on("error", () => {});
