@@ -5,6 +5,9 @@
  * needs. And each function's size on disk. Configured for Upstash REST, as on Vercel.
  *
  *   npx vercel@60 build --yes && npx tsx bench/cold-start.ts
+ *
+ * COLD_START_BEFORE=<another checkout>/.vercel/output/functions measures that build too, in the
+ * same rounds (each beside its own floor): before and after a change, on one noisy machine.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -27,8 +30,8 @@ export interface BuiltFunction {
   config: Record<string, unknown>;
 }
 
-/** Every function `vercel build` wrote, with its .vc-config.json. */
-export function builtFunctions(): BuiltFunction[] {
+/** Every function `vercel build` wrote (to `output`), with its .vc-config.json. */
+export function builtFunctions(output = OUTPUT): BuiltFunction[] {
   const found: BuiltFunction[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -36,11 +39,11 @@ export function builtFunctions(): BuiltFunction[] {
       if (!entry.isDirectory()) continue;
       if (entry.name.endsWith(".func")) {
         const config = JSON.parse(readFileSync(join(path, ".vc-config.json"), "utf8"));
-        found.push({ name: relative(OUTPUT, path).replace(/\.func$/, "").replace(/\/index$/, ""), dir: path, handler: config.handler, config });
+        found.push({ name: relative(output, path).replace(/\.func$/, "").replace(/\/index$/, ""), dir: path, handler: config.handler, config });
       } else walk(path);
     }
   };
-  walk(OUTPUT);
+  walk(output);
   return found.sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -70,37 +73,54 @@ function sizeMiB(dir: string): number {
   return Number(execFileSync("du", ["-sk", dir], { encoding: "utf8" }).split("\t")[0]) / 1024;
 }
 
-export async function coldStartBenchmark() {
-  if (!existsSync(OUTPUT)) {
-    console.log("\n### Cold start: no `vercel build` output (run `npx vercel@60 build --yes` first); skipped");
-    return null;
-  }
-  const functions = builtFunctions();
-  // The floor, from the same bundle as the functions (its node_modules).
-  const floorFile = join(functions.find((f) => f.name === "api/offer")!.dir, "cold-start-floor.mjs");
-  writeFileSync(floorFile, 'import "@upstash/redis";\nimport "zod";\nimport "nanoid";\n');
-  let measured: { ms: number; rssMiB: number }[];
-  try {
-    measured = bestOf([floorFile, ...functions.map((f) => join(f.dir, f.handler))]);
-  } finally {
-    rmSync(floorFile);
-  }
-  const [floor, ...each] = measured;
+interface Measured {
+  floor: { ms: number; rssMiB: number };
+  rows: { name: string; ai: boolean; sizeMiB: number; ms: number; rssMiB: number }[];
+  met: boolean;
+}
+
+/** The floor and each function of one build, as files to import (the floor written beside api/offer: the same bundle). */
+function filesOf(output: string) {
+  const functions = builtFunctions(output);
+  const floor = join(functions.find((f) => f.name === "api/offer")!.dir, "cold-start-floor.mjs");
+  return { functions, floor, files: [floor, ...functions.map((f) => join(f.dir, f.handler))] };
+}
+
+function report(label: string, functions: BuiltFunction[], [floor, ...each]: { ms: number; rssMiB: number }[]): Measured {
   const rows = functions.map((f, i) => ({ name: f.name, ai: f.name.startsWith("api/session") || f.name === "api/openapi.json", sizeMiB: sizeMiB(f.dir), ...each[i] }));
   const r1 = (x: number) => Math.round(x * 10) / 10;
   printTable(
-    `Cold start in \`vercel build\`'s output: import time and RSS of a fresh process, best of ${ROUNDS} (goal for signaling functions: ≤ ${GOALS.importTime}× the floor's time, ≤ ${GOALS.rss}× its RSS)`,
+    `Cold start in \`vercel build\`'s output${label}: import time and RSS of a fresh process, best of ${ROUNDS} (goal for signaling functions: ≤ ${GOALS.importTime}× the floor's time, ≤ ${GOALS.rss}× its RSS)`,
     ["function", "import (ms)", "÷ floor", "RSS (MiB)", "÷ floor", "size (MiB)"],
     [
       ["floor: @upstash/redis + zod + nanoid", r1(floor.ms), "1", r1(floor.rssMiB), "1", "–"],
       ...rows.map((r) => [`${r.name}${r.ai ? " (AI / all routes)" : ""}`, r1(r.ms), `${r1(r.ms / floor.ms)}×`, r1(r.rssMiB), `${r1(r.rssMiB / floor.rssMiB)}×`, r1(r.sizeMiB)]),
     ],
   );
-  const signaling = rows.filter((r) => !r.ai);
-  const met = signaling.every((r) => r.ms <= GOALS.importTime * floor.ms && r.rssMiB <= GOALS.rss * floor.rssMiB);
-  console.log(`\nEvery signaling function within the goal: ${met ? "yes" : "no"}`);
-  await saveResult("cold-start", { rounds: ROUNDS, floor, functions: rows, goals: GOALS, met });
+  const met = rows.filter((r) => !r.ai).every((r) => r.ms <= GOALS.importTime * floor.ms && r.rssMiB <= GOALS.rss * floor.rssMiB);
+  console.log(`\nEvery signaling function within the goal${label}: ${met ? "yes" : "no"}`);
   return { floor, rows, met };
+}
+
+export async function coldStartBenchmark() {
+  if (!existsSync(OUTPUT)) {
+    console.log("\n### Cold start: no `vercel build` output (run `npx vercel@60 build --yes` first); skipped");
+    return null;
+  }
+  const builds = [OUTPUT, ...(process.env.COLD_START_BEFORE ? [process.env.COLD_START_BEFORE] : [])].map(filesOf);
+  for (const b of builds) writeFileSync(b.floor, 'import "@upstash/redis";\nimport "zod";\nimport "nanoid";\n');
+  let measured: { ms: number; rssMiB: number }[];
+  try {
+    measured = bestOf(builds.flatMap((b) => b.files));
+  } finally {
+    for (const b of builds) rmSync(b.floor);
+  }
+  const [after, before] = builds.map((b, i) => {
+    const offset = builds.slice(0, i).reduce((n, o) => n + o.files.length, 0);
+    return report(builds.length > 1 ? (i ? " (before)" : " (after)") : "", b.functions, measured.slice(offset, offset + b.files.length));
+  });
+  await saveResult("cold-start", { rounds: ROUNDS, ...after, goals: GOALS, ...(before ? { before } : {}) });
+  return after;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await coldStartBenchmark();
