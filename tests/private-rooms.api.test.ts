@@ -162,6 +162,19 @@ describe.each(ALL_STORES)("private rooms [%s]", (kind) => {
     expectProblem(await api.get(`/api/poll?roomId=${host.roomId}`, waiting.token), 401, "invalid_token");
   });
 
+  test("a locked lobby room takes no knocks (the host hears none), and who already waits may still be let in", async () => {
+    const host = await createRoom(api, { access: "lobby" });
+    const waiting = await knock(host.roomId);
+    await drain(api, host);
+    expect((await api.call("PATCH", "/api/rooms", { token: host.token, body: { roomId: host.roomId, locked: true } })).status).toBe(204);
+    expectProblem(await join(host.roomId), 403, "room_locked");
+    expect((await drain(api, host)).messages, "no knock reached the host").toEqual([]);
+    expect((await answer(host, waiting.peerId, true)).status).toBe(204);
+    expect((await api.get(`/api/peers?roomId=${host.roomId}`, host.token)).body.peers.map((p: any) => p.peerId)).toEqual([host.peerId, waiting.peerId]);
+    expect((await api.call("PATCH", "/api/rooms", { token: host.token, body: { roomId: host.roomId, locked: false } })).status).toBe(204);
+    expect((await join(host.roomId)).status).toBe(202);
+  });
+
   test("a key and a lobby together: the key to knock, the host to enter; a full lobby refuses more", async () => {
     const host = await createRoom(api, { access: "key", lobby: true });
     expect(host.body.joinKey).toMatch(/^[A-Za-z0-9_-]{22}$/);

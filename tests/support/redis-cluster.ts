@@ -93,3 +93,15 @@ export async function ownerOf(url: string, key: string): Promise<number> {
     await client.quit();
   }
 }
+
+/** The ports of the cluster's masters (each serving a range of slots). */
+export async function masterPorts(url: string): Promise<number[]> {
+  const client = createClient({ url });
+  await client.connect();
+  try {
+    const ranges = (await client.sendCommand(["CLUSTER", "SLOTS"])) as [number, number, [string, number]][];
+    return [...new Set(ranges.map((range) => Number(range[2][1])))];
+  } finally {
+    await client.quit();
+  }
+}

@@ -8,7 +8,10 @@ import { createClient } from "redis";
 import { childEnv, removedOnExit } from "./processes.js";
 
 /** `SIGNALBOX_TEST_SETUPS=memory,redis` runs the suites on those setups only (CI's second Node: what Vercel runs); unset, all. */
-export const chosenSetups = (): string[] | undefined => process.env.SIGNALBOX_TEST_SETUPS?.split(",").map((s) => s.trim()).filter(Boolean);
+export function chosenSetups(): string[] | undefined {
+  const chosen = (process.env.SIGNALBOX_TEST_SETUPS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  return chosen.length ? chosen : undefined;
+}
 
 export async function answers(url: string): Promise<boolean> {
   const client = createClient({ url, socket: { connectTimeout: 1000, reconnectStrategy: false } });
